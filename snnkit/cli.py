@@ -1,0 +1,181 @@
+"""The ``snnkit`` command line: each command is a few lines around one library call.
+
+Exit codes: 0 success; 2 bad input (recipe, names, data, device: one ``error:`` line on stderr,
+no traceback); 1 a failed run (e.g. a NaN loss); 128+N when stopped by signal N after saving a
+resumable checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from snnkit import __version__
+from snnkit.errors import SnnkitError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Train and evaluate spiking neural networks from YAML recipes.")
+
+RecipeArg = Annotated[Path, typer.Argument(help="Recipe file (YAML), e.g. recipes/lif_mnist.yaml.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option(
+    "--set", help="Override a recipe value: --set train.epochs=1 (value parsed as YAML).")]
+DeviceOpt = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or cuda:N (overrides train.device).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"snnkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="Show the version and exit.")] = False) -> None:
+    """Train and evaluate spiking neural networks from YAML recipes."""
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Print snnkit's user-facing errors as one line and exit with their code."""
+    try:
+        yield
+    except SnnkitError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(err.exit_code) from None
+
+
+@app.command()
+def run(recipe: Annotated[Optional[Path], typer.Argument(help="Recipe file (YAML).")] = None,
+        overrides: SetOpt = None, device: DeviceOpt = None,
+        out: Annotated[Optional[Path], typer.Option(help="Run folder to create (must be new).")] = None,
+        resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from last.pt.")] = None,
+        quiet: Annotated[bool, typer.Option(help="Print only the final lines.")] = False) -> None:
+    """Validate, train and evaluate a recipe; write a run folder with metrics and checkpoints."""
+    from snnkit.engine import Interrupted
+    from snnkit.engine import run as run_recipe
+    from snnkit.progress import SilentReporter, default_reporter
+
+    reporter = SilentReporter() if quiet else default_reporter()
+    with reported_errors():
+        try:
+            result = run_recipe(recipe, overrides, device=device, out=out, resume=resume,
+                                reporter=reporter)
+        except Interrupted as stop:
+            typer.echo(f"stopped by signal; checkpoint saved. Resume with:\n"
+                       f"  snnkit run --resume {stop.run_dir}", err=True)
+            raise typer.Exit(stop.exit_code) from None
+    if quiet:
+        typer.echo(f"run folder: {result.run_dir}")
+        typer.echo(f"best test accuracy: {result.best_test_acc:.2%} (epoch {result.best_epoch})")
+
+
+@app.command()
+def validate(recipe: RecipeArg, overrides: SetOpt = None, device: DeviceOpt = None) -> None:
+    """Check a recipe and build everything short of training; print what would run."""
+    from snnkit.assemble import assemble
+    from snnkit.plugins import get_registry
+    from snnkit.recipe import load_recipe
+
+    with reported_errors():
+        exp = assemble(load_recipe(recipe, overrides), get_registry(), device=device)
+    typer.echo(f"ok: {exp.summary()}")
+
+
+@app.command("eval")
+def eval_checkpoint(path: Annotated[Path, typer.Argument(help="Run folder or checkpoint (.pt).")],
+                    device: DeviceOpt = None, as_json: JsonOpt = False) -> None:
+    """Test-set loss and accuracy of a checkpoint."""
+    from snnkit.engine import evaluate_checkpoint
+
+    with reported_errors():
+        result = evaluate_checkpoint(path, device=device)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(f"{path}: test loss {result['test_loss']:.4f} · test accuracy "
+                   f"{result['test_acc']:.2%} (after epoch {result['epoch']})")
+
+
+@app.command("list")
+def list_components(kind: Annotated[Optional[str], typer.Argument(
+                        help="neuron, surrogate, encoder, loss, layer, model, optimizer, scheduler or dataset.")] = None,
+                    pattern: Annotated[str, typer.Option(help="Glob on names, e.g. 'piecewise*'.")] = "*",
+                    as_json: JsonOpt = False) -> None:
+    """List registered components and the plugin each came from."""
+    from snnkit.plugins import get_registry
+
+    with reported_errors():
+        components = get_registry().list(kind, pattern)
+    rows = [c.as_dict() for c in components]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    _table(["kind", "name", "plugin", "version", "summary"], rows)
+
+
+@app.command()
+def show(kind: Annotated[str, typer.Argument(help="Component kind, e.g. neuron.")],
+         name: Annotated[str, typer.Argument(help="Component name, e.g. lif.")],
+         as_json: JsonOpt = False) -> None:
+    """Show a component's documentation, parameters (types, defaults) and plugin."""
+    from snnkit.plugins import get_registry
+    from snnkit.registry import SUPPLIED
+
+    with reported_errors():
+        component = get_registry().get(kind, name)
+    params = [{"name": p.name, "type": p.type_name, "default": None if p.required else _jsonable(p.default),
+               "required": p.required} for p in component.parameters().values()]
+    info = {**component.as_dict(), "doc": component.doc, "parameters": params,
+            "supplied_by_snnkit": sorted(SUPPLIED[component.kind])}
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    typer.echo(f"{component.kind} '{component.name}' from {component.plugin} {component.version}\n")
+    typer.echo(component.doc + "\n")
+    _table(["parameter", "type", "default"],
+           [{"parameter": p["name"], "type": p["type"], "default": "(required)" if p["required"]
+             else repr(p["default"])} for p in params])
+    if info["supplied_by_snnkit"]:
+        typer.echo(f"\nsupplied by snnkit: {', '.join(info['supplied_by_snnkit'])}")
+
+
+@app.command()
+def plugins(as_json: JsonOpt = False) -> None:
+    """List plugins: version, the hooks each implements, and whether it loaded."""
+    from snnkit.plugins import get_registry
+
+    rows = [p.as_dict() for p in get_registry().plugins.values()]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    _table(["name", "version", "hooks", "status"],
+           [{**r, "hooks": ", ".join(h.removeprefix("register_") for h in r["hooks"])} for r in rows])
+
+
+def _table(columns: list[str], rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns, box=None, pad_edge=False)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in columns))
+    Console(width=max(120, Console().width), soft_wrap=False).print(table)
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return repr(value)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
