@@ -1,0 +1,306 @@
+"""Stateless layers that accept time-first input: torch modules plus a ``step_mode``.
+
+Contract: ``factory(**params) -> nn.Module`` with ``step_mode``: in ``"m"`` (default) the module
+maps ``[T, B, *]`` by running the torch op once over ``[T*B, *]`` (so BatchNorm in training
+mode pools its statistics over all T·B samples); in ``"s"`` it maps one step ``[B, *]``. Each
+class subclasses its torch module, so parameter and state_dict names are torch's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "BUILTIN_LAYERS",
+    "AdaptiveAvgPool2d",
+    "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv1d",
+    "Conv2d",
+    "Dropout",
+    "Dropout2d",
+    "Flatten",
+    "Identity",
+    "Linear",
+    "MaxPool2d",
+    "StepModeMixin",
+]
+
+STEP_MODES = ("m", "s")
+
+Size2d = int | tuple[int, int]
+
+
+def _check_step_mode(step_mode: str) -> str:
+    if step_mode not in STEP_MODES:
+        raise ValueError(f"step_mode must be 'm' (multi-step, [T, B, *]) or 's' (single-step, "
+                         f"[B, *]), got {step_mode!r}")
+    return step_mode
+
+
+def _check_sizes(rule: str, minimum: int, **values: Any) -> None:
+    """Raise ``ValueError`` unless every int (or int in a tuple) of ``values`` is >= minimum."""
+    for name, value in values.items():
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        if not items or any(not isinstance(v, int) or v < minimum for v in items):
+            raise ValueError(f"{name} must be {rule}, got {value!r}")
+
+
+def _check_probability(p: float) -> None:
+    if not 0 <= p < 1:
+        raise ValueError(f"p must satisfy 0 <= p < 1 (drop probability; kept units are scaled "
+                         f"by 1/(1 - p)), got {p!r}")
+
+
+class StepModeMixin:
+    """Runs the torch module's ``forward`` once over ``[T*B, *]`` in ``"m"``, as is in ``"s"``.
+
+    Put it first among the bases: ``class Linear(StepModeMixin, nn.Linear)``.
+    """
+
+    step_mode: str
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.step_mode == "m":
+            if x.dim() < 2:
+                raise ValueError(f"{type(self).__name__} in step_mode 'm' expects [T, B, *], "
+                                 f"got shape {tuple(x.shape)}")
+            y = super().forward(x.flatten(0, 1))  # type: ignore[misc]
+            return y.unflatten(0, x.shape[:2])
+        if self.step_mode == "s":
+            return super().forward(x)  # type: ignore[misc]
+        raise ValueError(f"{type(self).__name__}: step_mode must be 'm' or 's', "
+                         f"got {self.step_mode!r}")
+
+    def extra_repr(self) -> str:
+        base = super().extra_repr()  # type: ignore[misc]
+        return f"{base}, step_mode={self.step_mode!r}" if base else f"step_mode={self.step_mode!r}"
+
+
+class Linear(StepModeMixin, nn.Linear):
+    """Affine map y = x W^T + b over the last dimension."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 step_mode: str = "m") -> None:
+        _check_sizes("an int > 0", 1, in_features=in_features, out_features=out_features)
+        super().__init__(in_features, out_features, bias=bias)
+        self.step_mode = _check_step_mode(step_mode)
+
+
+class Conv1d(StepModeMixin, nn.Conv1d):
+    """1-D convolution of [C_in, L] samples (torch.nn.Conv1d)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, dilation: int = 1, groups: int = 1, bias: bool = True,
+                 step_mode: str = "m") -> None:
+        _check_sizes("an int > 0", 1, in_channels=in_channels, out_channels=out_channels,
+                     kernel_size=kernel_size, stride=stride, dilation=dilation, groups=groups)
+        _check_sizes("an int >= 0", 0, padding=padding)
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups, bias=bias)
+        self.step_mode = _check_step_mode(step_mode)
+
+
+class Conv2d(StepModeMixin, nn.Conv2d):
+    """2-D convolution of [C_in, H, W] samples (torch.nn.Conv2d); sizes int or [h, w]."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Size2d,
+                 stride: Size2d = 1, padding: Size2d = 0, dilation: Size2d = 1, groups: int = 1,
+                 bias: bool = True, step_mode: str = "m") -> None:
+        _check_sizes("an int > 0 (or a pair of them)", 1, in_channels=in_channels,
+                     out_channels=out_channels, kernel_size=kernel_size, stride=stride,
+                     dilation=dilation, groups=groups)
+        _check_sizes("an int >= 0 (or a pair of them)", 0, padding=padding)
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups, bias=bias)
+        self.step_mode = _check_step_mode(step_mode)
+
+
+def _check_batchnorm(num_features: int, eps: float, momentum: float) -> None:
+    _check_sizes("an int > 0", 1, num_features=num_features)
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0 (it keeps the variance division finite), got {eps!r}")
+    if not 0 <= momentum <= 1:
+        raise ValueError(f"momentum must be in [0, 1] (running-statistics update weight), "
+                         f"got {momentum!r}")
+
+
+class BatchNorm1d(StepModeMixin, nn.BatchNorm1d):
+    """Batch normalisation of [C] or [C, L] samples; in "m" statistics span T·B."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True, track_running_stats: bool = True,
+                 step_mode: str = "m") -> None:
+        _check_batchnorm(num_features, eps, momentum)
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
+                         track_running_stats=track_running_stats)
+        self.step_mode = _check_step_mode(step_mode)
+
+
+class BatchNorm2d(StepModeMixin, nn.BatchNorm2d):
+    """Batch normalisation of [C, H, W] samples; in "m" statistics span T·B."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True, track_running_stats: bool = True,
+                 step_mode: str = "m") -> None:
+        _check_batchnorm(num_features, eps, momentum)
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
+                         track_running_stats=track_running_stats)
+        self.step_mode = _check_step_mode(step_mode)
+
+
+class MaxPool2d(StepModeMixin, nn.MaxPool2d):
+    """2-D max pooling of [C, H, W] samples; stride defaults to kernel_size."""
+
+    def __init__(self, kernel_size: Size2d, stride: Size2d | None = None, padding: Size2d = 0,
+                 dilation: Size2d = 1, ceil_mode: bool = False, step_mode: str = "m") -> None:
+        _check_sizes("an int > 0 (or a pair of them)", 1, kernel_size=kernel_size,
+                     dilation=dilation, **({} if stride is None else {"stride": stride}))
+        _check_sizes("an int >= 0 (or a pair of them)", 0, padding=padding)
+        super().__init__(kernel_size, stride=stride, padding=padding, dilation=dilation,
+                         ceil_mode=ceil_mode)
+        self.step_mode = _check_step_mode(step_mode)
+
+
+class AvgPool2d(StepModeMixin, nn.AvgPool2d):
+    """2-D average pooling of [C, H, W] samples; stride defaults to kernel_size."""
+
+    def __init__(self, kernel_size: Size2d, stride: Size2d | None = None, padding: Size2d = 0,
+                 ceil_mode: bool = False, count_include_pad: bool = True,
+                 step_mode: str = "m") -> None:
+        _check_sizes("an int > 0 (or a pair of them)", 1, kernel_size=kernel_size,
+                     **({} if stride is None else {"stride": stride}))
+        _check_sizes("an int >= 0 (or a pair of them)", 0, padding=padding)
+        super().__init__(kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
+                         count_include_pad=count_include_pad)
+        self.step_mode = _check_step_mode(step_mode)
+
+
+class AdaptiveAvgPool2d(StepModeMixin, nn.AdaptiveAvgPool2d):
+    """Average pooling of [C, H, W] samples to a fixed output_size (int or [h, w])."""
+
+    def __init__(self, output_size: Size2d, step_mode: str = "m") -> None:
+        _check_sizes("an int > 0 (or a pair of them)", 1, output_size=output_size)
+        super().__init__(output_size)
+        self.step_mode = _check_step_mode(step_mode)
+
+
+class Flatten(nn.Flatten):
+    """Flattens each sample to a vector: [T, B, *] -> [T, B, F] in "m", [B, *] -> [B, F] in "s"."""
+
+    def __init__(self, step_mode: str = "m") -> None:
+        super().__init__(start_dim=1, end_dim=-1)
+        self.step_mode = _check_step_mode(step_mode)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # flatten(2) keeps T and B without the [T*B] round trip (a view for contiguous input).
+        return x.flatten(2) if self.step_mode == "m" else x.flatten(1)
+
+    def extra_repr(self) -> str:
+        return f"step_mode={self.step_mode!r}"
+
+
+class _SharedMaskDropout:
+    """Inverted dropout whose mask is drawn once per sample and reused at every time step.
+
+    "m": the mask is sampled on ``[1, B, *mask dims]`` and broadcast over T. "s": it is drawn
+    at the first step and kept until ``reset()``. Kept units are scaled by 1/(1 - p); in eval
+    mode (or with p = 0) the layer is the identity.
+    """
+
+    p: float
+    step_mode: str
+    training: bool
+
+    def _mask_shape(self, step: torch.Size) -> tuple[int, ...]:
+        """Mask shape for one step's input shape ``[B, *]``."""
+        raise NotImplementedError
+
+    def _new_mask(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        keep = 1.0 - self.p
+        return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(keep).div_(keep)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if self.step_mode == "m":
+            mask = self._new_mask((1, *self._mask_shape(x.shape[1:])), x)
+            return x * mask
+        mask = self._mask
+        shape = self._mask_shape(x.shape)
+        if mask is None:
+            mask = self._mask = self._new_mask(shape, x)
+        elif mask.shape != shape:
+            raise RuntimeError(f"{type(self).__name__}: the kept mask has shape {tuple(mask.shape)}"
+                               f" but this step needs {shape}; call reset() between sequences")
+        return x * mask.to(x.dtype)
+
+    def reset(self) -> None:
+        """Forget the single-step mask; the next step draws a new one."""
+        self._mask: Tensor | None = None
+
+
+class Dropout(_SharedMaskDropout, nn.Dropout):
+    """Element-wise inverted dropout with one mask per sample shared by all T steps."""
+
+    def __init__(self, p: float = 0.5, step_mode: str = "m") -> None:
+        _check_probability(p)
+        super().__init__(p=p)
+        self.step_mode = _check_step_mode(step_mode)
+        self.reset()
+
+    def _mask_shape(self, step: torch.Size) -> tuple[int, ...]:
+        return tuple(step)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, step_mode={self.step_mode!r}"
+
+
+class Dropout2d(_SharedMaskDropout, nn.Dropout2d):
+    """Channel-wise inverted dropout (whole [H, W] maps) with one mask per sample over T."""
+
+    def __init__(self, p: float = 0.5, step_mode: str = "m") -> None:
+        _check_probability(p)
+        super().__init__(p=p)
+        self.step_mode = _check_step_mode(step_mode)
+        self.reset()
+
+    def _mask_shape(self, step: torch.Size) -> tuple[int, ...]:
+        if len(step) < 3:
+            raise ValueError(f"Dropout2d expects [B, C, H, W] per step, got {tuple(step)}")
+        return (step[0], step[1], *([1] * (len(step) - 2)))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, step_mode={self.step_mode!r}"
+
+
+class Identity(nn.Identity):
+    """Returns its input unchanged (a placeholder in layer lists)."""
+
+    def __init__(self, step_mode: str = "m") -> None:
+        super().__init__()
+        self.step_mode = _check_step_mode(step_mode)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+#: ``(registry name, factory)`` of every built-in layer, registered by snnkit.builtins.
+BUILTIN_LAYERS: tuple[tuple[str, type[nn.Module]], ...] = (
+    ("linear", Linear),
+    ("conv1d", Conv1d),
+    ("conv2d", Conv2d),
+    ("batchnorm1d", BatchNorm1d),
+    ("batchnorm2d", BatchNorm2d),
+    ("maxpool2d", MaxPool2d),
+    ("avgpool2d", AvgPool2d),
+    ("adaptive_avgpool2d", AdaptiveAvgPool2d),
+    ("flatten", Flatten),
+    ("dropout", Dropout),
+    ("dropout2d", Dropout2d),
+    ("identity", Identity),
+)
