@@ -46,6 +46,7 @@ def register_encoders(register: Register) -> None:
     register("weighted_phase", encoders.WeightedPhaseEncoder)
     register("direct", encoders.DirectEncoder)
     register("delta", encoders.DeltaEncoder)
+    register("sequence", encoders.SequenceEncoder)
 
 
 @hookimpl

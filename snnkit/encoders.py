@@ -23,6 +23,7 @@ __all__ = [
     "LatencyEncoder",
     "PeriodicEncoder",
     "PoissonEncoder",
+    "SequenceEncoder",
     "WeightedPhaseEncoder",
 ]
 
@@ -261,6 +262,34 @@ class DeltaEncoder(Encoder):
                 f"off_spikes={self.off_spikes}")
 
 
+class SequenceEncoder(Encoder):
+    """Analog sequence code: one slice of the sample per step, e.g. one image row per step.
+
+    For a sample of shape ``[*]`` and ``time_dim`` d (counted within the sample, negative
+    from the end), ``out[t] = x.select(d, t)`` (uint8 read as x / 255): ``[B, 1, 28, 28]`` with
+    ``time_dim: -2`` gives ``[28, B, 1, 28]`` (sequential MNIST). The sample's size along d
+    must equal ``time_steps``.
+    """
+
+    def __init__(self, time_steps: int, time_dim: int = -2) -> None:
+        super().__init__(time_steps)
+        self.time_dim = int(time_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        sample_dims = x.dim() - 1
+        d = self.time_dim if self.time_dim >= 0 else sample_dims + self.time_dim
+        if not 0 <= d < sample_dims or x.shape[d + 1] != self.time_steps:
+            raise DataError(
+                f"sequence encoder: time_dim {self.time_dim} of samples shaped "
+                f"{list(x.shape[1:])} must have length time_steps={self.time_steps} — set "
+                "time_steps to that length or pick another time_dim"
+            )
+        return intensity(x).movedim(d + 1, 0)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, time_dim={self.time_dim}"
+
+
 #: ``(registry name, factory)`` of every built-in encoder, registered by snnkit.builtins.
 BUILTIN_ENCODERS: tuple[tuple[str, type[Encoder]], ...] = (
     ("poisson", PoissonEncoder),
@@ -269,4 +298,5 @@ BUILTIN_ENCODERS: tuple[tuple[str, type[Encoder]], ...] = (
     ("weighted_phase", WeightedPhaseEncoder),
     ("direct", DirectEncoder),
     ("delta", DeltaEncoder),
+    ("sequence", SequenceEncoder),
 )

@@ -22,7 +22,8 @@ ENCODERS = dict(BUILTIN_ENCODERS)
 
 
 def test_registry_tuple_lists_every_encoder_once() -> None:
-    assert list(ENCODERS) == ["poisson", "latency", "periodic", "weighted_phase", "direct", "delta"]
+    assert list(ENCODERS) == ["poisson", "latency", "periodic", "weighted_phase", "direct", "delta",
+                             "sequence"]
 
 
 @pytest.mark.parametrize("name", list(ENCODERS))
@@ -32,8 +33,11 @@ def test_encoder_output_is_time_first_with_the_promised_dtype(
     torch.manual_seed(0)
     x = torch.rand(3, 4, 2)  # [B, L or C, W] in [0, 1]
     x = (x * 255).round().to(torch.uint8) if dtype == torch.uint8 else x.to(dtype)
-    out = ENCODERS[name](5)(x)
-    expected = (5, 3, 2) if name == "delta" else (5, 3, 4, 2)
+    if name == "sequence":  # time runs along the sample's first dimension (length 4)
+        out, expected = ENCODERS[name](4, time_dim=0)(x), (4, 3, 2)
+    else:
+        out = ENCODERS[name](5)(x)
+        expected = (5, 3, 2) if name == "delta" else (5, 3, 4, 2)
     assert out.shape == expected
     assert out.dtype == (torch.float32 if dtype == torch.uint8 else dtype)
     assert out.device == x.device
@@ -236,3 +240,22 @@ def test_delta_rejects_non_sequence_input_and_negative_threshold() -> None:
         DeltaEncoder(3)(torch.rand(5))
     with pytest.raises(ValueError, match="threshold"):
         DeltaEncoder(3, threshold=-0.1)
+
+
+def test_sequence_encoder_feeds_one_row_per_step() -> None:
+    from snnkit.encoders import SequenceEncoder
+
+    x = torch.arange(2 * 1 * 3 * 4, dtype=torch.uint8).view(2, 1, 3, 4)
+    out = SequenceEncoder(3, time_dim=-2)(x)
+    assert out.shape == (3, 2, 1, 4)
+    # step t is row t of every sample, read as value / 255
+    assert torch.equal(out[1, 0, 0], x[0, 0, 1].float() / 255)
+    assert torch.equal(out[2, 1, 0], x[1, 0, 2].float() / 255)
+
+
+def test_sequence_encoder_needs_time_steps_equal_to_the_length() -> None:
+    from snnkit.encoders import SequenceEncoder
+    from snnkit.errors import DataError
+
+    with pytest.raises(DataError, match="must have length time_steps=5"):
+        SequenceEncoder(5, time_dim=-2)(torch.zeros(2, 1, 3, 4))
