@@ -99,7 +99,7 @@ def assemble(recipe: Recipe, registry: Registry, *, device: str | None = None) -
     encoder = registry.build(Kind.ENCODER, recipe.encoder, at="encoder", time_steps=recipe.time_steps)
     model = registry.build(Kind.MODEL, recipe.model, at="model", build=make_builder(registry))
     loss = registry.build(Kind.LOSS, recipe.loss, at="loss")
-    per_sample = check_shapes(model, recipe, train_data)
+    per_sample = check_shapes(model, recipe, train_data, encoder)
     check_memory(recipe, per_sample, dev)
     model.to(dev)
     optimizer = registry.build(Kind.OPTIMIZER, recipe.optimizer, at="optimizer",
@@ -112,7 +112,7 @@ def assemble(recipe: Recipe, registry: Registry, *, device: str | None = None) -
                       train_data, test_data)
 
 
-def check_shapes(model: nn.Module, recipe: Recipe, data: Any) -> int:
+def check_shapes(model: nn.Module, recipe: Recipe, data: Any, encoder: Any = None) -> int:
     """Run one dummy step through the model, layer by layer; return activations per sample.
 
     A layer whose input does not fit says which layer and which shapes; a final width that
@@ -122,7 +122,8 @@ def check_shapes(model: nn.Module, recipe: Recipe, data: Any) -> int:
 
     modes = {m: m.step_mode for m in model.modules() if hasattr(m, "step_mode")}
     set_step_mode(model, "m")
-    x = torch.zeros((1, 2, *tuple(data.input_shape)))
+    x = torch.zeros((2, *tuple(data.input_shape)))
+    x = encoder(x)[:1] if encoder is not None else x.unsqueeze(0)  # one step of [T, B, *]
     elements = 0
     was_training = model.training
     model.eval()
