@@ -123,13 +123,23 @@ def list_components(kind: Annotated[Optional[str], typer.Argument(
 @app.command()
 def show(kind: Annotated[str, typer.Argument(help="Component kind, e.g. neuron.")],
          name: Annotated[str, typer.Argument(help="Component name, e.g. lif.")],
-         as_json: JsonOpt = False) -> None:
+         as_json: JsonOpt = False,
+         plot: Annotated[Optional[Path], typer.Option(
+             help="Surrogates only: also draw g(x) and g'(x) for several shape values into this PNG.")] = None) -> None:
     """Show a component's documentation, parameters (types, defaults) and plugin."""
     from snnkit.plugins import get_registry
-    from snnkit.registry import SUPPLIED
+    from snnkit.registry import SUPPLIED, Kind
 
     with reported_errors():
         component = get_registry().get(kind, name)
+        if plot is not None:
+            if component.kind is not Kind.SURROGATE:
+                raise SnnkitError(f"--plot: only surrogates can be plotted, not {component.kind} "
+                                  f"'{name}' — try snnkit show surrogate sigmoid --plot out.png")
+            from snnkit.plots import plot_surrogate
+
+            plot_surrogate(component.factory, plot)
+            typer.echo(f"wrote {plot}", err=True)
     params = [{"name": p.name, "type": p.type_name, "default": None if p.required else _jsonable(p.default),
                "required": p.required} for p in component.parameters().values()]
     info = {**component.as_dict(), "doc": component.doc, "parameters": params,
@@ -144,6 +154,46 @@ def show(kind: Annotated[str, typer.Argument(help="Component kind, e.g. neuron."
              else repr(p["default"])} for p in params])
     if info["supplied_by_snnkit"]:
         typer.echo(f"\nsupplied by snnkit: {', '.join(info['supplied_by_snnkit'])}")
+
+
+@app.command()
+def export(source: Annotated[Path, typer.Argument(help="Run folder or checkpoint (.pt).")],
+           output: Annotated[Path, typer.Option("-o", "--output", help="File to write, e.g. model.nir.")],
+           fmt: Annotated[str, typer.Option("--format", help="Export format (nir).")] = "nir",
+           dt: Annotated[float, typer.Option(help="Duration of one time step in NIR's time unit.")] = 1.0,
+           input_shape: Annotated[Optional[str], typer.Option(
+               help="One sample's shape per step, e.g. 1,28,28 (default: from the recipe's dataset).")] = None,
+           strict: Annotated[bool, typer.Option(help="Refuse lossy mappings instead of warning.")] = False) -> None:
+    """Export a trained model to NIR (the neuromorphic intermediate representation)."""
+    from snnkit.nir import save
+
+    with reported_errors():
+        if fmt != "nir":
+            raise SnnkitError(f"--format: unknown export format '{fmt}' — the one format is nir")
+        shape = None
+        if input_shape is not None:
+            try:
+                shape = [int(d) for d in input_shape.replace("x", ",").split(",") if d.strip()]
+            except ValueError:
+                raise SnnkitError(f"--input-shape: expected sizes like 1,28,28, got '{input_shape}'") from None
+        path, warnings = save(source, output, input_shape=shape, dt=dt, strict=strict)
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(f"wrote {path}")
+
+
+@app.command("plot")
+def plot_run(run_dir: Annotated[Path, typer.Argument(help="Run folder written by snnkit run.")],
+             out: Annotated[Optional[Path], typer.Option(
+                 help="Folder for the PNG files (default: the run folder).")] = None,
+             sample: Annotated[int, typer.Option(help="Test-set index of the sample to trace.")] = 0) -> None:
+    """Plot a run: learning curves, firing rates, output spikes and a membrane trace (PNG)."""
+    from snnkit.plots import plot_run as plot
+
+    with reported_errors():
+        paths = plot(run_dir, out, sample=sample)
+    for path in paths:
+        typer.echo(f"wrote {path}")
 
 
 @app.command()

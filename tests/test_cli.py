@@ -28,7 +28,7 @@ def test_version() -> None:
 
 
 @pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["eval"], ["list"], ["show"],
-                                     ["plugins"]])
+                                     ["plugins"], ["export"], ["plot"]])
 def test_every_command_has_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.stdout
