@@ -12,7 +12,9 @@ names); set but empty loads none. Built-ins always load.
 
 from __future__ import annotations
 
+import collections
 import difflib
+import re
 import functools
 import importlib.metadata
 import os
@@ -49,7 +51,7 @@ def build_registry(*, plugins: Iterable[object] = (), entry_points: bool = True,
         try:
             try:
                 plugin = load()
-            except Exception as err:  # noqa: BLE001 - a plugin that fails to import is skipped
+            except (Exception, SystemExit) as err:  # noqa: BLE001 - a failed import is skipped
                 raise PluginError(f"import failed: {_describe(err)}") from err
             _collect(registry, pm, plugin, name, version)
         except PluginError as err:
@@ -68,17 +70,20 @@ def get_registry() -> Registry:
 
 def _installed_plugins() -> list[tuple[str, str, Callable[[], object]]]:
     wanted = os.environ.get("SNNKIT_LOAD_PLUGINS")
-    allow = None if wanted is None else {w.strip() for w in wanted.split(",") if w.strip()}
+    allow = None if wanted is None else {_canonical(w) for w in wanted.split(",") if w.strip()}
+    eps = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    per_dist = collections.Counter(_dist_name(ep) for ep in eps)
     found = []
-    for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    for ep in eps:
         dist = getattr(ep, "dist", None)
-        dist_name = dist.name if dist is not None else ep.name
+        dist_name = _dist_name(ep)
         version = dist.version if dist is not None else ""
         if dist_name == BUILTIN_PLUGIN:
             continue
-        if allow is not None and not ({ep.name, dist_name} & allow):
+        if allow is not None and not ({_canonical(ep.name), _canonical(dist_name)} & allow):
             continue
-        found.append((dist_name, version, ep.load))
+        name = dist_name if per_dist[dist_name] == 1 else f"{dist_name}:{ep.name}"
+        found.append((name, version, ep.load))
     return found
 
 
@@ -91,7 +96,7 @@ def _collect(registry: Registry, pm: pluggy.PluginManager, plugin: Any, name: st
         pm.register(plugin, name=name)
     except PluginError:
         raise
-    except Exception as err:  # noqa: BLE001 - import errors and pluggy validation errors alike
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - import and pluggy validation errors
         raise PluginError(_describe(err)) from err
     try:
         hooks = _check_hooks(pm, plugin)
@@ -117,6 +122,9 @@ def _collect(registry: Registry, pm: pluggy.PluginManager, plugin: Any, name: st
     except PluginError:
         pm.unregister(plugin)
         raise
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - whatever a plugin's factories trigger
+        pm.unregister(plugin)
+        raise PluginError(_describe(err)) from err
     registry.note_plugin(PluginInfo(name, version, tuple(hooks)))
 
 
@@ -130,6 +138,10 @@ def _check_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
             hint = f" — did you mean '{close[0]}'?" if close else f" — hooks are: {', '.join(known)}"
             raise PluginError(f"implements unknown hook '{caller.name}'{hint}")
         hooks.append(caller.name)
+    for kind in Kind:  # pluggy silently ignores functions that lack the marker
+        if kind.hook not in hooks and callable(getattr(plugin, kind.hook, None)):
+            raise PluginError(f"defines {kind.hook} without @snnkit.hookimpl — decorate it so "
+                              "snnkit calls it")
     return sorted(hooks)
 
 
@@ -141,10 +153,20 @@ def _call_hook(function: Callable[..., Any], kind: Kind, staged: list[tuple[Kind
         function(register=register)
     except PluginError:
         raise
-    except Exception as err:  # noqa: BLE001 - a plugin's hook raising is that plugin's failure
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - a raising hook fails its plugin
         raise PluginError(f"hook {kind.hook} raised {_describe(err)}") from err
 
 
 def _describe(err: BaseException) -> str:
     text = " ".join(str(err).split())
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _dist_name(ep: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.name if dist is not None else ep.name
+
+
+def _canonical(name: str) -> str:
+    """Distribution-name normalisation (PEP 503): ``Snnkit_Triangle`` == ``snnkit-triangle``."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()

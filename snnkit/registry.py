@@ -123,8 +123,8 @@ class Component:
         target = self.factory
         try:
             return inspect.signature(target, eval_str=True)
-        except (NameError, TypeError):  # unresolvable string hints: fall back to raw ones
-            return inspect.signature(target)
+        except Exception:  # noqa: BLE001 - unresolvable string hints (NameError,
+            return inspect.signature(target)  # AttributeError, SyntaxError...): use the raw ones
 
     def parameters(self) -> dict[str, Parameter]:
         """Parameters a recipe may set: the signature minus supplied and variadic ones."""
