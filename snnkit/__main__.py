@@ -1,5 +1,5 @@
 """``python -m snnkit`` (and ``torchrun -m snnkit``) runs the CLI."""
 
-from snnkit.cli import app
+from snnkit.cli import main_entry
 
-app(prog_name="snnkit")
+main_entry()

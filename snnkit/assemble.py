@@ -4,19 +4,40 @@ Nestings: a neuron spec may carry ``surrogate:`` (a surrogate spec, default ``si
 fresh for each neuron and supplied as its ``surrogate``; a model receives ``build`` to turn its
 layer and neuron specs into modules; the optimizer receives the model's parameters; the
 scheduler the optimizer and the number of epochs; the encoder the recipe's ``time_steps``.
+
+Checks before anything trains, each a one-line :class:`~snnkit.errors.SnnkitError`: the
+device exists; a dummy step runs through the model layer by layer (which layer, which
+shapes); the output width equals the class count; the loss accepts the output; one batch's
+activations fit in memory (before anything of that size is allocated); the encoder accepts the
+first training samples (e.g. Poisson intensities in [0, 1]). Errors about the recipe are
+prefixed with the recipe file.
+
+How an Experiment's parts meet at run time lives here too: :func:`forward_batch` (encoder ->
+model), :func:`predict` (the loss's reading of the output) and :func:`evaluate`.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from snnkit.errors import DeviceError, RecipeError
+from snnkit.errors import (
+    ComponentBuildError,
+    DataError,
+    DeviceError,
+    ParameterError,
+    RecipeError,
+    SnnkitError,
+    UnknownComponentError,
+)
+from snnkit.functional import reset_net, set_step_mode
 from snnkit.recipe import Recipe
 from snnkit.registry import Kind, Registry, normalize_spec
 
@@ -81,26 +102,34 @@ def make_builder(registry: Registry) -> Any:
         if is_layer:
             return registry.build(Kind.LAYER, spec, at=at)
         known = registry.names(Kind.LAYER) + registry.names(Kind.NEURON)
-        import difflib
-
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
         hint = f" — did you mean {' or '.join(repr(c) for c in close)}?" if close else " —"
-        raise RecipeError(f"{at}: unknown layer or neuron '{name}'{hint} see snnkit list layer "
-                          "and snnkit list neuron")
+        raise UnknownComponentError(f"{at}: unknown layer or neuron '{name}'{hint} see snnkit "
+                                    "list layer and snnkit list neuron")
 
     return build
 
 
 def assemble(recipe: Recipe, registry: Registry, *, device: str | None = None) -> Experiment:
     """Build and check every component of ``recipe``; raises SnnkitError on the first problem."""
+    try:
+        return _assemble(recipe, registry, device)
+    except (RecipeError, ParameterError, UnknownComponentError, ComponentBuildError) as err:
+        if not recipe.source:
+            raise
+        raise type(err)(f"{recipe.source}: {err}") from err.__cause__
+
+
+def _assemble(recipe: Recipe, registry: Registry, device: str | None) -> Experiment:
     dev = resolve_device(device or recipe.train.device)
     train_data = registry.build(Kind.DATASET, recipe.dataset, at="dataset", train=True)
     test_data = registry.build(Kind.DATASET, recipe.dataset, at="dataset", train=False)
     encoder = registry.build(Kind.ENCODER, recipe.encoder, at="encoder", time_steps=recipe.time_steps)
     model = registry.build(Kind.MODEL, recipe.model, at="model", build=make_builder(registry))
     loss = registry.build(Kind.LOSS, recipe.loss, at="loss")
-    per_sample = check_shapes(model, recipe, train_data, encoder)
+    per_sample = check_shapes(model, recipe, train_data, loss)
     check_memory(recipe, per_sample, dev)
+    check_encoder(encoder, recipe, train_data)
     model.to(dev)
     optimizer = registry.build(Kind.OPTIMIZER, recipe.optimizer, at="optimizer",
                                params=list(model.parameters()))
@@ -112,34 +141,29 @@ def assemble(recipe: Recipe, registry: Registry, *, device: str | None = None) -
                       train_data, test_data)
 
 
-def check_shapes(model: nn.Module, recipe: Recipe, data: Any, encoder: Any = None) -> int:
-    """Run one dummy step through the model, layer by layer; return activations per sample.
+def check_shapes(model: nn.Module, recipe: Recipe, data: Any, loss: nn.Module | None = None) -> int:
+    """Run one dummy step (T=1, B=2) through the model, stage by stage; return values per sample.
 
-    A layer whose input does not fit says which layer and which shapes; a final width that
-    differs from the dataset's class count says so too.
+    A stage whose input does not fit says which layer, what it expects and what it gets; an
+    output that is not ``[T, B, classes]`` or whose width differs from the dataset's class
+    count says so too, and so does a loss that refuses the output.
     """
-    from snnkit.functional import reset_net, set_step_mode
-
     modes = {m: m.step_mode for m in model.modules() if hasattr(m, "step_mode")}
     set_step_mode(model, "m")
-    x = torch.zeros((2, *tuple(data.input_shape)))
-    x = encoder(x)[:1] if encoder is not None else x.unsqueeze(0)  # one step of [T, B, *]
+    x = torch.zeros((1, 2, *tuple(data.input_shape)))
     elements = 0
     was_training = model.training
     model.eval()
+    stages = list(model.children()) if isinstance(model, nn.Sequential) else [model]
     try:
         with torch.no_grad():
-            stages = list(model.named_children()) if isinstance(model, nn.Sequential) else [("", model)]
-            for index, (_, module) in enumerate(stages):
-                shape_in = tuple(x.shape[2:])
+            for index, module in enumerate(stages):
+                shape_in = list(x.shape[2:])
                 try:
                     x = module(x)
-                except (RuntimeError, ValueError) as err:
-                    at = f"model.layers[{index}]" if isinstance(model, nn.Sequential) else "model"
-                    kind = type(module).__name__
-                    raise RecipeError(f"{at} ({kind}): cannot take input of shape {list(shape_in)} "
-                                      f"per time step ({_first_line(err)}) — fix the sizes of "
-                                      "this layer or the one before it") from None
+                except Exception as err:  # noqa: BLE001 - any failure of a dummy step is a shape problem
+                    at = _stage_name(recipe, stages, index)
+                    raise RecipeError(f"model.{at}: {_mismatch(module, shape_in, err)}") from None
                 elements += x[0, 0].numel()
     finally:
         for module, mode in modes.items():
@@ -147,13 +171,73 @@ def check_shapes(model: nn.Module, recipe: Recipe, data: Any, encoder: Any = Non
         reset_net(model)
         model.train(was_training)
     if x.dim() != 3:
-        raise RecipeError(f"model: output must be [T, B, classes], got a per-step shape of "
-                          f"{list(x.shape[2:])} — end the model with a linear layer and a neuron")
+        raise RecipeError(f"model: the output must be [T, B, classes], but each step gives "
+                          f"{list(x.shape[2:])} — end the model with flatten, linear and a neuron")
     if x.shape[-1] != data.num_classes:
         raise RecipeError(f"model: the output layer has {x.shape[-1]} neurons but dataset "
                           f"'{recipe.dataset['name']}' has {data.num_classes} classes — set the "
                           f"last layer's out_features to {data.num_classes}")
+    if loss is not None:
+        target = torch.zeros(2, dtype=torch.int64)
+        try:
+            with torch.no_grad():
+                loss(x.float(), target)
+        except Exception as err:  # noqa: BLE001 - a loss refusing the output is a recipe problem
+            raise RecipeError(f"loss: '{recipe.loss['name']}' cannot take the model's output "
+                              f"[T, B, {x.shape[-1]}] ({_first_line(err)}) — pick a loss that "
+                              "fits the model's last layer (snnkit show loss NAME)") from None
     return elements + int(math.prod(data.input_shape))
+
+
+def _stage_name(recipe: Recipe, stages: list[nn.Module], index: int) -> str:
+    """``layers[i] (name)`` for a recipe layer list, else the module's own position."""
+    specs = recipe.model.get("layers")
+    if recipe.model.get("name") == "sequential" and isinstance(specs, list) and \
+            len(specs) == len(stages):
+        return f"layers[{index}] ({_spec_name(specs[index])})"
+    if len(stages) > 1:
+        return f"{recipe.model['name']} stage {index} ({type(stages[index]).__name__})"
+    return recipe.model["name"]
+
+
+def _mismatch(module: nn.Module, shape_in: list[int], err: BaseException) -> str:
+    """What a stage expects versus what it is given, in the recipe's words."""
+    fix = "fix the sizes of this layer or of the one before it"
+    if isinstance(module, nn.Linear) and shape_in:
+        if len(shape_in) != 1:
+            return (f"expects vectors of in_features={module.in_features} but gets per-step input "
+                    f"of shape {shape_in} — put a flatten layer before it")
+        if shape_in[-1] != module.in_features:
+            return (f"expects in_features={module.in_features} but the layer before it gives "
+                    f"{shape_in[-1]} features — set in_features: {shape_in[-1]}")
+    channels = getattr(module, "in_channels", None)
+    if isinstance(module, nn.modules.conv._ConvNd) and channels is not None:
+        need = len(module.kernel_size) + 1
+        if len(shape_in) != need:
+            return (f"expects per-step input [channels, {', '.join(['size'] * (need - 1))}] but "
+                    f"gets {shape_in} — {fix}")
+        if shape_in[0] != channels:
+            return (f"expects in_channels={channels} but gets per-step input {shape_in} "
+                    f"(channels first: {shape_in[0]}) — set in_channels: {shape_in[0]}")
+    return f"cannot take per-step input of shape {shape_in} ({_first_line(err)}) — {fix}"
+
+
+def check_encoder(encoder: nn.Module, recipe: Recipe, data: Any) -> None:
+    """Encode the first training samples once (RNG untouched): e.g. Poisson needs [0, 1]."""
+    count = min(len(data), recipe.train.batch_size, 64)
+    if count == 0:
+        return
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        try:
+            encoder(data.inputs[:count])
+        except DataError as err:
+            raise DataError(f"dataset '{recipe.dataset['name']}' → {err}") from None
+        except SnnkitError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a plugin encoder crashing on real data
+            raise ComponentBuildError(f"encoder: '{recipe.encoder['name']}' fails on the first "
+                                      f"training samples ({type(err).__name__}: {_first_line(err)})"
+                                      " — check the encoder's parameters against the data") from None
 
 
 def check_memory(recipe: Recipe, per_sample: int, device: torch.device) -> None:
@@ -172,10 +256,79 @@ def check_memory(recipe: Recipe, per_sample: int, device: torch.device) -> None:
                           "time_steps or batch_size")
 
 
+def forward_batch(exp: Experiment, x: torch.Tensor) -> torch.Tensor:
+    """Encode a batch and run the model over T steps: ``[B, *] -> [T, B, C]``.
+
+    Multi-step models take the whole ``[T, B, *]`` sequence; single-step models are called once
+    per step. Neuron state is cleared afterwards either way (``reset_net``).
+    """
+    seq = exp.encoder(x)
+    if getattr(exp.model, "step_mode", "m") == "s":
+        out = torch.stack([exp.model(seq[t]) for t in range(seq.shape[0])])
+    else:
+        out = exp.model(seq)
+    reset_net(exp.model)
+    return out
+
+
+@torch.no_grad()
+def evaluate(exp: Experiment, xs: torch.Tensor, ys: torch.Tensor) -> tuple[float, float, dict[str, float]]:
+    """Loss, accuracy and per-layer firing rates of ``exp.model`` over ``(xs, ys)``."""
+    exp.model.eval()
+    rates: dict[str, list[float]] = {}
+    hooks = [m.register_forward_hook(_rate_hook(name, rates))
+             for name, m in exp.model.named_modules() if _is_spiking(m)]
+    bs = exp.recipe.train.eval_batch_size or exp.recipe.train.batch_size
+    total_loss, correct = 0.0, 0
+    try:
+        for i in range(0, len(ys), bs):
+            x, y = xs[i:i + bs], ys[i:i + bs]
+            out = forward_batch(exp, x)
+            total_loss += float(exp.loss(out.float(), y)) * len(y)
+            correct += int((predict(exp.loss, out) == y).sum())
+    finally:
+        for h in hooks:
+            h.remove()
+        exp.model.train()
+    n = max(len(ys), 1)
+    return total_loss / n, correct / n, {k: float(np.mean(v)) for k, v in rates.items()}
+
+
+def predict(loss: nn.Module, out: torch.Tensor) -> torch.Tensor:
+    """The loss's own ``predict`` if it has one, else the class with the highest mean output."""
+    if hasattr(loss, "predict"):
+        return loss.predict(out)
+    return out.mean(0).argmax(-1)
+
+
+def _is_spiking(module: nn.Module) -> bool:
+    return hasattr(module, "surrogate") and hasattr(module, "step_mode")
+
+
+def _rate_hook(name: str, rates: dict[str, list[float]]) -> Any:
+    def hook(_m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+        rates.setdefault(name, []).append(float(out.float().mean()))
+
+    return hook
+
+
+def on_device(data: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A dataset's inputs and targets on ``device``."""
+    return data.inputs.to(device), data.targets.to(device)
+
+
 def _available_bytes(device: torch.device) -> int:
+    """Free memory of ``device``: CUDA's free bytes, else MemAvailable (Linux), else free pages."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
@@ -187,5 +340,6 @@ def _spec_name(spec: Any) -> str:
 
 
 def _first_line(err: BaseException) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__
 

@@ -1,25 +1,36 @@
-"""Checkpoints: atomic writes, safe loads, a format version.
+"""Checkpoints: atomic writes, safe loads, a format version, and the process's RNG states.
 
 A checkpoint is a plain dict of tensors and Python data, saved with ``torch.save`` to a
 temporary file in the same folder, flushed and fsynced, then renamed over the target, so a
-process killed mid-write leaves the previous checkpoint intact. Loading uses
-``torch.load(weights_only=True)``: a file that carries arbitrary pickled objects is refused.
+process killed mid-write leaves the previous checkpoint intact (a stale temporary file is
+removed by the next successful save). Loading uses ``torch.load(weights_only=True)``: a file
+that carries arbitrary pickled objects is refused before any of it runs. Files of another
+``format_version`` are refused with a message naming both versions.
+
+:func:`seed_everything` seeds them; :func:`capture_rng` / :func:`restore_rng` turn the Python, NumPy and torch (CPU and CUDA)
+random states into plain data that such a load accepts, so a resumed run draws the same numbers.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import random
+import re
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from snnkit.errors import CheckpointError
 
 FORMAT_VERSION = 1
+#: Keys every snnkit checkpoint holds (besides ``format_version``).
+REQUIRED_KEYS = ("recipe", "model", "position")
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
@@ -38,11 +49,16 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed mid-write
+        stale.unlink(missing_ok=True)
     return path
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint`; refuse unsafe or foreign files."""
+    """Load a checkpoint written by :func:`save_checkpoint`; refuse unsafe or foreign files.
+
+    ``path`` is a ``.pt`` file or a run folder (its ``last.pt``, else ``best.pt``).
+    """
     path = Path(path)
     if path.is_dir():
         for name in ("last.pt", "best.pt"):
@@ -54,14 +70,19 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
                                   "folder written by snnkit run, or a .pt file")
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint — check the path")
+    if not zipfile.is_zipfile(path):  # torch.save writes zip archives; anything else is foreign
+        raise CheckpointError(f"{path}: not a checkpoint (not a file written by torch.save) — "
+                              "pass a last.pt / best.pt written by snnkit run, or its run folder")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(f"{path}: refused: the file holds objects that are not plain "
-                              f"tensors or data ({_first_line(err)}); snnkit loads checkpoints "
-                              "with weights_only=True — only load files you trust, re-saved as "
-                              "tensors") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise CheckpointError(f"{path}: refused: it holds pickled Python objects ({_culprit(err)}) "
+                              "that could run code when loaded; snnkit loads checkpoints with "
+                              "weights_only=True (tensors and plain data only) — use a checkpoint "
+                              "written by snnkit run") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError) as err:
         raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(err)}) — it may be "
                               "truncated; use the run's other checkpoint (best.pt / last.pt)") from None
     if not isinstance(state, dict) or "format_version" not in state:
@@ -69,10 +90,47 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
                               "file written by snnkit run")
     version = state["format_version"]
     if version != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {version}, this snnkit reads format "
-                              f"{FORMAT_VERSION} — use the snnkit version that wrote it, or "
-                              "retrain")
+        raise CheckpointError(f"{path}: checkpoint format {version!r}, but this snnkit reads "
+                              f"format {FORMAT_VERSION} — use the snnkit version that wrote it, "
+                              "or train again")
+    missing = [key for key in REQUIRED_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete checkpoint (no '{missing[0]}') — use a "
+                              "checkpoint written by snnkit run")
     return state
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global RNGs (model initialisation, encoders, dropout)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def capture_rng() -> dict[str, Any]:
+    """Every global RNG state (Python, NumPy, torch CPU and CUDA) as weights_only-loadable data."""
+    py = random.getstate()
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
+                  *[v.item() if hasattr(v, "item") else v for v in np_state[2:]]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Set the global RNGs to a state captured by :func:`capture_rng`."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    np_state = state["numpy"]
+    np.random.set_state((np_state[0], np.asarray(np_state[1], dtype=np.uint32), *np_state[2:]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -86,6 +144,16 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _culprit(err: BaseException) -> str:
+    """The object torch refused, e.g. ``GLOBAL posix.system``, without torch's advice."""
+    text = str(err)
+    found = re.search(r"GLOBAL\s+\S+", text) or re.search(r"[Uu]nsupported global:?\s*\S+", text)
+    if found:
+        return found.group(0).rstrip(".,")
+    found = re.search(r"Unsupported operand \d+", text)
+    return f"pickle opcode not allowed: {found.group(0)}" if found else "not tensors or plain data"
 
 
 def _first_line(err: BaseException) -> str:

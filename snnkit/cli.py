@@ -68,8 +68,8 @@ def run(recipe: Annotated[Optional[Path], typer.Argument(help="Recipe file (YAML
             result = run_recipe(recipe, overrides, device=device, out=out, resume=resume,
                                 reporter=reporter)
         except Interrupted as stop:
-            typer.echo(f"stopped by signal; checkpoint saved. Resume with:\n"
-                       f"  snnkit run --resume {stop.run_dir}", err=True)
+            typer.echo(f"stopped by signal; checkpoint saved. Resume with:\n  {stop.command}",
+                       err=True)
             raise typer.Exit(stop.exit_code) from None
     if quiet:
         typer.echo(f"run folder: {result.run_dir}")
@@ -227,5 +227,21 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
+def main_entry() -> None:
+    """The console script: like ``app()``, but usage mistakes (a mistyped option or command)
+    are one ``error:`` line with exit code 2 instead of a multi-line panel."""
+    usage_error = typer.BadParameter.__mro__[1]  # click's UsageError, as vendored by typer
+    try:
+        code = app(standalone_mode=False, prog_name="snnkit")
+    except usage_error as err:
+        hint = f" — see {err.ctx.command_path} --help" if err.ctx else ""
+        typer.echo(f"error: {err.format_message()}{hint}", err=True)
+        code = 2
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("error: aborted", err=True)
+        code = 130
+    sys.exit(code or 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main_entry()

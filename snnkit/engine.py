@@ -1,15 +1,22 @@
 """Train and evaluate what a recipe assembles: the one training loop, checkpoints, logging.
 
 Batches are drawn by index from datasets held in memory on the training device (one
-``randperm`` per epoch from a seeded generator; no per-sample Python). Every random state
-(Python, NumPy, torch CPU/CUDA, data order) is saved in ``last.pt`` after each epoch and on
-SIGINT/SIGTERM, so ``--resume`` continues bit for bit where the run stopped.
+``randperm`` per epoch from a seeded generator; no per-sample Python). The global RNGs are
+seeded from ``seed`` before the model is built. ``last.pt`` is written when a run starts, after
+every epoch and on SIGINT/SIGTERM (after the current step; a second signal stops at once); it
+holds the model, optimizer, scheduler, position, every RNG state and the data order, so
+``--resume`` continues bit for bit where the run stopped. A non-finite loss or weight stops the
+run with :class:`TrainingError` before anything bad is saved.
+
+On resume the run folder's ``recipe.yaml`` is read again; overrides may change ``train``,
+``output``, ``scheduler`` and the optimizer's hyperparameters (applied to the restored
+optimizer), and ``dataset.root`` / ``dataset.download``; changing what the weights or the
+data mean (seed, time_steps, dataset, encoder, model, loss, optimizer name) is refused.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import signal
 import time
 from collections.abc import Iterator, Mapping
@@ -18,19 +25,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from snnkit import rundir
-from snnkit.assemble import Experiment, assemble
-from snnkit.checkpoint import load_checkpoint, save_checkpoint
-from snnkit.errors import RecipeError, TrainingError
-from snnkit.functional import reset_net
+from snnkit.assemble import Experiment, assemble, evaluate, forward_batch, on_device, predict
+from snnkit.checkpoint import (
+    capture_rng,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    seed_everything,
+)
+from snnkit.errors import CheckpointError, RecipeError, TrainingError
 from snnkit.progress import Reporter, SilentReporter
-from snnkit.recipe import Recipe, load_recipe
+from snnkit.recipe import Recipe, check_resume_changes, load_recipe
 from snnkit.registry import Registry
-
 
 class Interrupted(Exception):
     """Training stopped on a signal after saving a resumable checkpoint."""
@@ -39,6 +49,7 @@ class Interrupted(Exception):
         super().__init__(f"interrupted by signal {signum}")
         self.exit_code = 128 + signum
         self.run_dir = run_dir
+        self.command = rundir.resume_command(run_dir)
 
 
 @dataclass
@@ -71,43 +82,61 @@ def run(source: str | Path | Mapping[str, Any] | None = None, overrides: list[st
 
     registry = registry or get_registry()
     reporter = reporter or SilentReporter()
+    overrides = list(overrides or []) + ([f"train.device={device}"] if device else [])
     if resume is not None:
+        if source is not None or out is not None:
+            raise RecipeError(f"--resume {resume}: give either a recipe or --resume RUN_DIR, and "
+                              "no --out (a resumed run stays in its folder)")
         run_dir = Path(resume)
+        raw = rundir.read_run_recipe(run_dir)
         state = load_checkpoint(run_dir / "last.pt")
-        recipe = load_recipe(rundir.read_run_recipe(run_dir), overrides)
-        exp = assemble(recipe, registry, device=device)
+        recipe = load_recipe(raw, overrides)
+        check_resume_changes(load_recipe(raw), recipe, overrides)
+        seed_everything(recipe.seed)
+        exp = assemble(recipe, registry)
+        note = f"resumed from {run_dir}"
     else:
         if source is None:
-            raise RecipeError("run: give a recipe, or --resume RUN_DIR")
+            raise RecipeError("run: give a recipe file, e.g. snnkit run recipes/lif_mnist.yaml, "
+                              "or --resume RUN_DIR")
         recipe = load_recipe(source, overrides)
-        exp = assemble(recipe, registry, device=device)
+        seed_everything(recipe.seed)
+        exp = assemble(recipe, registry)
         run_dir = rundir.new_run_dir(recipe, out)
-        state = None
-    rundir.write_run_info(run_dir, recipe, registry)
+        state, note = None, ""
+    rundir.write_run_info(run_dir, recipe, registry, note=note)
     return Trainer(exp, run_dir, reporter).fit(state)
 
 
 class Trainer:
-    """Runs the epochs of one Experiment into one run folder."""
+    """Runs the epochs of one Experiment into one run folder (the caller seeds the RNGs)."""
 
     def __init__(self, exp: Experiment, run_dir: Path, reporter: Reporter) -> None:
         self.exp, self.run_dir, self.reporter = exp, run_dir, reporter
         self.recipe: Recipe = exp.recipe
         self.device = exp.device
-        self.train_x, self.train_y = _on_device(exp.train_data, self.device)
-        self.test_x, self.test_y = _on_device(exp.test_data, self.device)
+        self.train_x, self.train_y = on_device(exp.train_data, self.device)
+        self.test_x, self.test_y = on_device(exp.test_data, self.device)
         self.order = torch.Generator().manual_seed(self.recipe.seed)
+        self._order_state = self.order.get_state()
         self.writer: Any = None
         self._signal: int | None = None
+        self._saved = "nothing yet"  # what last.pt holds, for the NaN message
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(self, state: dict[str, Any] | None = None) -> RunResult:
+        """Train the remaining epochs (all of them, or those after ``state``)."""
         r = self.recipe
         if r.train.num_threads:
             torch.set_num_threads(r.train.num_threads)
-        pos = self._restore(state) if state else self._start()
+        pos = self._restore(state) if state else _Position()
         metrics = rundir.read_metrics(self.run_dir)[: pos.epoch - 1]
         rundir.rewrite_metrics(self.run_dir, metrics)
+        if state is None:
+            self._save_last(pos)  # a resumable starting point, even before the first step
+        elif pos.epoch > r.train.epochs:
+            self.reporter.message(f"the run already finished epoch {pos.epoch - 1} of "
+                                  f"{r.train.epochs} — extend it with --set train.epochs=N")
         self.writer = self._open_writer(pos.global_step)
         try:
             with self._signals():
@@ -116,6 +145,8 @@ class Trainer:
                     metrics.append(row)
                     rundir.append_metrics(self.run_dir, row)
                     self.reporter.epoch_done(row)
+                    if self._signal is not None and epoch < r.train.epochs:
+                        raise Interrupted(self._signal, self.run_dir)
         finally:
             if self.writer is not None:
                 self.writer.close()
@@ -158,13 +189,16 @@ class Trainer:
             s = pos.sums
             self.reporter.batch_done(b + 1, s["loss"] / s["seen"], s["correct"] / s["seen"],
                                      s["seen"] / max(s["seconds"], 1e-9))
-            if self._signal is not None:
+            if self._signal is not None and b + 1 < batches:
+                self._check_finite(epoch, b)
                 self._save_last(pos)
                 raise Interrupted(self._signal, self.run_dir)
+        self._check_finite(epoch, batches - 1)
         t0 = time.perf_counter()
         test_loss, test_acc, rates = self.evaluate()
         s = pos.sums
-        row = {"epoch": epoch, "train_loss": s["loss"] / s["seen"], "train_acc": s["correct"] / s["seen"],
+        seen = max(s["seen"], 1.0)
+        row = {"epoch": epoch, "train_loss": s["loss"] / seen, "train_acc": s["correct"] / seen,
                "test_loss": test_loss, "test_acc": test_acc, "train_seconds": s["seconds"],
                "test_seconds": time.perf_counter() - t0,
                "samples_per_second": s["seen"] / max(s["seconds"], 1e-9),
@@ -187,10 +221,7 @@ class Trainer:
             loss = exp.loss(out.float(), y)
         value = loss.item()
         if not math.isfinite(value):
-            lr = exp.optimizer.param_groups[0]["lr"]
-            raise TrainingError(f"epoch {epoch}, batch {batch + 1}: the loss is {value} — lower "
-                                f"optimizer.lr (now {lr:g}) or set train.grad_clip; last.pt holds "
-                                f"the state after epoch {epoch - 1} (run folder {self.run_dir})")
+            self._fail(epoch, batch, f"the training loss is {value}")
         loss.backward()
         if self.recipe.train.grad_clip:
             nn.utils.clip_grad_norm_(exp.model.parameters(), self.recipe.train.grad_clip)
@@ -199,7 +230,21 @@ class Trainer:
             correct = int((predict(exp.loss, out) == y).sum())
         return value, correct
 
+    def _check_finite(self, epoch: int, batch: int) -> None:
+        """Stop before saving weights that an update made NaN or infinite."""
+        for name, p in self.exp.model.named_parameters():
+            if not bool(torch.isfinite(p).all()):
+                self._fail(epoch, batch, f"parameter '{name}' became non-finite after the update")
+
+    def _fail(self, epoch: int, batch: int, what: str) -> None:
+        lr = self.exp.optimizer.param_groups[0]["lr"]
+        fix = rundir.resume_command(self.run_dir, "--set", f"optimizer.lr={lr / 10:g}")
+        raise TrainingError(f"epoch {epoch}, batch {batch + 1}: {what} — lower optimizer.lr "
+                            f"(now {lr:g}) or set train.grad_clip (e.g. 1.0); last.pt keeps "
+                            f"{self._saved}: continue from there with {fix}")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode ``x [B, *]`` and run the model: ``[T, B, C]``."""
         return forward_batch(self.exp, x)
 
     @torch.no_grad()
@@ -218,9 +263,9 @@ class Trainer:
             "position": {"epoch": pos.epoch, "batch": pos.batch, "best_acc": pos.best_acc,
                          "best_epoch": pos.best_epoch, "global_step": pos.global_step,
                          "sums": dict(pos.sums)},
-            "rng": _rng_state(),
+            "rng": capture_rng(),
             "order_state": self.order.get_state(),
-            "order_epoch_start": getattr(self, "_order_state", self.order.get_state()),
+            "order_epoch_start": self._order_state,
         }
 
     def _save(self, name: str, pos: _Position) -> None:
@@ -229,26 +274,46 @@ class Trainer:
 
     def _save_last(self, pos: _Position) -> None:
         save_checkpoint(self._state(pos), self.run_dir / "last.pt")
-
-    def _start(self) -> _Position:
-        seed = self.recipe.seed
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        torch.manual_seed(seed)
-        return _Position()
+        done = pos.epoch - 1
+        self._saved = (f"the state after epoch {done}" if pos.batch == 0 and done else
+                       "the initial state" if pos.batch == 0 else
+                       f"the state after batch {pos.batch} of epoch {pos.epoch}")
 
     def _restore(self, state: dict[str, Any]) -> _Position:
         exp = self.exp
-        exp.model.load_state_dict(state["model"])
-        exp.optimizer.load_state_dict(state["optimizer"])
-        if exp.scheduler is not None and state.get("scheduler") is not None:
-            exp.scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
-        self.order.set_state(state["order_state"])
-        self._order_state = state["order_epoch_start"]
-        p = state["position"]
-        return _Position(p["epoch"], p["batch"], p["best_acc"], p["best_epoch"], p["global_step"],
-                         dict(p["sums"]))
+        where = self.run_dir / "last.pt"
+        try:
+            exp.model.load_state_dict(state["model"])
+            fresh = [{k: v for k, v in g.items() if k != "params"} for g in exp.optimizer.param_groups]
+            exp.optimizer.load_state_dict(state["optimizer"])
+            if exp.scheduler is not None and state.get("scheduler") is not None:
+                exp.scheduler.load_state_dict(state["scheduler"])
+            restore_rng(state["rng"])
+            self.order.set_state(state["order_state"])
+            self._order_state = state["order_epoch_start"]
+            p = state["position"]
+            pos = _Position(p["epoch"], p["batch"], p["best_acc"], p["best_epoch"],
+                            p["global_step"], dict(p["sums"]))
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
+            raise CheckpointError(f"{where}: does not fit the run's recipe.yaml "
+                                  f"({_first_line(err)}) — resume with the recipe the run "
+                                  "started with, or start a new run") from None
+        saved_opt = state.get("recipe", {}).get("optimizer", {})
+        self._apply_optimizer_changes(saved_opt, fresh)
+        self._saved = f"the state it was resumed from (epoch {pos.epoch}, batch {pos.batch})"
+        return pos
+
+    def _apply_optimizer_changes(self, saved: dict[str, Any], fresh: list[dict[str, Any]]) -> None:
+        """Hyperparameters the resume overrides changed win over the restored optimizer's."""
+        changed = {k for k, v in self.recipe.optimizer.items() if saved.get(k, v) != v}
+        sched = self.exp.scheduler
+        for i, group in enumerate(self.exp.optimizer.param_groups):
+            for key in changed & set(group):
+                group[key] = fresh[i][key]
+            if "lr" in changed:
+                group["initial_lr"] = fresh[i]["lr"]
+                if sched is not None and hasattr(sched, "base_lrs"):
+                    sched.base_lrs[i] = fresh[i]["lr"]
 
     def _open_writer(self, step: int) -> Any:
         if not self.recipe.output.tensorboard:
@@ -273,11 +338,21 @@ class Trainer:
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
+        """SIGINT/SIGTERM: finish the step, save, stop; a second signal acts as usual at once."""
+        old: dict[int, Any] = {}
+
         def handler(signum: int, _frame: Any) -> None:
-            self._signal = signum
+            if self._signal is not None:
+                for s, h in old.items():
+                    signal.signal(s, h)
+                signal.raise_signal(signum)
+                return
+            self._signal = signum  # no printing here: a handler may interrupt a print
 
         try:
-            old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+            for s in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(s) is not signal.SIG_IGN:  # keep signals the caller ignores
+                    old[s] = signal.signal(s, handler)
         except ValueError:  # not the main thread: no signal handling
             yield
             return
@@ -288,109 +363,32 @@ class Trainer:
                 signal.signal(s, h)
 
 
-def forward_batch(exp: Experiment, x: torch.Tensor) -> torch.Tensor:
-    """Encode a batch and run the model over T steps: ``[B, *] -> [T, B, C]``.
-
-    Multi-step models take the whole ``[T, B, *]`` sequence; single-step models are called once
-    per step. Neuron state is cleared afterwards either way (``reset_net``).
-    """
-    seq = exp.encoder(x)
-    if getattr(exp.model, "step_mode", "m") == "s":
-        out = torch.stack([exp.model(seq[t]) for t in range(seq.shape[0])])
-    else:
-        out = exp.model(seq)
-    reset_net(exp.model)
-    return out
-
-
-@torch.no_grad()
-def evaluate(exp: Experiment, xs: torch.Tensor, ys: torch.Tensor) -> tuple[float, float, dict[str, float]]:
-    """Loss, accuracy and per-layer firing rates of ``exp.model`` over ``(xs, ys)``."""
-    exp.model.eval()
-    rates: dict[str, list[float]] = {}
-    hooks = [m.register_forward_hook(_rate_hook(name, rates))
-             for name, m in exp.model.named_modules() if _is_spiking(m)]
-    bs = exp.recipe.train.eval_batch_size or exp.recipe.train.batch_size
-    total_loss, correct = 0.0, 0
-    try:
-        for i in range(0, len(ys), bs):
-            x, y = xs[i:i + bs], ys[i:i + bs]
-            out = forward_batch(exp, x)
-            total_loss += float(exp.loss(out.float(), y)) * len(y)
-            correct += int((predict(exp.loss, out) == y).sum())
-    finally:
-        for h in hooks:
-            h.remove()
-        exp.model.train()
-    return total_loss / len(ys), correct / len(ys), {k: float(np.mean(v)) for k, v in rates.items()}
-
-
-def predict(loss: nn.Module, out: torch.Tensor) -> torch.Tensor:
-    """The loss's own ``predict`` if it has one, else the class with the highest mean output."""
-    if hasattr(loss, "predict"):
-        return loss.predict(out)
-    return out.mean(0).argmax(-1)
-
-
-def _is_spiking(module: nn.Module) -> bool:
-    return hasattr(module, "surrogate") and hasattr(module, "step_mode")
-
-
-def _rate_hook(name: str, rates: dict[str, list[float]]) -> Any:
-    def hook(_m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
-        rates.setdefault(name, []).append(float(out.float().mean()))
-
-    return hook
-
-
-def _on_device(data: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    return data.inputs.to(device), data.targets.to(device)
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return _plain(state)
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    np_state = state["numpy"]
-    np.random.set_state((np_state[0], np.asarray(np_state[1], dtype=np.uint32), *np_state[2:]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _plain(state: dict[str, Any]) -> dict[str, Any]:
-    """RNG states as tensors, lists and numbers only (loadable with weights_only=True)."""
-    np_state = state["numpy"]
-    out = dict(state)
-    out["python"] = [state["python"][0], list(state["python"][1]), state["python"][2]]
-    out["numpy"] = [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *[
-        v.item() if hasattr(v, "item") else v for v in np_state[2:]]]
-    return out
-
-
-@contextmanager
-def _null() -> Iterator[None]:
-    yield
-
-
 def evaluate_checkpoint(path: str | Path, *, device: str | None = None,
                         registry: Registry | None = None) -> dict[str, Any]:
     """Test-set loss and accuracy of a checkpoint (a .pt file or a run folder)."""
     from snnkit.plugins import get_registry
 
     state = load_checkpoint(path)
-    recipe = load_recipe(state["recipe"])
-    exp = assemble(recipe, registry or get_registry(), device=device)
-    exp.model.load_state_dict(state["model"])
-    torch.manual_seed(recipe.seed)
-    xs, ys = _on_device(exp.test_data, exp.device)
+    recipe = load_recipe(state["recipe"], [f"train.device={device}"] if device else None)
+    seed_everything(recipe.seed)
+    exp = assemble(recipe, registry or get_registry())
+    try:
+        exp.model.load_state_dict(state["model"])
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise CheckpointError(f"{path}: the weights do not fit the checkpoint's own recipe "
+                              f"({_first_line(err)}) — the file is damaged or was edited") from None
+    seed_everything(recipe.seed)
+    xs, ys = on_device(exp.test_data, exp.device)
     loss, acc, rates = evaluate(exp, xs, ys)
     return {"checkpoint": str(path), "epoch": state["position"]["epoch"] - 1, "test_loss": loss,
             "test_acc": acc, "firing_rates": rates}
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+@contextmanager
+def _null() -> Iterator[None]:
+    yield
