@@ -24,7 +24,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -254,62 +253,6 @@ def check_memory(recipe: Recipe, per_sample: int, device: torch.device) -> None:
                           f"(time_steps {recipe.time_steps} × batch {batch} × {per_sample:,} "
                           f"values per sample) but {have / 2**30:.1f} GiB is available — lower "
                           "time_steps or batch_size")
-
-
-def forward_batch(exp: Experiment, x: torch.Tensor) -> torch.Tensor:
-    """Encode a batch and run the model over T steps: ``[B, *] -> [T, B, C]``.
-
-    Multi-step models take the whole ``[T, B, *]`` sequence; single-step models are called once
-    per step. Neuron state is cleared afterwards either way (``reset_net``).
-    """
-    seq = exp.encoder(x)
-    if getattr(exp.model, "step_mode", "m") == "s":
-        out = torch.stack([exp.model(seq[t]) for t in range(seq.shape[0])])
-    else:
-        out = exp.model(seq)
-    reset_net(exp.model)
-    return out
-
-
-@torch.no_grad()
-def evaluate(exp: Experiment, xs: torch.Tensor, ys: torch.Tensor) -> tuple[float, float, dict[str, float]]:
-    """Loss, accuracy and per-layer firing rates of ``exp.model`` over ``(xs, ys)``."""
-    exp.model.eval()
-    rates: dict[str, list[float]] = {}
-    hooks = [m.register_forward_hook(_rate_hook(name, rates))
-             for name, m in exp.model.named_modules() if _is_spiking(m)]
-    bs = exp.recipe.train.eval_batch_size or exp.recipe.train.batch_size
-    total_loss, correct = 0.0, 0
-    try:
-        for i in range(0, len(ys), bs):
-            x, y = xs[i:i + bs], ys[i:i + bs]
-            out = forward_batch(exp, x)
-            total_loss += float(exp.loss(out.float(), y)) * len(y)
-            correct += int((predict(exp.loss, out) == y).sum())
-    finally:
-        for h in hooks:
-            h.remove()
-        exp.model.train()
-    n = max(len(ys), 1)
-    return total_loss / n, correct / n, {k: float(np.mean(v)) for k, v in rates.items()}
-
-
-def predict(loss: nn.Module, out: torch.Tensor) -> torch.Tensor:
-    """The loss's own ``predict`` if it has one, else the class with the highest mean output."""
-    if hasattr(loss, "predict"):
-        return loss.predict(out)
-    return out.mean(0).argmax(-1)
-
-
-def _is_spiking(module: nn.Module) -> bool:
-    return hasattr(module, "surrogate") and hasattr(module, "step_mode")
-
-
-def _rate_hook(name: str, rates: dict[str, list[float]]) -> Any:
-    def hook(_m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
-        rates.setdefault(name, []).append(float(out.float().mean()))
-
-    return hook
 
 
 def on_device(data: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -71,7 +71,9 @@ def run(recipe: Annotated[Optional[Path], typer.Argument(help="Recipe file (YAML
             typer.echo(f"stopped by signal; checkpoint saved. Resume with:\n  {stop.command}",
                        err=True)
             raise typer.Exit(stop.exit_code) from None
-    if quiet:
+    from snnkit.distributed import current_world
+
+    if quiet and current_world().is_main:
         typer.echo(f"run folder: {result.run_dir}")
         typer.echo(f"best test accuracy: {result.best_test_acc:.2%} (epoch {result.best_epoch})")
 

@@ -29,7 +29,8 @@ import torch
 from torch import nn
 
 from snnkit import rundir
-from snnkit.assemble import Experiment, assemble, evaluate, forward_batch, on_device, predict
+from snnkit.assemble import Experiment, assemble, on_device
+from snnkit.execution import TimeLoop, evaluate, forward_batch, predict
 from snnkit.checkpoint import (
     capture_rng,
     load_checkpoint,
@@ -37,6 +38,7 @@ from snnkit.checkpoint import (
     save_checkpoint,
     seed_everything,
 )
+from snnkit.distributed import World, current_world, device_for, setup, teardown
 from snnkit.errors import CheckpointError, RecipeError, TrainingError
 from snnkit.progress import Reporter, SilentReporter
 from snnkit.recipe import Recipe, check_resume_changes, load_recipe
@@ -81,7 +83,8 @@ def run(source: str | Path | Mapping[str, Any] | None = None, overrides: list[st
     from snnkit.plugins import get_registry
 
     registry = registry or get_registry()
-    reporter = reporter or SilentReporter()
+    world = current_world()
+    reporter = (reporter or SilentReporter()) if world.is_main else SilentReporter()
     overrides = list(overrides or []) + ([f"train.device={device}"] if device else [])
     if resume is not None:
         if source is not None or out is not None:
@@ -93,7 +96,7 @@ def run(source: str | Path | Mapping[str, Any] | None = None, overrides: list[st
         recipe = load_recipe(raw, overrides)
         check_resume_changes(load_recipe(raw), recipe, overrides)
         seed_everything(recipe.seed)
-        exp = assemble(recipe, registry)
+        exp = _assemble(recipe, registry, world)
         note = f"resumed from {run_dir}"
     else:
         if source is None:
@@ -101,22 +104,48 @@ def run(source: str | Path | Mapping[str, Any] | None = None, overrides: list[st
                               "or --resume RUN_DIR")
         recipe = load_recipe(source, overrides)
         seed_everything(recipe.seed)
-        exp = assemble(recipe, registry)
-        run_dir = rundir.new_run_dir(recipe, out)
+        exp = _assemble(recipe, registry, world)
+        run_dir = rundir.new_run_dir(recipe, out) if world.is_main else Path(out or "")
         state, note = None, ""
-    rundir.write_run_info(run_dir, recipe, registry, note=note)
-    return Trainer(exp, run_dir, reporter).fit(state)
+    if world.is_main:
+        rundir.write_run_info(run_dir, recipe, registry, note=note)
+    try:
+        return Trainer(exp, run_dir, reporter, world).fit(state)
+    finally:
+        teardown(world)
+
+
+def _assemble(recipe: Recipe, registry: Registry, world: World) -> Experiment:
+    """Assemble, then join the process group when launched by torchrun (one GPU per rank)."""
+    exp = assemble(recipe, registry)
+    if world.distributed:
+        exp.device = device_for(world, exp.device)
+        exp.model.to(exp.device)
+        setup(world, exp.device, recipe.train.batch_size)
+        torch.manual_seed(recipe.seed + 7919 * world.rank)  # own encoder draws on each rank
+    return exp
 
 
 class Trainer:
     """Runs the epochs of one Experiment into one run folder (the caller seeds the RNGs)."""
 
-    def __init__(self, exp: Experiment, run_dir: Path, reporter: Reporter) -> None:
+    def __init__(self, exp: Experiment, run_dir: Path, reporter: Reporter,
+                 world: World | None = None) -> None:
         self.exp, self.run_dir, self.reporter = exp, run_dir, reporter
+        self.world = world or World()
+        self.net: nn.Module = TimeLoop(exp.model)
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [exp.device.index] if exp.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.net, device_ids=ids)
         self.recipe: Recipe = exp.recipe
         self.device = exp.device
         self.train_x, self.train_y = on_device(exp.train_data, self.device)
         self.test_x, self.test_y = on_device(exp.test_data, self.device)
+        if self.world.distributed:  # each rank evaluates its own share of the test set
+            self.test_x = self.test_x[self.world.rank::self.world.size]
+            self.test_y = self.test_y[self.world.rank::self.world.size]
         self.order = torch.Generator().manual_seed(self.recipe.seed)
         self._order_state = self.order.get_state()
         self.writer: Any = None
@@ -130,8 +159,9 @@ class Trainer:
         if r.train.num_threads:
             torch.set_num_threads(r.train.num_threads)
         pos = self._restore(state) if state else _Position()
-        metrics = rundir.read_metrics(self.run_dir)[: pos.epoch - 1]
-        rundir.rewrite_metrics(self.run_dir, metrics)
+        metrics = rundir.read_metrics(self.run_dir)[: pos.epoch - 1] if self.world.is_main else []
+        if self.world.is_main:
+            rundir.rewrite_metrics(self.run_dir, metrics)
         if state is None:
             self._save_last(pos)  # a resumable starting point, even before the first step
         elif pos.epoch > r.train.epochs:
@@ -143,9 +173,10 @@ class Trainer:
                 for epoch in range(pos.epoch, r.train.epochs + 1):
                     row = self._epoch(pos, epoch)
                     metrics.append(row)
-                    rundir.append_metrics(self.run_dir, row)
+                    if self.world.is_main:
+                        rundir.append_metrics(self.run_dir, row)
                     self.reporter.epoch_done(row)
-                    if self._signal is not None and epoch < r.train.epochs:
+                    if self._stop_requested() and epoch < r.train.epochs:
                         raise Interrupted(self._signal, self.run_dir)
         finally:
             if self.writer is not None:
@@ -174,7 +205,7 @@ class Trainer:
         exp.model.train()
         for b in range(pos.batch, batches):
             t0 = time.perf_counter()
-            idx = perm[b * bs:(b + 1) * bs]
+            idx = self.world.shard(perm[b * bs:(b + 1) * bs])
             x, y = self.train_x[idx], self.train_y[idx]
             loss, correct = self._train_step(x, y, epoch, b)
             pos.sums["seconds"] += time.perf_counter() - t0
@@ -189,14 +220,16 @@ class Trainer:
             s = pos.sums
             self.reporter.batch_done(b + 1, s["loss"] / s["seen"], s["correct"] / s["seen"],
                                      s["seen"] / max(s["seconds"], 1e-9))
-            if self._signal is not None and b + 1 < batches:
+            if self._stop_requested() and b + 1 < batches:
                 self._check_finite(epoch, b)
                 self._save_last(pos)
                 raise Interrupted(self._signal, self.run_dir)
         self._check_finite(epoch, batches - 1)
         t0 = time.perf_counter()
         test_loss, test_acc, rates = self.evaluate()
-        s = pos.sums
+        s = dict(pos.sums)
+        s["loss"], s["correct"], s["seen"] = self.world.sum([s["loss"], s["correct"], s["seen"]],
+                                                            self.device)
         seen = max(s["seen"], 1.0)
         row = {"epoch": epoch, "train_loss": s["loss"] / seen, "train_acc": s["correct"] / seen,
                "test_loss": test_loss, "test_acc": test_acc, "train_seconds": s["seconds"],
@@ -205,7 +238,8 @@ class Trainer:
                "lr": exp.optimizer.param_groups[0]["lr"], "firing_rates": rates}
         if exp.scheduler is not None:
             exp.scheduler.step()
-        self._log_epoch(row)
+        if self.world.is_main:
+            self._log_epoch(row)
         pos.epoch, pos.batch = epoch + 1, 0
         if test_acc > pos.best_acc:
             pos.best_acc, pos.best_epoch = test_acc, epoch
@@ -244,13 +278,26 @@ class Trainer:
                             f"{self._saved}: continue from there with {fix}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Encode ``x [B, *]`` and run the model: ``[T, B, C]``."""
-        return forward_batch(self.exp, x)
+        """Encode ``x [B, *]`` and run the model (through DDP when distributed): ``[T, B, C]``."""
+        return forward_batch(self.exp, x, self.net)
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float, dict[str, float]]:
         """Test-set loss, accuracy and the mean firing rate of every spiking layer."""
-        return evaluate(self.exp, self.test_x, self.test_y)
+        loss, acc, rates = evaluate(self.exp, self.test_x, self.test_y)
+        if not self.world.distributed:
+            return loss, acc, rates
+        n = float(len(self.test_y))
+        names = sorted(rates)
+        totals = self.world.sum([loss * n, acc * n, n] + [rates[k] * n for k in names], self.device)
+        return (totals[0] / totals[2], totals[1] / totals[2],
+                {k: v / totals[2] for k, v in zip(names, totals[3:])})
+
+    def _stop_requested(self) -> bool:
+        """A signal reached this process (or, when distributed, any process)."""
+        if not self.world.distributed:
+            return self._signal is not None
+        return self.world.sum([float(self._signal is not None)], self.device)[0] > 0
 
     # -- checkpoints, logs, signals ---------------------------------------------------------
     def _state(self, pos: _Position) -> dict[str, Any]:
@@ -269,11 +316,12 @@ class Trainer:
         }
 
     def _save(self, name: str, pos: _Position) -> None:
-        if self.recipe.output.checkpoints:
+        if self.recipe.output.checkpoints and self.world.is_main:
             save_checkpoint(self._state(pos), self.run_dir / name)
 
     def _save_last(self, pos: _Position) -> None:
-        save_checkpoint(self._state(pos), self.run_dir / "last.pt")
+        if self.world.is_main:
+            save_checkpoint(self._state(pos), self.run_dir / "last.pt")
         done = pos.epoch - 1
         self._saved = (f"the state after epoch {done}" if pos.batch == 0 and done else
                        "the initial state" if pos.batch == 0 else
@@ -316,7 +364,7 @@ class Trainer:
                     sched.base_lrs[i] = fresh[i]["lr"]
 
     def _open_writer(self, step: int) -> Any:
-        if not self.recipe.output.tensorboard:
+        if not self.recipe.output.tensorboard or not self.world.is_main:
             return None
         from torch.utils.tensorboard import SummaryWriter
 
@@ -330,7 +378,23 @@ class Trainer:
             self.writer.add_scalar(f"epoch/{key}", row[key], e)
         for name, rate in row["firing_rates"].items():
             self.writer.add_scalar(f"firing_rate/{name}", rate, e)
+        for name, param in self.exp.model.named_parameters():
+            self.writer.add_histogram(f"weights/{name}", param.detach().float().cpu(), e)
+        self.writer.add_image("raster/output_layer", self._raster(), e)
         self.writer.flush()
+
+    @torch.no_grad()
+    def _raster(self) -> torch.Tensor:
+        """Output-layer activity of test sample 0 as an image ``[1, classes, T]`` in [0, 1]."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # the picture must not shift the run's RNG
+            self.exp.model.eval()
+            try:
+                out = forward_batch(self.exp, self.test_x[:1])[:, 0].float().T
+            finally:
+                self.exp.model.train()
+        span = (out.max() - out.min()).clamp_min(1e-12)
+        return ((out - out.min()) / span).unsqueeze(0).cpu()
 
     def _autocast(self) -> Any:
         use = self.recipe.train.amp and self.device.type == "cuda"

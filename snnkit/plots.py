@@ -131,7 +131,7 @@ def sample_trace(run_dir: str | Path, sample: int = 0) -> dict[str, Any]:
     """
     from snnkit.assemble import assemble
     from snnkit.checkpoint import load_checkpoint
-    from snnkit.engine import predict
+    from snnkit.execution import predict
     from snnkit.functional import reset_net
     from snnkit.neurons import BaseNeuron, SpikingNeuron
     from snnkit.plugins import get_registry
