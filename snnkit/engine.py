@@ -17,7 +17,6 @@ data mean (seed, time_steps, dataset, encoder, model, loss, optimizer name) is r
 from __future__ import annotations
 
 import math
-import signal
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -40,6 +39,7 @@ from snnkit.checkpoint import (
 )
 from snnkit.distributed import World, current_world, device_for, setup, teardown
 from snnkit.errors import CheckpointError, RecipeError, TrainingError
+from snnkit.interrupts import stop_signals
 from snnkit.progress import Reporter, SilentReporter
 from snnkit.recipe import Recipe, check_resume_changes, load_recipe
 from snnkit.registry import Registry
@@ -169,7 +169,7 @@ class Trainer:
                                   f"{r.train.epochs} — extend it with --set train.epochs=N")
         self.writer = self._open_writer(pos.global_step)
         try:
-            with self._signals():
+            with stop_signals(self._on_signal):
                 for epoch in range(pos.epoch, r.train.epochs + 1):
                     row = self._epoch(pos, epoch)
                     metrics.append(row)
@@ -293,6 +293,9 @@ class Trainer:
         return (totals[0] / totals[2], totals[1] / totals[2],
                 {k: v / totals[2] for k, v in zip(names, totals[3:])})
 
+    def _on_signal(self, signum: int) -> None:
+        self._signal = signum  # no printing here: a handler may interrupt a print
+
     def _stop_requested(self) -> bool:
         """A signal reached this process (or, when distributed, any process)."""
         if not self.world.distributed:
@@ -399,32 +402,6 @@ class Trainer:
     def _autocast(self) -> Any:
         use = self.recipe.train.amp and self.device.type == "cuda"
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=use) if use else _null()
-
-    @contextmanager
-    def _signals(self) -> Iterator[None]:
-        """SIGINT/SIGTERM: finish the step, save, stop; a second signal acts as usual at once."""
-        old: dict[int, Any] = {}
-
-        def handler(signum: int, _frame: Any) -> None:
-            if self._signal is not None:
-                for s, h in old.items():
-                    signal.signal(s, h)
-                signal.raise_signal(signum)
-                return
-            self._signal = signum  # no printing here: a handler may interrupt a print
-
-        try:
-            for s in (signal.SIGINT, signal.SIGTERM):
-                if signal.getsignal(s) is not signal.SIG_IGN:  # keep signals the caller ignores
-                    old[s] = signal.signal(s, handler)
-        except ValueError:  # not the main thread: no signal handling
-            yield
-            return
-        try:
-            yield
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
 
 
 def evaluate_checkpoint(path: str | Path, *, device: str | None = None,
