@@ -83,16 +83,19 @@ class PoissonEncoder(Encoder):
     and saved RNG states reproduce a run.
 
     Float input: ``S = rand() < p`` with ``rand()`` uniform in [0, 1).
-    uint8 input ``v`` (p = v / 255): ``S = r < v`` with ``r`` a uniform integer in {0, ..., 254}
-    drawn directly as a byte, so P(S = 1) = v / 255 exactly (up to torch's modulo reduction of a
-    32-bit random word, a bias below 2^-24), with no float random tensor built.
+    uint8 input ``v`` (p = v / 255): the counter-based generator of
+    :mod:`snnkit.kernels.event_input` — a 16-bit draw ``r`` per (step, sample, pixel) from a
+    seed taken with one ``torch.randint`` per batch, ``S = r < round(v · 65536 / 255)``, so
+    P(S = 1) = v / 255 within 2^-17. The event-driven input path draws exactly the same spikes,
+    so dense and event-driven runs, and single- and multi-step runs, see the same input.
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        shape = (self.time_steps, *x.shape)
         if x.dtype == torch.uint8:
-            draws = torch.randint(0, 255, shape, dtype=torch.uint8, device=x.device)
-            return draws.lt_(x).to(torch.float32)
+            from snnkit.kernels.event_input import draw_seed, poisson_spikes_like
+
+            return poisson_spikes_like(x, self.time_steps, draw_seed(x.device))
+        shape = (self.time_steps, *x.shape)
         p = intensity(x)
         _check_range(p, "poisson")
         # rand is in [0, 1): p = 1 always passes, p = 0 never; lt_ writes 1.0 / 0.0 in place.

@@ -139,6 +139,13 @@ class Trainer:
 
             ids = [exp.device.index] if exp.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.net, device_ids=ids)
+        # Event-driven input (fused Poisson encoding + first Linear, C++): None unless the
+        # recipe's encoder/model fit it; DDP keeps the dense path (it must see every forward).
+        self.fused: Any = None
+        if exp.recipe.train.fast_input and not self.world.distributed:
+            from snnkit.kernels.event_input import fuse_input
+
+            self.fused = fuse_input(exp.encoder, exp.model)
         self.recipe: Recipe = exp.recipe
         self.device = exp.device
         self.train_x, self.train_y = on_device(exp.train_data, self.device)
@@ -279,12 +286,12 @@ class Trainer:
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode ``x [B, *]`` and run the model (through DDP when distributed): ``[T, B, C]``."""
-        return forward_batch(self.exp, x, self.net)
+        return forward_batch(self.exp, x, self.net, fused=self.fused)
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float, dict[str, float]]:
         """Test-set loss, accuracy and the mean firing rate of every spiking layer."""
-        loss, acc, rates = evaluate(self.exp, self.test_x, self.test_y)
+        loss, acc, rates = evaluate(self.exp, self.test_x, self.test_y, fused=self.fused)
         if not self.world.distributed:
             return loss, acc, rates
         n = float(len(self.test_y))

@@ -9,6 +9,7 @@ DistributedDataParallel wraps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -35,17 +36,26 @@ class TimeLoop(nn.Module):
         return out
 
 
-def forward_batch(exp: Any, x: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
+def forward_batch(exp: Any, x: torch.Tensor, net: nn.Module | None = None,
+                  fused: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Encode ``x [B, *]`` and run the model over T steps: ``[T, B, C]``.
 
     ``net`` replaces the plain time loop (e.g. a DistributedDataParallel wrapper of it).
+    ``fused`` (from :func:`snnkit.kernels.event_input.fuse_input`) replaces encoder + input
+    layer by the event-driven input path when given.
     """
+    if fused is not None:
+        out = fused(x)
+        reset_net(exp.model)
+        return out
     seq = exp.encoder(x)
     return (net or TimeLoop(exp.model))(seq)
 
 
 @torch.no_grad()
-def evaluate(exp: Any, xs: torch.Tensor, ys: torch.Tensor) -> tuple[float, float, dict[str, float]]:
+def evaluate(exp: Any, xs: torch.Tensor, ys: torch.Tensor,
+             fused: Callable[[torch.Tensor], torch.Tensor] | None = None,
+             ) -> tuple[float, float, dict[str, float]]:
     """Loss, accuracy and per-layer firing rates of ``exp.model`` over ``(xs, ys)``."""
     exp.model.eval()
     rates: dict[str, list[float]] = {}
@@ -56,7 +66,7 @@ def evaluate(exp: Any, xs: torch.Tensor, ys: torch.Tensor) -> tuple[float, float
     try:
         for i in range(0, len(ys), bs):
             x, y = xs[i:i + bs], ys[i:i + bs]
-            out = forward_batch(exp, x)
+            out = forward_batch(exp, x, fused=fused)
             total_loss += float(exp.loss(out.float(), y)) * len(y)
             correct += int((predict(exp.loss, out) == y).sum())
     finally:

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from snnkit import functional as F
+from snnkit import kernels
 from snnkit.surrogates import Sigmoid, Surrogate
 
 
@@ -46,14 +47,17 @@ class BaseNeuron(nn.Module):
 
     Subclasses set ``step_fn`` (a function of :mod:`snnkit.functional`), implement
     ``step_kwargs()`` and ``initial_state(x)``, and list their parameters in ``_repr_fields``.
+    ``kernel`` names the multi-step kernel (:mod:`snnkit.kernels`: ``auto``, ``reference``,
+    and ``cpp`` / ``triton`` for fusable neurons); single-step always calls ``step_fn``.
     """
 
     step_fn: Callable[..., tuple[Tensor, Any]]
     _repr_fields: tuple[str, ...] = ()
     _common_fields: tuple[str, ...] = ()
 
-    def __init__(self, step_mode: str = "m", record_v: bool = False) -> None:
+    def __init__(self, step_mode: str = "m", record_v: bool = False, kernel: str = "auto") -> None:
         super().__init__()
+        self.kernel = kernels.check_kernel(type(self), kernel)
         self.record_v = bool(record_v)
         self.state: Any = None
         self._v_list: list[Tensor] = []
@@ -101,17 +105,8 @@ class BaseNeuron(nn.Module):
                 f"{type(self).__name__} in multi-step mode expects input [T, B, ...] with T >= 1, "
                 f"got shape {tuple(x_seq.shape)}"
             )
-        step_fn, kwargs = type(self).step_fn, self.step_kwargs()
-        state = self.initial_state(x_seq[0])
-        outs: list[Tensor] = []
-        voltages: list[Tensor] = []
-        for x in x_seq:
-            out, state = step_fn(state, x, **kwargs)
-            outs.append(out)
-            if self.record_v:
-                voltages.append(state[0].detach())
-        self._v_seq = torch.stack(voltages) if self.record_v else None
-        return torch.stack(outs)
+        out, self._v_seq = kernels.multi_step(self, x_seq)
+        return out
 
     def _single_step(self, x: Tensor) -> Tensor:
         """One step from the kept state (initialised lazily like ``x``); the state is kept."""
@@ -148,6 +143,8 @@ class BaseNeuron(nn.Module):
     def extra_repr(self) -> str:
         names = self._repr_fields + self._common_fields
         fields = [f"{name}={getattr(self, name)!r}" for name in names]
+        if self.kernel != "auto":
+            fields.append(f"kernel={self.kernel!r}")
         fields.append(f"step_mode={self._step_mode!r}")
         if self.record_v:
             fields.append("record_v=True")
@@ -161,18 +158,18 @@ class SpikingNeuron(BaseNeuron):
 
     def __init__(self, surrogate: Surrogate | None = None, v_threshold: float = 1.0,
                  v_reset: float | None = 0.0, detach_reset: bool = False,
-                 step_mode: str = "m", record_v: bool = False) -> None:
+                 step_mode: str = "m", record_v: bool = False, kernel: str = "auto") -> None:
         v_threshold = _finite("v_threshold", v_threshold)
         if v_reset is not None:
             v_reset = _finite("v_reset", v_reset)
             if not v_threshold > v_reset:
                 raise ValueError(
                     "v_threshold must be > v_reset under hard reset, got "
-                    f"v_threshold={v_threshold!r}, v_reset={v_reset!r} (use v_reset=None for soft reset)"
+                    f"v_threshold={v_threshold!r}, v_reset={v_reset!r} (set v_reset: null for soft reset)"
                 )
         if surrogate is not None and not callable(surrogate):
             raise TypeError(f"surrogate must be a Surrogate module, got {type(surrogate).__name__}")
-        super().__init__(step_mode, record_v)
+        super().__init__(step_mode, record_v, kernel)
         self.surrogate = Sigmoid() if surrogate is None else surrogate
         self.v_threshold = v_threshold
         self.v_reset = v_reset
@@ -200,8 +197,9 @@ class IF(SpikingNeuron):
 
     def __init__(self, surrogate: Surrogate | None = None, v_threshold: float = 1.0,
                  v_reset: float | None = 0.0, detach_reset: bool = False,
-                 step_mode: str = "m", record_v: bool = False) -> None:
-        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v)
+                 kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
+        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v,
+                         kernel)
 
     def step_kwargs(self) -> dict[str, Any]:
         return self._common_kwargs()
@@ -221,9 +219,10 @@ class LIF(SpikingNeuron):
     def __init__(self, surrogate: Surrogate | None = None, tau: float = 2.0,
                  decay_input: bool = True, v_threshold: float = 1.0,
                  v_reset: float | None = 0.0, detach_reset: bool = False,
-                 step_mode: str = "m", record_v: bool = False) -> None:
+                 kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
         tau = _time_constant("tau", tau, "the charge equation divides by tau")
-        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v)
+        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v,
+                         kernel)
         self.tau = tau
         self.decay_input = bool(decay_input)
 
@@ -245,9 +244,10 @@ class PLIF(SpikingNeuron):
     def __init__(self, surrogate: Surrogate | None = None, init_tau: float = 2.0,
                  decay_input: bool = True, v_threshold: float = 1.0,
                  v_reset: float | None = 0.0, detach_reset: bool = False,
-                 step_mode: str = "m", record_v: bool = False) -> None:
+                 kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
         init_tau = _time_constant("init_tau", init_tau, "the charge equation divides by tau")
-        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v)
+        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v,
+                         kernel)
         self.init_tau = init_tau
         self.decay_input = bool(decay_input)
         self.w = nn.Parameter(torch.tensor(F.plif_init_w(init_tau)))
@@ -277,7 +277,7 @@ class QIF(SpikingNeuron):
     def __init__(self, surrogate: Surrogate | None = None, tau: float = 2.0, v_c: float = 0.8,
                  a0: float = 1.0, v_rest: float = 0.0, v_threshold: float = 1.0,
                  v_reset: float | None = 0.0, detach_reset: bool = False,
-                 step_mode: str = "m", record_v: bool = False) -> None:
+                 kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
         tau = _time_constant("tau", tau, "the charge equation divides by tau")
         a0, v_c, v_rest = _finite("a0", a0), _finite("v_c", v_c), _finite("v_rest", v_rest)
         if not a0 > 0:
@@ -287,7 +287,8 @@ class QIF(SpikingNeuron):
                 f"v_c must be > v_rest (the critical voltage lies above rest), got v_c={v_c!r}, "
                 f"v_rest={v_rest!r}"
             )
-        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v)
+        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v,
+                         kernel)
         self.tau, self.v_c, self.a0, self.v_rest = tau, v_c, a0, v_rest
 
     def step_kwargs(self) -> dict[str, Any]:
@@ -308,14 +309,15 @@ class EIF(SpikingNeuron):
     def __init__(self, surrogate: Surrogate | None = None, tau: float = 2.0,
                  delta_t: float = 1.0, theta_rh: float = 0.8, v_rest: float = 0.0,
                  v_threshold: float = 1.0, v_reset: float | None = 0.0,
-                 detach_reset: bool = False, step_mode: str = "m",
+                 detach_reset: bool = False, kernel: str = "auto", step_mode: str = "m",
                  record_v: bool = False) -> None:
         tau = _time_constant("tau", tau, "the charge equation divides by tau")
         delta_t = _finite("delta_t", delta_t)
         if not delta_t > 0:
             raise ValueError(f"delta_t must be > 0 (the exponential term divides by it), got {delta_t!r}")
         theta_rh, v_rest = _finite("theta_rh", theta_rh), _finite("v_rest", v_rest)
-        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v)
+        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v,
+                         kernel)
         self.tau, self.delta_t, self.theta_rh, self.v_rest = tau, delta_t, theta_rh, v_rest
 
     def step_kwargs(self) -> dict[str, Any]:
@@ -340,14 +342,15 @@ class Izhikevich(SpikingNeuron):
                  tau_w: float = 10.0, a: float = 1.0, b: float = 0.1, a0: float = 1.0,
                  v_c: float = 0.8, v_rest: float = 0.0, v_threshold: float = 1.0,
                  v_reset: float | None = 0.0, detach_reset: bool = False,
-                 step_mode: str = "m", record_v: bool = False) -> None:
+                 kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
         tau = _time_constant("tau", tau, "the charge equation divides by tau")
         tau_w = _time_constant("tau_w", tau_w, "the adaptation equation divides by tau_w")
         a, b, a0 = _finite("a", a), _finite("b", b), _finite("a0", a0)
         v_c, v_rest = _finite("v_c", v_c), _finite("v_rest", v_rest)
         if not a0 > 0:
             raise ValueError(f"a0 must be > 0 (the quadratic term drives the upswing), got {a0!r}")
-        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v)
+        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v,
+                         kernel)
         self.tau, self.tau_w, self.a, self.b = tau, tau_w, a, b
         self.a0, self.v_c, self.v_rest = a0, v_c, v_rest
 
@@ -374,7 +377,7 @@ class ALIF(SpikingNeuron):
     def __init__(self, surrogate: Surrogate | None = None, tau: float = 2.0,
                  tau_adapt: float = 20.0, beta: float = 0.2, decay_input: bool = True,
                  v_threshold: float = 1.0, v_reset: float | None = 0.0,
-                 detach_reset: bool = False, step_mode: str = "m",
+                 detach_reset: bool = False, kernel: str = "auto", step_mode: str = "m",
                  record_v: bool = False) -> None:
         tau = _time_constant("tau", tau, "the charge equation divides by tau")
         tau_adapt = _time_constant("tau_adapt", tau_adapt,
@@ -382,7 +385,8 @@ class ALIF(SpikingNeuron):
         beta = _finite("beta", beta)
         if not beta >= 0:
             raise ValueError(f"beta must be >= 0 (spikes raise the threshold), got {beta!r}")
-        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v)
+        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v,
+                         kernel)
         self.tau, self.tau_adapt, self.beta = tau, tau_adapt, beta
         self.decay_input = bool(decay_input)
 
@@ -408,10 +412,11 @@ class CubaLIF(SpikingNeuron):
     def __init__(self, surrogate: Surrogate | None = None, tau_syn: float = 5.0,
                  tau_mem: float = 2.0, v_threshold: float = 1.0,
                  v_reset: float | None = 0.0, detach_reset: bool = False,
-                 step_mode: str = "m", record_v: bool = False) -> None:
+                 kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
         tau_syn = _time_constant("tau_syn", tau_syn, "the current decays by 1 - 1/tau_syn per step")
         tau_mem = _time_constant("tau_mem", tau_mem, "the charge equation divides by tau_mem")
-        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v)
+        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v,
+                         kernel)
         self.tau_syn, self.tau_mem = tau_syn, tau_mem
 
     def initial_state(self, x: Tensor) -> NamedTuple:
@@ -432,10 +437,10 @@ class LI(BaseNeuron):
     _repr_fields = ("tau",)
 
     def __init__(self, surrogate: Surrogate | None = None, tau: float = 2.0,
-                 step_mode: str = "m", record_v: bool = False) -> None:
+                 kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
         del surrogate  # a readout never fires
         tau = _time_constant("tau", tau, "the charge equation divides by tau")
-        super().__init__(step_mode, record_v)
+        super().__init__(step_mode, record_v, kernel)
         self.tau = tau
 
     def initial_state(self, x: Tensor) -> NamedTuple:

@@ -1,0 +1,157 @@
+"""One training epoch of the default recipe (recipes/lif_mnist.yaml) on real MNIST.
+
+Prints seconds per epoch (937 batches of 64), ms per batch, test accuracy after the epoch and
+peak RSS, for the event-driven input path (``fuse_input``: fused Poisson + Linear, C++ LIF
+kernel). For comparison it times a few batches of the dense path (Poisson encoder, Linear,
+C++ LIF) and of the plain reference path (dense, autograd loop) in the same process and prints
+their extrapolated epoch time and ratio. Usage::
+
+    SNNKIT_DATA=/work/shared/data python benchmarks/bench_epoch.py [--threads 2] [--compare 40]
+
+``--via-run`` instead times ``snnkit.run`` (the real engine, whatever it wires up) for one
+epoch and reports its ``train_seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "lif_mnist.yaml"
+
+
+def _experiment():
+    from snnkit.assemble import assemble
+    from snnkit.plugins import get_registry
+    from snnkit.recipe import load_recipe
+
+    recipe = load_recipe(str(RECIPE), ["train.epochs=1", "train.device=cpu"])
+    return assemble(recipe, get_registry())
+
+
+def _set_kernel(model: torch.nn.Module, name: str) -> None:
+    for m in model.modules():
+        if hasattr(m, "kernel"):
+            m.kernel = name
+
+
+def _step(exp, forward, x, y) -> float:
+    from snnkit.functional import reset_net
+
+    exp.optimizer.zero_grad(set_to_none=True)
+    out = forward(x)
+    loss = exp.loss(out.float(), y)
+    value = loss.item()
+    loss.backward()
+    exp.optimizer.step()
+    reset_net(exp.model)
+    return value
+
+
+def _dense(exp):
+    """The dense path: encoder, then the whole multi-step model."""
+    return lambda x: exp.model(exp.encoder(x))
+
+
+def _accuracy(exp, forward, xs, ys, bs: int = 1000) -> float:
+    from snnkit.functional import reset_net
+
+    correct = 0
+    exp.model.eval()
+    with torch.no_grad():
+        for i in range(0, len(ys), bs):
+            out = forward(xs[i:i + bs])
+            reset_net(exp.model)
+            correct += int((out.mean(0).argmax(-1) == ys[i:i + bs]).sum())
+    exp.model.train()
+    return correct / len(ys)
+
+
+def _per_batch_ms(exp, forward, xs, ys, batches: int, bs: int = 64) -> float:
+    times = []
+    for b in range(batches):
+        x, y = xs[b * bs:(b + 1) * bs], ys[b * bs:(b + 1) * bs]
+        t0 = time.perf_counter()
+        _step(exp, forward, x, y)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[2:] if len(times) > 4 else times) * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--compare", type=int, default=40, help="batches timed per comparison path")
+    ap.add_argument("--via-run", action="store_true", help="time snnkit.run for one epoch")
+    args = ap.parse_args()
+    os.environ.setdefault("SNNKIT_DATA", "/work/shared/data")
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads, {time.strftime('%Y-%m-%d %H:%M')}")
+
+    if args.via_run:
+        import snnkit
+
+        with tempfile.TemporaryDirectory() as out:
+            t0 = time.perf_counter()
+            res = snnkit.run(str(RECIPE), overrides=["train.epochs=1", "train.device=cpu",
+                                                    f"train.num_threads={args.threads}"],
+                             out=out)
+            wall = time.perf_counter() - t0
+        m = res.metrics[0]
+        print(f"snnkit.run: train {m['train_seconds']:.2f} s/epoch, test {m['test_seconds']:.2f} s,"
+              f" wall {wall:.1f} s, test acc {m['test_acc']:.2%}")
+        print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+        return
+
+    from snnkit.assemble import on_device
+    from snnkit.kernels.event_input import fuse_input
+
+    torch.manual_seed(0)
+    exp = _experiment()
+    xs, ys = on_device(exp.train_data, torch.device("cpu"))
+    tx, ty = on_device(exp.test_data, torch.device("cpu"))
+    fused = fuse_input(exp.encoder, exp.model)
+    if fused is None:
+        sys.exit("fuse_input returned None (C++ kernels unavailable?)")
+    order = torch.randperm(len(ys), generator=torch.Generator().manual_seed(0))
+    xs, ys = xs[order], ys[order]
+    bs = 64
+    batches = math.ceil(len(ys) / bs)
+    _step(exp, fused, xs[:bs], ys[:bs])  # warm-up (compiles on first use)
+    t0 = time.perf_counter()
+    for b in range(batches):
+        _step(exp, fused, xs[b * bs:(b + 1) * bs], ys[b * bs:(b + 1) * bs])
+    epoch = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    acc = _accuracy(exp, fused, tx, ty)
+    test_s = time.perf_counter() - t1
+    print(f"event input + cpp LIF: {epoch:.2f} s/epoch ({batches} batches, "
+          f"{epoch / batches * 1e3:.2f} ms/batch), test acc after 1 epoch {acc:.2%} "
+          f"(eval {test_s:.2f} s)")
+
+    fast_ms = _per_batch_ms(exp, fused, xs, ys, args.compare)
+    dense_ms = _per_batch_ms(exp, _dense(exp), xs, ys, args.compare)
+    _set_kernel(exp.model, "reference")
+    ref_ms = _per_batch_ms(exp, _dense(exp), xs, ys, args.compare)
+    _set_kernel(exp.model, "auto")
+    print(f"median ms/batch over {args.compare} batches: event {fast_ms:.2f}, dense+cpp "
+          f"{dense_ms:.2f} ({dense_ms / fast_ms:.1f}x), dense+reference {ref_ms:.2f} "
+          f"({ref_ms / fast_ms:.1f}x; {ref_ms * batches / 1e3:.1f} s/epoch extrapolated)")
+    import importlib.util
+
+    if importlib.util.find_spec("spikingjelly") is not None:
+        print("spikingjelly is importable: compare by hand (not installed by this script)")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""Event-driven input layer: Poisson encoding of uint8 images fused with the first Linear layer.
+
+For pixel value v (uint8) the spike probability is thr(v)/65536 with
+``thr(v) = round(v · 65536 / 255)`` (integer arithmetic), which equals v/255 within 2^-17;
+v = 0 never fires and v = 255 always does. The spike of (step t, sample b, pixel d) is
+``r < thr(v)`` with r the 16-bit draw number t % 4 of the 64-bit word::
+
+    word = mix64(seed + ((b·D + d)·Q + t // 4 + 1) · 0x9E3779B97F4A7C15),   Q = ceil(T / 4)
+
+(``mix64`` is the SplitMix64 finaliser; all arithmetic modulo 2^64). ``seed`` comes from one
+``torch.randint`` on torch's global generator per batch, so ``torch.manual_seed`` and saved RNG
+states reproduce runs; the draws do not depend on the thread count.
+
+Forward: only pixels with v > 0 draw, and only fired spikes add a weight column into
+``out[T, B, C]``; the spikes are kept as a bitmask ``[B, D, ceil(T/64)]``. Backward:
+``dL/dW[:, d] = Σ_{fired (t, b, d)} dL/dout[t, b, :]`` (fired events only), ``dL/db`` the sum
+of ``dL/dout`` over t and b, no gradient for the uint8 input.
+
+:func:`dense_event_linear` computes the same layer with dense PyTorch ops from the same draws
+(the test oracle). :func:`fuse_input` recognises an encoder/model pair that this layer can
+replace and returns the fused forward function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+_MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+_M1 = 0xBF58476D1CE4E5B9
+_M2 = 0x94D049BB133111EB
+
+
+def draw_seed(device: torch.device | str = "cpu") -> int:
+    """A 64-bit seed from torch's global generator (one ``torch.randint`` call)."""
+    return int(torch.randint(-(2**63), 2**63 - 1, (), dtype=torch.int64, device=device))
+
+
+def threshold16(x: Tensor) -> Tensor:
+    """thr(v) = round(v · 65536 / 255) for uint8 ``v`` as int64 (0 → 0, 255 → 65536)."""
+    return (x.to(torch.int64) * 131072 + 255) // 510
+
+
+def _signed(c: int) -> int:
+    return c - (1 << 64) if c >= 1 << 63 else c
+
+
+def _shr(z: Tensor, k: int) -> Tensor:
+    """Logical right shift of int64 bit patterns."""
+    return (z >> k) & ((1 << (64 - k)) - 1)
+
+
+def _mix64(z: Tensor) -> Tensor:
+    z = (z ^ _shr(z, 30)) * _signed(_M1)
+    z = (z ^ _shr(z, 27)) * _signed(_M2)
+    return z ^ _shr(z, 31)
+
+
+def poisson_draws(x: Tensor, time_steps: int, seed: int) -> Tensor:
+    """The 16-bit draws r ``[T, B, D]`` (int64) of the generator above, in pure PyTorch."""
+    if x.dim() != 2:
+        raise ValueError(f"poisson_draws expects x [B, D], got shape {tuple(x.shape)}")
+    B, D = x.shape
+    Q = (time_steps + 3) // 4
+    ctr = torch.arange(B * D * Q, dtype=torch.int64, device=x.device).view(B, D, Q) + 1
+    z = _mix64(_signed(seed & _MASK64) + ctr * _signed(_GOLDEN))  # int64 arithmetic wraps
+    parts = torch.stack([_shr(z, 16 * k) & 0xFFFF for k in range(4)], dim=-1)  # [B, D, Q, 4]
+    return parts.reshape(B, D, 4 * Q)[:, :, :time_steps].permute(2, 0, 1)
+
+
+def poisson_spikes(x: Tensor, time_steps: int, seed: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Dense spikes ``[T, B, D]`` of uint8 ``x [B, D]``: ``draw < thr(x)``, in pure PyTorch."""
+    return (poisson_draws(x, time_steps, seed) < threshold16(x)).to(dtype)
+
+
+def poisson_spikes_like(x: Tensor, time_steps: int, seed: int) -> Tensor:
+    """Float32 spikes ``[T, *x.shape]`` of uint8 ``x [B, *]`` from the generator above.
+
+    Uses the compiled generator on the CPU when it is built, else :func:`poisson_spikes`: the
+    same draws either way.
+    """
+    flat = x.reshape(x.shape[0], -1).contiguous()
+    ext = None
+    if x.device.type == "cpu":
+        from snnkit.kernels.build import cpu_extension
+
+        ext = cpu_extension()
+    spikes = ext.event_spikes(flat, time_steps, seed) if ext is not None else \
+        poisson_spikes(flat, time_steps, seed)
+    return spikes.view(time_steps, *x.shape)
+
+
+def dense_event_linear(x: Tensor, weight: Tensor, bias: Tensor | None, time_steps: int,
+                       seed: int) -> Tensor:
+    """The event layer in dense PyTorch: ``linear(poisson_spikes(x), weight, bias)``."""
+    spikes = poisson_spikes(x.reshape(x.shape[0], -1), time_steps, seed, weight.dtype)
+    return nn.functional.linear(spikes, weight, bias)
+
+
+class _EventLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, time_steps: int,
+                seed: int, ext: Any, save: bool) -> Tensor:  # type: ignore[override]
+        out, masks = ext.event_forward(x, weight.detach().contiguous(), time_steps, seed, save)
+        if bias is not None:
+            out += bias.detach().to(out.dtype)
+        ctx.masks, ctx.d, ctx.ext = masks, x.shape[1], ext
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        grad_w = grad_b = None
+        if ctx.needs_input_grad[1]:
+            if ctx.masks is None:
+                raise RuntimeError("snnkit event input: no spikes were saved for backward")
+            grad_w = ctx.ext.event_backward(grad.contiguous(), ctx.masks, ctx.d)
+        if ctx.needs_input_grad[2]:
+            grad_b = grad.sum((0, 1))
+        return None, grad_w, grad_b, None, None, None, None
+
+
+def event_linear(x: Tensor, weight: Tensor, bias: Tensor | None, time_steps: int,
+                 seed: int | None = None, ext: Any = None) -> Tensor:
+    """Poisson-encode uint8 ``x [B, *]`` over ``time_steps`` and apply ``Linear``: ``[T, B, C]``.
+
+    ``seed`` defaults to :func:`draw_seed`. Uses the compiled event kernel (``ext``, default
+    the built one); without it, :func:`dense_event_linear` (same draws, dense maths).
+    """
+    if x.dtype != torch.uint8:
+        raise TypeError(f"event_linear expects uint8 input, got {x.dtype}")
+    x2 = x.reshape(x.shape[0], -1).contiguous()
+    if x2.shape[1] != weight.shape[1]:
+        raise ValueError(f"event_linear: input has {x2.shape[1]} features per sample, the weight "
+                         f"expects {weight.shape[1]}")
+    if seed is None:
+        seed = draw_seed(x.device)
+    if ext is None:
+        from snnkit.kernels.build import cpu_extension
+
+        ext = cpu_extension()
+    usable = (ext is not None and x.device.type == "cpu" and weight.device.type == "cpu"
+              and weight.dtype in (torch.float32, torch.float64))
+    if not usable:
+        return dense_event_linear(x2, weight, bias, time_steps, seed)
+    needs = torch.is_grad_enabled() and (weight.requires_grad
+                                         or (bias is not None and bias.requires_grad))
+    return _EventLinear.apply(x2, weight, bias, time_steps, seed, ext, needs)
+
+
+def _plain_forward(module: nn.Module, cls: type) -> bool:
+    return (isinstance(module, cls) and type(module).forward in (cls.forward,)
+            and not module._forward_hooks and not module._forward_pre_hooks)
+
+
+def fuse_input(encoder: nn.Module, model: nn.Module) -> Callable[[Tensor], Tensor] | None:
+    """``f(x_uint8) -> out [T, B, C]`` running the event input layer then the rest of ``model``.
+
+    Recognised: a :class:`~snnkit.encoders.PoissonEncoder` and a multi-step ``nn.Sequential``
+    whose first layers are ``[Flatten,] Linear`` (snnkit layers in step mode ``'m'``). Returns
+    None for anything else, or when the C++ kernels are unavailable. The returned function falls
+    back to ``model(encoder(x))`` for input that is not uint8 on the CPU.
+    """
+    from snnkit.encoders import PoissonEncoder
+    from snnkit.kernels.build import cpu_extension
+    from snnkit.layers import Flatten, Linear
+
+    if type(encoder).forward is not PoissonEncoder.forward or not isinstance(encoder, PoissonEncoder):
+        return None
+    if not isinstance(model, nn.Sequential) or getattr(model, "step_mode", "m") != "m":
+        return None
+    mods = list(model)
+    i = 0
+    if mods and isinstance(mods[0], Flatten):
+        if not _plain_forward(mods[0], Flatten) or mods[0].step_mode != "m":
+            return None
+        i = 1
+    if len(mods) <= i or not _plain_forward(mods[i], Linear) or mods[i].step_mode != "m":
+        return None
+    flatten = i == 1
+    linear: Linear = mods[i]  # type: ignore[assignment]
+    rest = mods[i + 1:]
+    ext = cpu_extension()
+    if ext is None:
+        return None
+    time_steps = encoder.time_steps
+
+    def fused(x: Tensor) -> Tensor:
+        w = linear.weight
+        plain = (not model._forward_hooks and not model._forward_pre_hooks
+                 and not linear._forward_hooks and not linear._forward_pre_hooks)
+        if (x.dtype != torch.uint8 or x.device.type != "cpu" or w.device.type != "cpu"
+                or w.dtype not in (torch.float32, torch.float64) or not plain
+                or x.dim() < 2 or (not flatten and x.dim() != 2)):
+            return model(encoder(x))
+        out = event_linear(x, w, linear.bias, time_steps, ext=ext)
+        for module in rest:
+            out = module(out)
+        return out
+
+    return fused

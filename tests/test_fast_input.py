@@ -1,0 +1,158 @@
+"""Event-driven input layer: same draws, same currents and gradients as the dense path."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from snnkit import encoders, layers
+from snnkit import neurons as N
+from snnkit.kernels import build
+from snnkit.kernels.event_input import (dense_event_linear, draw_seed, event_linear, fuse_input,
+                                        poisson_spikes, threshold16)
+
+
+@pytest.fixture(scope="module")
+def ext():
+    module = build.cpu_extension()
+    if module is None:
+        pytest.skip("the C++ kernels cannot be built here")
+    return module
+
+
+def _images(b: int, d: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (b, d), generator=g, dtype=torch.uint8)
+    x[torch.rand(b, d, generator=g) < 0.4] = 0  # MNIST-like: many dark pixels
+    x[0, :3] = torch.tensor([0, 255, 1], dtype=torch.uint8)
+    return x
+
+
+def test_threshold_is_intensity_within_one_65536th() -> None:
+    # thr(v) = round(v · 65536 / 255): thr(0) = 0, thr(1) = round(257.0039) = 257,
+    # thr(128) = round(32896.50196) = 32897, thr(255) = 65536.
+    v = torch.arange(256, dtype=torch.uint8)
+    thr = threshold16(v)
+    assert thr[0] == 0 and thr[1] == 257 and thr[128] == 32897 and thr[255] == 65536
+    err = (thr.double() / 65536 - v.double() / 255).abs().max()
+    assert err <= 0.5 / 65536 + 1e-15
+
+
+@pytest.mark.parametrize("steps", [1, 5, 64, 70, 130])
+def test_compiled_draws_equal_pytorch_generator(ext, steps: int) -> None:
+    x = _images(4, 23)
+    for seed in (0, 1, -(2**63), 2**63 - 1, 123456789):
+        assert torch.equal(ext.event_spikes(x, steps, seed), poisson_spikes(x, steps, seed))
+
+
+def test_spike_probability_matches_intensity(ext) -> None:
+    values = torch.tensor([0, 1, 51, 128, 200, 254, 255], dtype=torch.uint8)
+    x = values.repeat(64, 1)  # [64, 7]
+    steps = 2048
+    rate = ext.event_spikes(x.contiguous(), steps, draw_seed()).mean((0, 1))  # 131072 draws/value
+    assert rate[0] == 0 and rate[-1] == 1
+    p = values.double() / 255
+    sd = (p * (1 - p) / (64 * steps)).sqrt()
+    assert ((rate.double() - p).abs() <= 5 * sd + 1e-12).all(), (rate, p)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_event_layer_equals_dense_layer(ext, dtype: torch.dtype, tol: float, bias: bool) -> None:
+    x = _images(5, 3 * 7, seed=1)
+    x[:, 5] = 0  # a pixel dark in every sample
+    x = x.view(5, 3, 7)
+    g = torch.Generator().manual_seed(2)
+    w = torch.randn(4, 21, generator=g, dtype=dtype, requires_grad=True)
+    b = torch.randn(4, generator=g, dtype=dtype, requires_grad=True) if bias else None
+    steps, seed = 70, 987654321
+    out = event_linear(x, w, b, steps, seed, ext=ext)
+    grad = torch.randn(out.shape, generator=g, dtype=dtype)
+    params = [w, b] if bias else [w]
+    grads = torch.autograd.grad(out, params, grad)
+    dense = dense_event_linear(x, w, b, steps, seed)
+    torch.testing.assert_close(out, dense, rtol=tol, atol=tol)
+    for mine, want in zip(grads, torch.autograd.grad(dense, params, grad)):
+        torch.testing.assert_close(mine, want, rtol=tol, atol=tol)
+    # dark pixels never fire, so their weight columns get no gradient
+    assert (grads[0][:, 5] == 0).all()
+
+
+def test_hand_computed_event_layer(ext) -> None:
+    # v = 255 always fires and v = 0 never: x = [[255, 0]], W = [[2, 5]], b = [1], T = 3:
+    # out[t] = 2 + 1 = 3 at every step; dL/dW = [Σ_t g_t, 0] = [6, 0] for g = [1, 2, 3]; dL/db = 6.
+    x = torch.tensor([[255, 0]], dtype=torch.uint8)
+    w = torch.tensor([[2.0, 5.0]], requires_grad=True)
+    b = torch.tensor([1.0], requires_grad=True)
+    out = event_linear(x, w, b, 3, ext=ext)
+    assert out.flatten().tolist() == [3.0, 3.0, 3.0]
+    out.backward(torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1))
+    assert w.grad.tolist() == [[6.0, 0.0]] and b.grad.tolist() == [6.0]
+
+
+def test_seed_comes_from_torch_global_rng(ext) -> None:
+    x = _images(3, 10)
+    w = torch.randn(2, 10)
+    torch.manual_seed(5)
+    a = event_linear(x, w, None, 20, ext=ext)
+    b = event_linear(x, w, None, 20, ext=ext)
+    torch.manual_seed(5)
+    assert torch.equal(event_linear(x, w, None, 20, ext=ext), a)
+    assert not torch.equal(a, b)
+
+
+def _model(double: bool = True) -> nn.Sequential:
+    model = nn.Sequential(layers.Flatten(), layers.Linear(12, 3), N.LIF(tau=2.0))
+    return model.double() if double else model
+
+
+def test_fuse_input_runs_event_layer_then_rest(ext) -> None:
+    enc = encoders.PoissonEncoder(time_steps=16)
+    model = _model()
+    fused = fuse_input(enc, model)
+    assert fused is not None
+    x = _images(4, 12, seed=3).view(4, 3, 4)
+    torch.manual_seed(0)
+    out = fused(x)
+    torch.manual_seed(0)
+    seed = draw_seed()
+    lin = model[1]
+    expect = model[2](dense_event_linear(x, lin.weight, lin.bias, 16, seed))
+    assert out.shape == (16, 4, 3) and torch.equal(out, expect)
+    out.sum().backward()
+    assert lin.weight.grad is not None and lin.bias.grad is not None
+
+
+def test_fuse_input_falls_back_for_float_input(ext) -> None:
+    enc = encoders.PoissonEncoder(time_steps=8)
+    model = _model(double=False)
+    fused = fuse_input(enc, model)
+    x = torch.rand(2, 3, 4)
+    torch.manual_seed(1)
+    out = fused(x)
+    torch.manual_seed(1)
+    assert torch.equal(out, model(enc(x)))
+
+
+def test_fuse_input_recognises_only_poisson_then_linear(ext) -> None:
+    enc = encoders.PoissonEncoder(time_steps=8)
+    assert fuse_input(enc, nn.Sequential(layers.Linear(12, 3), N.LIF())) is not None
+    assert fuse_input(encoders.LatencyEncoder(time_steps=8), _model()) is None
+    conv = nn.Sequential(layers.Conv2d(1, 2, 3), layers.Flatten(), N.LIF())
+    assert fuse_input(enc, conv) is None
+    single = _model()
+    for m in single:
+        m.step_mode = "s"
+    assert fuse_input(enc, single) is None
+    assert fuse_input(enc, N.LIF()) is None
+
+
+def test_uint8_input_gets_no_gradient(ext) -> None:
+    x = _images(2, 6)
+    w = torch.randn(3, 6, requires_grad=True)
+    out = event_linear(x, w, None, 10, ext=ext)
+    (gw,) = torch.autograd.grad(out.sum(), [w])
+    assert not x.requires_grad and math.isfinite(float(gw.sum()))
