@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from snnkit.cli import app
 from snnkit.data import InMemoryDataset
 from snnkit.hookspecs import hookimpl
-from snnkit.plugins import build_registry, get_registry
+from snnkit.plugins import build_registry
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 BASE = CORPUS / "base_ok.yaml"
@@ -116,12 +116,7 @@ def assert_one_error(result, code: int, expected: str) -> None:
     assert "Traceback" not in result.output
 
 
-@pytest.fixture(autouse=True)
-def _only_builtins(monkeypatch):
-    monkeypatch.setenv("SNNKIT_LOAD_PLUGINS", "")
-    get_registry.cache_clear()
-    yield
-    get_registry.cache_clear()
+pytestmark = pytest.mark.usefixtures("only_builtins")
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -9,17 +9,11 @@ from typer.testing import CliRunner
 
 import snnkit
 from snnkit.cli import app
-from snnkit.plugins import get_registry
 
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _only_builtins(monkeypatch):
-    monkeypatch.setenv("SNNKIT_LOAD_PLUGINS", "")
-    get_registry.cache_clear()
-    yield
-    get_registry.cache_clear()
+pytestmark = pytest.mark.usefixtures("only_builtins")
 
 
 def test_version() -> None:

@@ -17,7 +17,7 @@ from snnkit.checkpoint import load_checkpoint
 from snnkit.cli import app
 from snnkit.hookspecs import hookimpl
 from snnkit.losses import MSERate
-from snnkit.plugins import build_registry, get_registry
+from snnkit.plugins import build_registry
 
 runner = CliRunner()
 METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "train_seconds"}
@@ -44,12 +44,7 @@ def write(tmp_path: Path, recipe: dict[str, Any], name: str = "tiny.yaml") -> Pa
     return path
 
 
-@pytest.fixture(autouse=True)
-def _only_builtins(monkeypatch):
-    monkeypatch.setenv("SNNKIT_LOAD_PLUGINS", "")
-    get_registry.cache_clear()
-    yield
-    get_registry.cache_clear()
+pytestmark = pytest.mark.usefixtures("only_builtins")
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,6 @@ from snnkit.checkpoint import load_checkpoint
 from snnkit.cli import app
 from snnkit.engine import Interrupted
 from snnkit.engine import run as run_engine
-from snnkit.plugins import get_registry
 from snnkit.progress import SilentReporter
 
 runner = CliRunner()
@@ -47,12 +46,7 @@ def recipe(tmp_path: Path, epochs: int) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(autouse=True)
-def _only_builtins(monkeypatch):
-    monkeypatch.setenv("SNNKIT_LOAD_PLUGINS", "")
-    get_registry.cache_clear()
-    yield
-    get_registry.cache_clear()
+pytestmark = pytest.mark.usefixtures("only_builtins")
 
 
 @pytest.fixture(scope="module")

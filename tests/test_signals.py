@@ -22,7 +22,6 @@ from typer.testing import CliRunner
 from snnkit.checkpoint import load_checkpoint
 from snnkit.cli import app
 from snnkit.engine import run as run_engine
-from snnkit.plugins import get_registry
 from snnkit.progress import SilentReporter
 
 runner = CliRunner()
@@ -42,12 +41,7 @@ def long_recipe(tmp_path: Path) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(autouse=True)
-def _only_builtins(monkeypatch):
-    monkeypatch.setenv("SNNKIT_LOAD_PLUGINS", "")
-    get_registry.cache_clear()
-    yield
-    get_registry.cache_clear()
+pytestmark = pytest.mark.usefixtures("only_builtins")
 
 
 def _start(tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path]:
