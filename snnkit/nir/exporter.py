@@ -1,0 +1,180 @@
+"""Export: walk a sequential snnkit model, trace its shapes, build the ``nir.NIRGraph``.
+
+:func:`export_nir` translates a model object; :func:`save` also accepts a checkpoint or a
+run folder (rebuilt by :func:`model_from_checkpoint`) and writes the NIR file. The per-layer
+mapping lives in :mod:`snnkit.nir.mapping`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from snnkit import neurons as N
+from snnkit.errors import SnnkitError
+from snnkit.nir.common import _nir
+from snnkit.nir.mapping import _Exporter
+
+if TYPE_CHECKING:
+    import nir as nir_lib
+
+
+def export_nir(model: nn.Module, input_shape: Sequence[int], *, dt: float = 1.0,
+               strict: bool = False) -> tuple[nir_lib.NIRGraph, list[str]]:
+    """Translate a sequential snnkit model into a ``nir.NIRGraph``; return it and the warnings.
+
+    ``input_shape`` is one sample's shape per time step (e.g. ``[1, 28, 28]``); ``dt`` is the
+    duration of one snnkit step in NIR's time unit (time constants are multiplied by it).
+    With ``strict=True`` any lossy mapping raises :class:`SnnkitError` instead of a warning.
+    """
+    nir = _nir()
+    dt = float(dt)
+    if not (math.isfinite(dt) and dt > 0):
+        raise SnnkitError(f"export: dt must be a finite number > 0 (one step's duration), got {dt!r}")
+    stages = _stages(model)
+    shapes = _trace_shapes(stages, tuple(int(d) for d in input_shape))
+    out = _Exporter(nir, dt, strict)
+    binary = False  # whether the current signal is made of 0/1 spikes
+    skip: set[int] = set()
+    for index, (name, module) in enumerate(stages):
+        if index in skip:
+            continue
+        shape_in, shape_out = shapes[index], shapes[index + 1]
+        follower = stages[index + 1][1] if index + 1 < len(stages) else None
+        if out.layer(name, module, shape_in, shape_out, binary, follower):
+            skip.add(index + 1)  # a batch norm folded into this layer
+        binary = _binary_after(module, binary)
+    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(shapes[0])})}
+    nodes.update(out.nodes)
+    nodes["output"] = nir.Output(output_type={"output": np.array(shapes[-1])})
+    names = list(nodes)
+    edges = [(a, b) for a, b in zip(names[:-1], names[1:])]
+    from snnkit import __version__
+
+    graph = nir.NIRGraph(nodes=nodes, edges=edges,
+                         metadata={"source": "snnkit", "snnkit_version": __version__, "dt": dt})
+    return graph, out.finish()
+
+
+def _binary_after(module: nn.Module, binary: bool) -> bool:
+    """Whether a module's output is 0/1 spikes (given whether its input was)."""
+    if isinstance(module, N.SpikingNeuron):
+        return True
+    if isinstance(module, (nn.MaxPool2d, nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout2d)):
+        return binary
+    return False
+
+
+def _stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The modules of a (possibly nested) ``nn.Sequential`` in order, with dotted names."""
+    if not isinstance(model, nn.Sequential):
+        if isinstance(model, (N.BaseNeuron, nn.Linear, nn.Conv2d, nn.Flatten)):
+            return [("0", model)]
+        raise SnnkitError(f"export: the model is a {type(model).__name__}; NIR export walks "
+                          "sequential models (model: sequential or mlp) — build it as a sequence "
+                          "of layers and neurons")
+    out: list[tuple[str, nn.Module]] = []
+    for name, child in model.named_children():
+        if isinstance(child, nn.Sequential):
+            out += [(f"{name}.{sub}", m) for sub, m in _stages(child)]
+        else:
+            out.append((name, child))
+    if not out:
+        raise SnnkitError("export: the model has no layers")
+    return out
+
+
+def _trace_shapes(stages: list[tuple[str, nn.Module]],
+                  input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Per-sample shapes before the first stage and after each, from one dummy multi-step pass."""
+    if not input_shape or any(d < 1 for d in input_shape):
+        raise SnnkitError(f"export: input_shape must list sizes >= 1 (one sample per step, e.g. "
+                          f"[1, 28, 28]), got {list(input_shape)}")
+    from snnkit.functional import reset_net
+
+    modes = {m: m.step_mode for _, s in stages for m in s.modules() if hasattr(m, "step_mode")}
+    training = {m: m.training for _, s in stages for m in s.modules()}
+    shapes = [input_shape]
+    x = torch.zeros((1, 1, *input_shape))
+    try:
+        for _, stage in stages:
+            for m in stage.modules():
+                if hasattr(m, "step_mode"):
+                    m.step_mode = "m"
+            stage.eval()
+        with torch.no_grad():
+            for name, stage in stages:
+                try:
+                    x = stage(x.to(_dtype_of(stage, x.dtype)))
+                except (RuntimeError, ValueError) as err:
+                    raise SnnkitError(f"export: layer {name} ({type(stage).__name__}) cannot take "
+                                      f"input of shape {list(x.shape[2:])} per step "
+                                      f"({str(err).strip().splitlines()[0]}) — check input_shape"
+                                      ) from None
+                shapes.append(tuple(x.shape[2:]))
+    finally:
+        for m, mode in modes.items():
+            m.step_mode = mode
+        for m, was in training.items():
+            m.train(was)
+        for _, stage in stages:
+            reset_net(stage)
+    return shapes
+
+
+def _dtype_of(module: nn.Module, default: torch.dtype) -> torch.dtype:
+    for p in module.parameters():
+        return p.dtype
+    return default
+
+
+def save(source: nn.Module | str | Path, out: str | Path, *,
+         input_shape: Sequence[int] | None = None, dt: float = 1.0,
+         strict: bool = False) -> tuple[Path, list[str]]:
+    """Export a model, a checkpoint (``.pt``) or a run folder to a NIR file; return (path, warnings).
+
+    For a checkpoint or run folder the model is rebuilt from the saved recipe and weights, and
+    ``input_shape`` defaults to the recipe's dataset's sample shape (building that dataset).
+    """
+    if isinstance(source, nn.Module):
+        if input_shape is None:
+            raise SnnkitError("export: pass input_shape (one sample's shape per time step, e.g. "
+                              "[1, 28, 28]) when exporting a model object")
+        model = source
+    else:
+        model, shape = model_from_checkpoint(source, need_input_shape=input_shape is None)
+        input_shape = input_shape if input_shape is not None else shape
+    assert input_shape is not None
+    graph, warnings = export_nir(model, input_shape, dt=dt, strict=strict)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _nir().write(path, graph)
+    return path, warnings
+
+
+def model_from_checkpoint(path: str | Path, *, need_input_shape: bool = True,
+                          ) -> tuple[nn.Module, tuple[int, ...] | None]:
+    """The model of a checkpoint or run folder (weights loaded) and its dataset's sample shape."""
+    from snnkit.assemble import make_builder
+    from snnkit.checkpoint import load_checkpoint
+    from snnkit.plugins import get_registry
+    from snnkit.recipe import load_recipe
+    from snnkit.registry import Kind
+
+    state = load_checkpoint(path)
+    recipe = load_recipe(state["recipe"])
+    registry = get_registry()
+    model = registry.build(Kind.MODEL, recipe.model, at="model", build=make_builder(registry))
+    model.load_state_dict(state["model"])
+    model.eval()
+    shape = None
+    if need_input_shape:
+        data = registry.build(Kind.DATASET, recipe.dataset, at="dataset", train=False)
+        shape = tuple(int(d) for d in data.input_shape)
+    return model, shape
