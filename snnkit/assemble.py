@@ -126,9 +126,10 @@ def _assemble(recipe: Recipe, registry: Registry, device: str | None) -> Experim
     encoder = registry.build(Kind.ENCODER, recipe.encoder, at="encoder", time_steps=recipe.time_steps)
     model = registry.build(Kind.MODEL, recipe.model, at="model", build=make_builder(registry))
     loss = registry.build(Kind.LOSS, recipe.loss, at="loss")
-    per_sample = check_shapes(model, recipe, train_data, loss)
+    check_memory(recipe, math.prod(train_data.input_shape), dev)  # the input alone, before encoding
+    probe = check_encoder(encoder, recipe, train_data)
+    per_sample = check_shapes(model, recipe, train_data, loss, probe)
     check_memory(recipe, per_sample, dev)
-    check_encoder(encoder, recipe, train_data)
     model.to(dev)
     optimizer = registry.build(Kind.OPTIMIZER, recipe.optimizer, at="optimizer",
                                params=list(model.parameters()))
@@ -140,8 +141,12 @@ def _assemble(recipe: Recipe, registry: Registry, device: str | None) -> Experim
                       train_data, test_data)
 
 
-def check_shapes(model: nn.Module, recipe: Recipe, data: Any, loss: nn.Module | None = None) -> int:
-    """Run one dummy step (T=1, B=2) through the model, stage by stage; return values per sample.
+def check_shapes(model: nn.Module, recipe: Recipe, data: Any, loss: nn.Module | None = None,
+                 probe: torch.Tensor | None = None) -> int:
+    """Run one step (T=1, B=2) through the model, stage by stage; return values per sample.
+
+    ``probe`` is that step as the encoder produces it (its shape may differ from the samples',
+    e.g. one image row per step); zeros of the sample shape otherwise.
 
     A stage whose input does not fit says which layer, what it expects and what it gets; an
     output that is not ``[T, B, classes]`` or whose width differs from the dataset's class
@@ -149,7 +154,7 @@ def check_shapes(model: nn.Module, recipe: Recipe, data: Any, loss: nn.Module | 
     """
     modes = {m: m.step_mode for m in model.modules() if hasattr(m, "step_mode")}
     set_step_mode(model, "m")
-    x = torch.zeros((1, 2, *tuple(data.input_shape)))
+    x = probe if probe is not None else torch.zeros((1, 2, *tuple(data.input_shape)))
     elements = 0
     was_training = model.training
     model.eval()
@@ -221,14 +226,17 @@ def _mismatch(module: nn.Module, shape_in: list[int], err: BaseException) -> str
     return f"cannot take per-step input of shape {shape_in} ({_first_line(err)}) — {fix}"
 
 
-def check_encoder(encoder: nn.Module, recipe: Recipe, data: Any) -> None:
-    """Encode the first training samples once (RNG untouched): e.g. Poisson needs [0, 1]."""
+def check_encoder(encoder: nn.Module, recipe: Recipe, data: Any) -> torch.Tensor | None:
+    """Encode the first training samples once (RNG untouched): e.g. Poisson needs [0, 1].
+
+    Returns the first step of two encoded samples (``[1, 2, *]``), the model's shape probe.
+    """
     count = min(len(data), recipe.train.batch_size, 64)
-    if count == 0:
-        return
+    if count < 2:
+        return None
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         try:
-            encoder(data.inputs[:count])
+            seq = encoder(data.inputs[:count])
         except DataError as err:
             raise DataError(f"dataset '{recipe.dataset['name']}' → {err}") from None
         except SnnkitError:
@@ -237,6 +245,11 @@ def check_encoder(encoder: nn.Module, recipe: Recipe, data: Any) -> None:
             raise ComponentBuildError(f"encoder: '{recipe.encoder['name']}' fails on the first "
                                       f"training samples ({type(err).__name__}: {_first_line(err)})"
                                       " — check the encoder's parameters against the data") from None
+    if not isinstance(seq, torch.Tensor) or seq.dim() < 2 or seq.shape[1] != count:
+        raise ComponentBuildError(f"encoder: '{recipe.encoder['name']}' must return [T, B, *] "
+                                  f"for a batch of {count}, got "
+                                  f"{list(seq.shape) if isinstance(seq, torch.Tensor) else type(seq).__name__}")
+    return seq[:1, :2].float()
 
 
 def check_memory(recipe: Recipe, per_sample: int, device: torch.device) -> None:
