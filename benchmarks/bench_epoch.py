@@ -1,12 +1,15 @@
 """One training epoch of the default recipe (recipes/lif_mnist.yaml) on real MNIST.
 
-Prints seconds per epoch (937 batches of 64), ms per batch, test accuracy after the epoch and
+Prints seconds per epoch (938 batches of 64), ms per batch, test accuracy after the epoch and
 peak RSS, for the event-driven input path (``fuse_input``: fused Poisson + Linear, C++ LIF
 kernel). For comparison it times a few batches of the dense path (Poisson encoder, Linear,
 C++ LIF) and of the plain reference path (dense, autograd loop) in the same process and prints
-their extrapolated epoch time and ratio. Usage::
+their extrapolated epoch time and ratio. When ``spikingjelly`` is importable it also times
+SpikingJelly 2.0's multi-step network on the same tensors (``spikingjelly_baseline.py``,
+``--sj-batches`` batches) and prints its extrapolated epoch time and the ratio. Usage::
 
-    SNNKIT_DATA=/work/shared/data python benchmarks/bench_epoch.py [--threads 2] [--compare 40]
+    SNNKIT_DATA=/work/shared/data python benchmarks/bench_epoch.py [--threads 2] [--compare 40] \
+        [--sj-batches 30]
 
 ``--via-run`` instead times ``snnkit.run`` (the real engine, whatever it wires up) for one
 epoch and reports its ``train_seconds``.
@@ -87,11 +90,30 @@ def _per_batch_ms(exp, forward, xs, ys, batches: int, bs: int = 64) -> float:
     return statistics.median(times[2:] if len(times) > 4 else times) * 1e3
 
 
+def _spikingjelly(xs, ys, epoch_s: float, batches: int, sj_batches: int) -> None:
+    """Time SpikingJelly's multi-step network on the same tensors and print the ratio."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import spikingjelly_baseline as sjb
+
+    if sj_batches <= 0:
+        return
+    if not sjb.available():
+        print("spikingjelly not importable: no baseline (run this script with the interpreter "
+              "of an environment that has spikingjelly==2.0.0, see benchmarks/README.md)")
+        return
+    sj = sjb.time_baseline(xs, ys, sj_batches, epoch_batches=batches)
+    print(sj.summary())
+    print(f"snnkit {epoch_s:.2f} s/epoch vs SpikingJelly {sj.epoch_s:.2f} s/epoch "
+          f"(extrapolated): {sj.epoch_s / epoch_s:.1f}x (target: <= 8 s and >= 15x)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compare", type=int, default=40, help="batches timed per comparison path")
     ap.add_argument("--via-run", action="store_true", help="time snnkit.run for one epoch")
+    ap.add_argument("--sj-batches", type=int, default=30,
+                    help="batches of SpikingJelly's multi-step baseline to time (0: skip)")
     args = ap.parse_args()
     os.environ.setdefault("SNNKIT_DATA", "/work/shared/data")
     torch.set_num_threads(args.threads)
@@ -146,10 +168,7 @@ def main() -> None:
     print(f"median ms/batch over {args.compare} batches: event {fast_ms:.2f}, dense+cpp "
           f"{dense_ms:.2f} ({dense_ms / fast_ms:.1f}x), dense+reference {ref_ms:.2f} "
           f"({ref_ms / fast_ms:.1f}x; {ref_ms * batches / 1e3:.1f} s/epoch extrapolated)")
-    import importlib.util
-
-    if importlib.util.find_spec("spikingjelly") is not None:
-        print("spikingjelly is importable: compare by hand (not installed by this script)")
+    _spikingjelly(xs, ys, epoch, batches, args.sj_batches)
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
