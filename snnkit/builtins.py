@@ -73,6 +73,7 @@ def register_layers(register: Register) -> None:
     register("dropout", layers.Dropout)
     register("dropout2d", layers.Dropout2d)
     register("identity", layers.Identity)
+    register("random_shift", layers.RandomShift)
 
 
 @hookimpl

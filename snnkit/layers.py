@@ -27,6 +27,7 @@ __all__ = [
     "Identity",
     "Linear",
     "MaxPool2d",
+    "RandomShift",
     "StepModeMixin",
 ]
 
@@ -278,6 +279,59 @@ class Dropout2d(_SharedMaskDropout, nn.Dropout2d):
         return f"p={self.p}, step_mode={self.step_mode!r}"
 
 
+def translate(x: Tensor, dy: Tensor, dx: Tensor) -> Tensor:
+    """Shift each sample's image: ``out[..., b, c, h, w] = x[..., b, c, h − dy_b, w − dx_b]``,
+    zeros where that falls outside. ``x`` is ``[*, B, C, H, W]``; ``dy``, ``dx`` are int ``[B]``.
+    """
+    *lead, B, C, H, W = x.shape
+    k = int(max(dy.abs().max(), dx.abs().max())) if B else 0
+    xp = nn.functional.pad(x, (k, k, k, k))
+    ones = [1] * len(lead)
+    rows = (torch.arange(H, device=x.device) - dy.view(B, 1) + k).view(*ones, B, 1, H, 1)
+    xh = xp.gather(-2, rows.expand(*lead, B, C, H, W + 2 * k))
+    cols = (torch.arange(W, device=x.device) - dx.view(B, 1) + k).view(*ones, B, 1, 1, W)
+    return xh.gather(-1, cols.expand(*lead, B, C, H, W))
+
+
+class RandomShift(nn.Module):
+    """Data augmentation: translate each image by up to ``max_shift`` pixels while training.
+
+    Shifts dy, dx are drawn uniformly from {−max_shift, ..., max_shift} per sample (torch's
+    global RNG) and are the same at every time step of that sample (:func:`translate`; zeros fill
+    the border). Identity in eval mode. In "s" the shifts drawn at the first step are kept until
+    ``reset()``. Samples are [C, H, W].
+    """
+
+    def __init__(self, max_shift: int = 2, step_mode: str = "m") -> None:
+        super().__init__()
+        _check_sizes("an int >= 0", 0, max_shift=max_shift)
+        self.max_shift = max_shift
+        self.step_mode = _check_step_mode(step_mode)
+        self.reset()
+
+    def reset(self) -> None:
+        self._shifts: tuple[Tensor, Tensor] | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.max_shift == 0:
+            return x
+        batch_dim = 1 if self.step_mode == "m" else 0
+        if x.dim() != batch_dim + 4:
+            raise ValueError(f"RandomShift expects [{'T, ' if batch_dim else ''}B, C, H, W], "
+                             f"got shape {tuple(x.shape)}")
+        B = x.shape[batch_dim]
+        if self.step_mode == "m" or self._shifts is None:
+            k = self.max_shift
+            dy, dx = torch.randint(-k, k + 1, (2, B), device=x.device)
+            self._shifts = (dy, dx) if self.step_mode == "s" else None
+        else:
+            dy, dx = self._shifts
+        return translate(x, dy, dx)
+
+    def extra_repr(self) -> str:
+        return f"max_shift={self.max_shift}, step_mode={self.step_mode!r}"
+
+
 class Identity(nn.Identity):
     """Returns its input unchanged (a placeholder in layer lists)."""
 
@@ -303,4 +357,5 @@ BUILTIN_LAYERS: tuple[tuple[str, type[nn.Module]], ...] = (
     ("dropout", Dropout),
     ("dropout2d", Dropout2d),
     ("identity", Identity),
+    ("random_shift", RandomShift),
 )

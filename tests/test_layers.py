@@ -40,6 +40,7 @@ CASES: dict[str, tuple[dict, Callable[[], nn.Module], tuple[int, ...]]] = {
     "dropout": ({"p": 0.5}, lambda: nn.Identity(), (B, 5)),      # compared in eval mode
     "dropout2d": ({"p": 0.5}, lambda: nn.Identity(), (B, 2, 3, 3)),
     "identity": ({}, lambda: nn.Identity(), (B, 4)),
+    "random_shift": ({"max_shift": 2}, lambda: nn.Identity(), (B, 1, 5, 5)),  # eval mode
 }
 
 
@@ -193,3 +194,40 @@ def test_dropout_is_identity_in_eval_mode_and_with_p_zero(factory: type, step_mo
 def test_layer_rejects_bad_parameters_naming_them(name: str, params: dict, word: str) -> None:
     with pytest.raises(ValueError, match=word):
         LAYERS[name](**params)
+
+
+def test_translate_shifts_each_sample_and_fills_zeros() -> None:
+    from snnkit.layers import translate
+
+    x = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).view(2, 1, 3, 3) + 1
+    out = translate(x, torch.tensor([1, 0]), torch.tensor([0, -1]))
+    # sample 0 moves down one row: out[h] = x[h - 1], row 0 becomes zeros
+    assert torch.equal(out[0, 0], torch.tensor([[0., 0., 0.], [1., 2., 3.], [4., 5., 6.]]))
+    # sample 1 moves left one column: out[w] = x[w + 1], last column zeros
+    assert torch.equal(out[1, 0], torch.tensor([[11., 12., 0.], [14., 15., 0.], [17., 18., 0.]]))
+
+
+def test_random_shift_is_the_same_over_time_and_identity_in_eval() -> None:
+    from snnkit.layers import RandomShift
+
+    torch.manual_seed(0)
+    layer = RandomShift(max_shift=2)
+    x = torch.rand(1, 8, 1, 6, 6).expand(4, 8, 1, 6, 6)  # the same image at every step
+    out = layer(x)
+    assert out.shape == x.shape
+    assert all(torch.equal(out[t], out[0]) for t in range(4))
+    assert not torch.equal(out, x)  # 8 samples: some shift is non-zero
+    assert torch.equal(layer.eval()(x), x)
+
+
+def test_random_shift_keeps_its_shifts_over_single_steps_until_reset() -> None:
+    from snnkit.layers import RandomShift
+
+    torch.manual_seed(1)
+    layer = RandomShift(max_shift=3, step_mode="s")
+    x = torch.rand(5, 1, 7, 7)
+    first, second = layer(x), layer(x)
+    assert torch.equal(first, second)
+    layer.reset()
+    torch.manual_seed(2)
+    assert not torch.equal(layer(x), first)
