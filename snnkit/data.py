@@ -33,7 +33,7 @@ from torch import Tensor
 
 from snnkit.errors import DataError
 
-__all__ = ["BUILTIN_DATASETS", "InMemoryDataset", "as_float", "cifar10", "fashion_mnist", "kmnist",
+__all__ = ["InMemoryDataset", "as_float", "cifar10", "fashion_mnist", "kmnist",
            "mnist", "resolve_root", "synthetic"]
 
 #: Seconds a single network operation of a download may block before it is given up.
@@ -451,12 +451,3 @@ def synthetic(train: bool, num_samples: int = 256, shape: tuple[int, ...] = (1, 
     x = (prototypes[targets] + 0.25 * noise).clamp_(0.0, 1.0)
     inputs = x.mul_(255.0).round_().to(torch.uint8)
     return InMemoryDataset(inputs, targets, num_classes, "synthetic")
-
-
-BUILTIN_DATASETS = (
-    ("mnist", mnist),
-    ("fashion_mnist", fashion_mnist),
-    ("kmnist", kmnist),
-    ("cifar10", cifar10),
-    ("synthetic", synthetic),
-)

@@ -16,7 +16,6 @@ from torch import Tensor, nn
 from snnkit.errors import DataError
 
 __all__ = [
-    "BUILTIN_ENCODERS",
     "DeltaEncoder",
     "DirectEncoder",
     "Encoder",
@@ -291,15 +290,3 @@ class SequenceEncoder(Encoder):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, time_dim={self.time_dim}"
-
-
-#: ``(registry name, factory)`` of every built-in encoder, registered by snnkit.builtins.
-BUILTIN_ENCODERS: tuple[tuple[str, type[Encoder]], ...] = (
-    ("poisson", PoissonEncoder),
-    ("latency", LatencyEncoder),
-    ("periodic", PeriodicEncoder),
-    ("weighted_phase", WeightedPhaseEncoder),
-    ("direct", DirectEncoder),
-    ("delta", DeltaEncoder),
-    ("sequence", SequenceEncoder),
-)

@@ -14,7 +14,6 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
-    "BUILTIN_LAYERS",
     "AdaptiveAvgPool2d",
     "AvgPool2d",
     "BatchNorm1d",
@@ -341,21 +340,3 @@ class Identity(nn.Identity):
 
     def forward(self, x: Tensor) -> Tensor:
         return x
-
-
-#: ``(registry name, factory)`` of every built-in layer, registered by snnkit.builtins.
-BUILTIN_LAYERS: tuple[tuple[str, type[nn.Module]], ...] = (
-    ("linear", Linear),
-    ("conv1d", Conv1d),
-    ("conv2d", Conv2d),
-    ("batchnorm1d", BatchNorm1d),
-    ("batchnorm2d", BatchNorm2d),
-    ("maxpool2d", MaxPool2d),
-    ("avgpool2d", AvgPool2d),
-    ("adaptive_avgpool2d", AdaptiveAvgPool2d),
-    ("flatten", Flatten),
-    ("dropout", Dropout),
-    ("dropout2d", Dropout2d),
-    ("identity", Identity),
-    ("random_shift", RandomShift),
-)

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
-    "BUILTIN_LOSSES",
     "CECount",
     "CERate",
     "MSECount",
@@ -181,14 +180,3 @@ class TETLoss(SpikeLoss):
 
     def extra_repr(self) -> str:
         return f"lamb={self.lamb}, phi={self.phi}"
-
-
-#: ``(registry name, factory)`` of every built-in loss, registered by snnkit.builtins.
-BUILTIN_LOSSES: tuple[tuple[str, type[SpikeLoss]], ...] = (
-    ("mse_rate", MSERate),
-    ("ce_rate", CERate),
-    ("mse_count", MSECount),
-    ("ce_count", CECount),
-    ("mse_membrane", MSEMembrane),
-    ("tet", TETLoss),
-)

@@ -448,17 +448,3 @@ class LI(BaseNeuron):
 
     def step_kwargs(self) -> dict[str, Any]:
         return {"tau": self.tau}
-
-
-#: Built-in neurons as ``(registry name, factory)`` pairs, in catalogue order.
-BUILTIN_NEURONS: tuple[tuple[str, type[BaseNeuron]], ...] = (
-    ("if", IF),
-    ("lif", LIF),
-    ("plif", PLIF),
-    ("qif", QIF),
-    ("eif", EIF),
-    ("izhikevich", Izhikevich),
-    ("alif", ALIF),
-    ("cuba_lif", CubaLIF),
-    ("li", LI),
-)

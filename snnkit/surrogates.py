@@ -23,7 +23,6 @@ from torch import Tensor
 
 __all__ = [
     "ATan",
-    "BUILTIN_SURROGATES",
     "Erf",
     "FastSigmoid",
     "PiecewiseExp",
@@ -404,20 +403,3 @@ class StraightThrough(Surrogate):
 
     def derivative(self, x: Tensor) -> Tensor:
         return torch.ones_like(x)
-
-
-#: Built-in surrogates as ``(registry name, factory)`` pairs, in catalogue order.
-BUILTIN_SURROGATES: tuple[tuple[str, type[Surrogate]], ...] = (
-    ("sigmoid", Sigmoid),
-    ("atan", ATan),
-    ("piecewise_quadratic", PiecewiseQuadratic),
-    ("piecewise_exp", PiecewiseExp),
-    ("soft_sign", SoftSign),
-    ("erf", Erf),
-    ("super_spike", SuperSpike),
-    ("fast_sigmoid", FastSigmoid),
-    ("piecewise_leaky_relu", PiecewiseLeakyReLU),
-    ("rect", Rect),
-    ("q_pseudo_spike", QPseudoSpike),
-    ("straight_through", StraightThrough),
-)

@@ -18,8 +18,13 @@ from torch import nn
 from snnkit import functional as F
 from snnkit import neurons as N
 from snnkit.surrogates import ATan, Sigmoid
+from snnkit.plugins import build_registry
 
-SPIKING = [cls for _, cls in N.BUILTIN_NEURONS if cls is not N.LI]
+# the catalogue registered by snnkit/builtins.py, sorted by name
+BUILTIN_NEURONS = [(c.name, c.factory)
+    for c in build_registry(entry_points=False).list("neuron")]
+
+SPIKING = [cls for _, cls in BUILTIN_NEURONS if cls is not N.LI]
 
 
 def seq(*values: float, grad: bool = False) -> torch.Tensor:
@@ -362,7 +367,7 @@ def test_supplied_surrogate_sets_the_gradient() -> None:
 
 
 # -- state ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("cls", [cls for _, cls in N.BUILTIN_NEURONS])
+@pytest.mark.parametrize("cls", [cls for _, cls in BUILTIN_NEURONS])
 def test_no_state_leaks_between_multi_step_calls(cls: type[N.BaseNeuron]) -> None:
     neuron = cls()
     x = torch.rand(5, 2, 3) * 2
@@ -483,9 +488,9 @@ def test_soft_reset_allows_any_threshold() -> None:
 
 
 def test_builtin_neurons_table() -> None:
-    names = [name for name, _ in N.BUILTIN_NEURONS]
-    assert names == ["if", "lif", "plif", "qif", "eif", "izhikevich", "alif", "cuba_lif", "li"]
-    for _, cls in N.BUILTIN_NEURONS:
+    names = [name for name, _ in BUILTIN_NEURONS]
+    assert names == sorted(["if", "lif", "plif", "qif", "eif", "izhikevich", "alif", "cuba_lif", "li"])
+    for _, cls in BUILTIN_NEURONS:
         params = list(__import__("inspect").signature(cls).parameters)
         assert params[0] == "surrogate"
         assert params[-2:] == ["step_mode", "record_v"]
