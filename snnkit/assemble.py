@@ -37,6 +37,7 @@ from snnkit.errors import (
     UnknownComponentError,
 )
 from snnkit.functional import reset_net, set_step_mode
+from snnkit.kernels import reference_only
 from snnkit.recipe import Recipe
 from snnkit.registry import Kind, Registry, normalize_spec
 
@@ -127,8 +128,9 @@ def _assemble(recipe: Recipe, registry: Registry, device: str | None) -> Experim
     model = registry.build(Kind.MODEL, recipe.model, at="model", build=make_builder(registry))
     loss = registry.build(Kind.LOSS, recipe.loss, at="loss")
     check_memory(recipe, math.prod(train_data.input_shape), dev)  # the input alone, before encoding
-    probe = check_encoder(encoder, recipe, train_data)
-    per_sample = check_shapes(model, recipe, train_data, loss, probe)
+    with reference_only():  # two samples on the CPU: no kernel needs compiling for that
+        probe = check_encoder(encoder, recipe, train_data)
+        per_sample = check_shapes(model, recipe, train_data, loss, probe)
     check_memory(recipe, per_sample, dev)
     model.to(dev)
     optimizer = registry.build(Kind.OPTIMIZER, recipe.optimizer, at="optimizer",

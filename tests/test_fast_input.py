@@ -156,3 +156,51 @@ def test_uint8_input_gets_no_gradient(ext) -> None:
     out = event_linear(x, w, None, 10, ext=ext)
     (gw,) = torch.autograd.grad(out.sum(), [w])
     assert not x.requires_grad and math.isfinite(float(gw.sum()))
+
+
+def test_fuse_input_leaves_models_off_the_cpu_alone(ext) -> None:
+    model = _model().to("meta")  # stands in for a CUDA model: the dense (Triton) path runs there
+    assert fuse_input(encoders.PoissonEncoder(time_steps=8), model) is None
+
+
+_TRITON_POISSON_SCRIPT = """
+import torch
+from snnkit.kernels.event_input import poisson_spikes
+from snnkit.kernels.triton_poisson import triton_poisson_spikes
+
+g = torch.Generator().manual_seed(0)
+for b, d, t, seed in [(3, 50, 7, 12345), (2, 17, 1, -5), (4, 33, 100, 2**63 - 7), (1, 5, 9, 1),
+                      (2, 3, 4, 0), (1, 1, 5, -(2**63))]:
+    x = torch.randint(0, 256, (b, d), dtype=torch.uint8, generator=g)
+    x[0, 0], x[-1, -1] = 0, 255
+    got, want = triton_poisson_spikes(x, t, seed), poisson_spikes(x, t, seed)
+    assert got.dtype == torch.float32 and torch.equal(got, want), (b, d, t, seed)
+print("ok")
+"""
+
+
+def test_triton_poisson_kernel_draws_the_same_spikes_in_interpreter() -> None:
+    """The CUDA Poisson kernel, run by Triton's CPU interpreter (set before triton is imported,
+    hence a subprocess), reproduces the PyTorch generator bit for bit, odd T and extreme seeds
+    included."""
+    pytest.importorskip("triton")
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    proc = subprocess.run([sys.executable, "-c", _TRITON_POISSON_SCRIPT], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_poisson_encoder_equals_cpu_generator() -> None:
+    pytest.importorskip("triton")
+    x = _images(64, 784)
+    enc = encoders.PoissonEncoder(time_steps=100)
+    torch.manual_seed(5)
+    seed = draw_seed("cuda")
+    torch.manual_seed(5)
+    got = enc(x.cuda())
+    assert got.is_cuda and torch.equal(got.cpu(), poisson_spikes(x, 100, seed))

@@ -293,3 +293,35 @@ def test_triton_kernel_logic_in_interpreter() -> None:
     proc = subprocess.run([sys.executable, "-c", _INTERPRETER_SCRIPT], env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_reference_only_forces_the_reference_loop_and_nests() -> None:
+    x = torch.zeros(3, 2, 4)
+    lif = N.LIF(kernel="cpp")
+    with kernels.reference_only():
+        with kernels.reference_only():
+            assert kernels.select_kernel(lif, x)[0] == "reference"
+        assert kernels.reference_forced()
+        assert kernels.select_kernel(lif, x)[0] == "reference"
+    assert not kernels.reference_forced()
+
+
+def test_recipe_checks_compile_nothing(monkeypatch) -> None:
+    """Assembling a recipe (its encoder and shape checks run two samples) needs no C++ build,
+    so a CUDA run or `snnkit validate` never waits for one."""
+    from snnkit.assemble import assemble
+    from snnkit.plugins import build_registry
+    from snnkit.recipe import load_recipe
+
+    def refuse() -> None:
+        raise AssertionError("the recipe checks asked for the C++ kernels")
+
+    monkeypatch.setattr(build, "cpu_extension", refuse)
+    recipe = load_recipe({
+        "time_steps": 6, "encoder": "poisson", "loss": "mse_rate", "optimizer": "adam",
+        "dataset": {"name": "synthetic", "num_samples": 32, "shape": [1, 4, 4], "num_classes": 3},
+        "model": {"name": "sequential", "layers": ["flatten", {"name": "linear", "in_features": 16,
+                                                               "out_features": 3}, "lif"]},
+        "train": {"device": "cpu"}})
+    exp = assemble(recipe, build_registry(entry_points=False))
+    assert exp.model is not None

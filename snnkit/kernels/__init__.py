@@ -18,6 +18,8 @@ and any other ``Surrogate`` whose ``derivative`` is evaluated in PyTorch on the 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -28,8 +30,30 @@ from snnkit.kernels.spec import NeuronSpec, fusable_class, neuron_spec
 
 KERNEL_NAMES = ("auto", "reference", "cpp", "triton")
 
-__all__ = ["KERNEL_NAMES", "check_kernel", "kernel_names", "multi_step", "select_kernel",
-           "triton_available"]
+__all__ = ["KERNEL_NAMES", "check_kernel", "kernel_names", "multi_step", "reference_only",
+           "reference_forced", "select_kernel", "triton_available"]
+
+_forced = 0  # > 0 inside reference_only()
+
+
+@contextmanager
+def reference_only() -> Iterator[None]:
+    """Run every neuron with the reference loop and the Poisson encoder in plain PyTorch.
+
+    Same results (the kernels match the reference), no compiling: for the recipe checks that
+    push two samples through the model before anything runs, on any machine.
+    """
+    global _forced
+    _forced += 1
+    try:
+        yield
+    finally:
+        _forced -= 1
+
+
+def reference_forced() -> bool:
+    """True inside :func:`reference_only`."""
+    return _forced > 0
 
 
 def kernel_names(cls: type) -> tuple[str, ...]:
@@ -62,7 +86,7 @@ def select_kernel(neuron: Any, x_seq: Tensor) -> tuple[str, NeuronSpec | None]:
     ``ValueError``; a failed C++ build degrades to ``reference`` (one warning).
     """
     name = getattr(neuron, "kernel", "auto")
-    if name == "reference":
+    if name == "reference" or _forced:
         return "reference", None
     spec = neuron_spec(neuron)
     cpu_ok = x_seq.device.type == "cpu" and x_seq.dtype in (torch.float32, torch.float64)

@@ -80,10 +80,19 @@ def poisson_spikes(x: Tensor, time_steps: int, seed: int, dtype: torch.dtype = t
 def poisson_spikes_like(x: Tensor, time_steps: int, seed: int) -> Tensor:
     """Float32 spikes ``[T, *x.shape]`` of uint8 ``x [B, *]`` from the generator above.
 
-    Uses the compiled generator on the CPU when it is built, else :func:`poisson_spikes`: the
-    same draws either way.
+    Uses the compiled generator on the CPU when it is built, the Triton kernel on CUDA when
+    triton is installed, else :func:`poisson_spikes`: the same draws every way.
     """
+    from snnkit.kernels import reference_forced, triton_available
+
     flat = x.reshape(x.shape[0], -1).contiguous()
+    if reference_forced():
+        return poisson_spikes(flat, time_steps, seed).view(time_steps, *x.shape)
+    if x.device.type == "cuda":
+        if triton_available():
+            from snnkit.kernels.triton_poisson import triton_poisson_spikes
+
+            return triton_poisson_spikes(flat, time_steps, seed).view(time_steps, *x.shape)
     ext = None
     if x.device.type == "cpu":
         from snnkit.kernels.build import cpu_extension
@@ -160,8 +169,8 @@ def fuse_input(encoder: nn.Module, model: nn.Module) -> Callable[[Tensor], Tenso
     """``f(x_uint8) -> out [T, B, C]`` running the event input layer then the rest of ``model``.
 
     Recognised: a :class:`~snnkit.encoders.PoissonEncoder` and a multi-step ``nn.Sequential``
-    whose first layers are ``[Flatten,] Linear`` (snnkit layers in step mode ``'m'``). Returns
-    None for anything else, or when the C++ kernels are unavailable. The returned function falls
+    on the CPU whose first layers are ``[Flatten,] Linear`` (snnkit layers in step mode
+    ``'m'``). Returns None for anything else, or when the C++ kernels are unavailable. The returned function falls
     back to ``model(encoder(x))`` for input that is not uint8 on the CPU.
     """
     from snnkit.encoders import PoissonEncoder
@@ -182,6 +191,8 @@ def fuse_input(encoder: nn.Module, model: nn.Module) -> Callable[[Tensor], Tenso
         return None
     flatten = i == 1
     linear: Linear = mods[i]  # type: ignore[assignment]
+    if linear.weight.device.type != "cpu":
+        return None  # a CUDA model: the dense encoder (Triton) is the fast path there
     rest = mods[i + 1:]
     ext = cpu_extension()
     if ext is None:

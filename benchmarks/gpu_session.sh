@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# GPU checks and figures in one go, for a lent CUDA machine with PyTorch and Triton already
+# installed and no network (run from the repository root). What it needs beside the tree:
+#   .whl/      wheels of snnkit's pure-Python dependencies missing there (pydantic & co.)
+#   .gpudata/  MNIST's four idx files, gzipped (snnkit reads .gz directly)
+# Each step runs even if an earlier one failed; logs go to $OUT (or ./gpu-out).
+#
+#   bash benchmarks/gpu_session.sh            # everything: tests, kernel and epoch figures
+set -u
+OUT=${OUT:-gpu-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+step() { echo; echo "=== $1 ($(date +%T))"; }
+
+step environment
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+python3 -c "import sys, torch, triton; print(sys.version.split()[0], 'torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"
+nproc
+
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || echo "wheel install failed"
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD
+fi
+if ls .gpudata/*.gz >/dev/null 2>&1; then
+  mkdir -p /tmp/data/MNIST/raw && cp .gpudata/*.gz /tmp/data/MNIST/raw/
+  export SNNKIT_DATA=/tmp/data
+fi
+python3 -c "import snnkit, pydantic; print('snnkit', snnkit.__version__, 'pydantic', pydantic.__version__)"
+
+step "CUDA tests (Triton LIF/IF/PLIF vs reference, Poisson kernel, conformance on cuda, AMP)"
+timeout 240 python3 -m pytest -q -p no:cacheprovider -n 12 -x -k "cuda or triton or Triton" \
+  tests/test_kernels.py tests/test_fast_input.py tests/test_conformance.py \
+  tests/test_surrogates.py tests/test_amp.py 2>&1 | tee "$OUT/cuda_tests.log" | tail -25
+
+step "LIF kernels (bench_neuron.py)"
+timeout 180 python3 benchmarks/bench_neuron.py --threads 16 --reps 51 2>&1 | tee "$OUT/bench_neuron.log"
+
+step "default recipe, one epoch on the GPU (bench_epoch.py --device cuda)"
+timeout 180 python3 benchmarks/bench_epoch.py --device cuda --compare 60 2>&1 | tee "$OUT/bench_epoch_cuda.log"
+
+step "default recipe through the engine: snnkit run, 3 epochs on cuda"
+timeout 240 python3 -m snnkit run recipes/lif_mnist.yaml --set train.epochs=3 \
+  --set train.device=cuda --out /tmp/run_cuda 2>&1 | tail -15
+cp /tmp/run_cuda/metrics.jsonl "$OUT/metrics_cuda.jsonl" 2>/dev/null
+python3 - <<'EOF'
+import json
+for line in open("/tmp/run_cuda/metrics.jsonl"):
+    m = json.loads(line)
+    print(f"epoch {m['epoch']}: train {m['train_seconds']:.2f} s, test {m['test_seconds']:.2f} s, "
+          f"test acc {m['test_acc']:.2%}")
+EOF
+echo "=== done ($(date +%T))"
