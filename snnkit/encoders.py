@@ -91,9 +91,9 @@ class PoissonEncoder(Encoder):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype == torch.uint8:
-            from snnkit.kernels.event_input import draw_seed, poisson_spikes_like
+            from snnkit.kernels.event_input import draw_seed_tensor, poisson_spikes_like
 
-            return poisson_spikes_like(x, self.time_steps, draw_seed(x.device))
+            return poisson_spikes_like(x, self.time_steps, draw_seed_tensor(x.device))
         shape = (self.time_steps, *x.shape)
         p = intensity(x)
         _check_range(p, "poisson")

@@ -281,6 +281,7 @@ print("ok")
 """
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the compiled kernels are tested")
 def test_triton_kernel_logic_in_interpreter() -> None:
     """The Triton kernels run on CPU tensors under TRITON_INTERPRET=1 (set before triton is
     imported, hence a subprocess) and match the reference in spikes, V and gradients."""
@@ -325,3 +326,20 @@ def test_recipe_checks_compile_nothing(monkeypatch) -> None:
         "train": {"device": "cpu"}})
     exp = assemble(recipe, build_registry(entry_points=False))
     assert exp.model is not None
+
+
+def test_cuda_division_is_pytorchs_float32_reciprocal() -> None:
+    """On CUDA, ``x / tau`` in PyTorch is ``x * (1.0f / tau)``: the Triton LIF does the same."""
+    pytest.importorskip("triton")
+    import numpy as np
+
+    from snnkit.kernels import spec as K
+    from snnkit.kernels.triton_kernel import cuda_division
+
+    lif = cuda_division(neuron_spec(N.LIF(tau=3.0)))
+    assert lif.charge == K.CHARGE_MUL and lif.a == float(np.float32(1.0) / np.float32(3.0))
+    assert cuda_division(neuron_spec(N.LIF(tau=3.0, decay_input=False))).charge == \
+        K.CHARGE_MUL_NODECAY
+    for neuron in (N.IF(), N.PLIF(), N.LIF(tau=2.0)):
+        spec = neuron_spec(neuron)
+        assert cuda_division(spec) == spec

@@ -35,9 +35,15 @@ _M1 = 0xBF58476D1CE4E5B9
 _M2 = 0x94D049BB133111EB
 
 
+def draw_seed_tensor(device: torch.device | str = "cpu") -> Tensor:
+    """A 64-bit seed as a 0-dim int64 tensor on ``device``, from that device's global generator
+    (one ``torch.randint`` call; on CUDA it stays there, so nothing waits for the GPU)."""
+    return torch.randint(-(2**63), 2**63 - 1, (), dtype=torch.int64, device=device)
+
+
 def draw_seed(device: torch.device | str = "cpu") -> int:
-    """A 64-bit seed from torch's global generator (one ``torch.randint`` call)."""
-    return int(torch.randint(-(2**63), 2**63 - 1, (), dtype=torch.int64, device=device))
+    """:func:`draw_seed_tensor` as a Python int (the same number, the same generator call)."""
+    return int(draw_seed_tensor(device))
 
 
 def threshold16(x: Tensor) -> Tensor:
@@ -77,22 +83,24 @@ def poisson_spikes(x: Tensor, time_steps: int, seed: int, dtype: torch.dtype = t
     return (poisson_draws(x, time_steps, seed) < threshold16(x)).to(dtype)
 
 
-def poisson_spikes_like(x: Tensor, time_steps: int, seed: int) -> Tensor:
+def poisson_spikes_like(x: Tensor, time_steps: int, seed: int | Tensor) -> Tensor:
     """Float32 spikes ``[T, *x.shape]`` of uint8 ``x [B, *]`` from the generator above.
 
     Uses the compiled generator on the CPU when it is built, the Triton kernel on CUDA when
-    triton is installed, else :func:`poisson_spikes`: the same draws every way.
+    triton is installed (it reads a tensor ``seed`` on the GPU: no synchronisation), else
+    :func:`poisson_spikes`: the same draws every way.
     """
     from snnkit.kernels import reference_forced, triton_available
 
     flat = x.reshape(x.shape[0], -1).contiguous()
     if reference_forced():
-        return poisson_spikes(flat, time_steps, seed).view(time_steps, *x.shape)
+        return poisson_spikes(flat, time_steps, int(seed)).view(time_steps, *x.shape)
     if x.device.type == "cuda":
         if triton_available():
             from snnkit.kernels.triton_poisson import triton_poisson_spikes
 
             return triton_poisson_spikes(flat, time_steps, seed).view(time_steps, *x.shape)
+    seed = int(seed)
     ext = None
     if x.device.type == "cpu":
         from snnkit.kernels.build import cpu_extension

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
-from snnkit.kernels.spec import SURROGATE_GENERIC, NeuronSpec
+from snnkit.kernels.spec import (CHARGE_LIF, CHARGE_LIF_NODECAY, CHARGE_MUL, CHARGE_MUL_NODECAY,
+                                 SURROGATE_GENERIC, NeuronSpec)
 
 BLOCK = 512
 
@@ -222,10 +224,29 @@ class _TritonNeuron(torch.autograd.Function):
         return (gx if ctx.needs_input_grad[0] else None), grad_w, None, None
 
 
+def cuda_division(spec: NeuronSpec) -> NeuronSpec:
+    """LIF's ``/ tau`` the way PyTorch computes it on CUDA: ``· (1 / tau)``.
+
+    On CUDA, PyTorch divides a tensor by a Python number by multiplying with its float32
+    reciprocal ``1.0f / float(tau)`` (``div_true_kernel_cuda``), which can differ from a true
+    division in the last bit. The reference loop on a CUDA tensor does exactly that, so the
+    kernel does too, and spikes and V stay bit-identical to it on the GPU (the C++ kernel
+    divides, as PyTorch does on the CPU).
+    """
+    if spec.charge not in (CHARGE_LIF, CHARGE_LIF_NODECAY):
+        return spec
+    assert spec.a is not None
+    inv = float(np.float32(1.0) / np.float32(spec.a))
+    charge = CHARGE_MUL if spec.charge == CHARGE_LIF else CHARGE_MUL_NODECAY
+    return spec._replace(charge=charge, a=inv)
+
+
 def triton_multi_step(spec: NeuronSpec, x_seq: Tensor,
                       record: bool) -> tuple[Tensor, Tensor | None]:
     """Spikes ``[T, B, *]`` (and the V trace if ``record``) from the Triton kernels."""
     x = x_seq.contiguous()
+    if x.is_cuda:
+        spec = cuda_division(spec)
     w = spec.w
     if w is not None and not (torch.is_grad_enabled() and w.requires_grad):
         spec = spec._replace(charge=spec.charge + 2)  # frozen PLIF: no dL/dk

@@ -31,8 +31,8 @@ def _u64(c):
     return c.to(tl.int64).to(tl.uint64, bitcast=True)
 
 
-@triton.jit(do_not_specialize=["seed", "golden", "m1", "m2"])
-def _poisson_kernel(x_ptr, out_ptr, seed, golden, m1, m2, BD, T, Q, BLOCK: tl.constexpr):
+@triton.jit(do_not_specialize=["golden", "m1", "m2"])
+def _poisson_kernel(x_ptr, out_ptr, seed_ptr, golden, m1, m2, BD, T, Q, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # counter index - 1
     mask = offs < BD.to(tl.int64) * Q
     bd = offs // Q
@@ -40,6 +40,7 @@ def _poisson_kernel(x_ptr, out_ptr, seed, golden, m1, m2, BD, T, Q, BLOCK: tl.co
     v = tl.load(x_ptr + bd, mask=mask, other=0).to(tl.int64)
     thr = (v * 131072 + 255) // 510
     ctr = (offs + 1).to(tl.uint64, bitcast=True)
+    seed = tl.load(seed_ptr)
     z = _u64(seed) + ctr * _u64(golden)
     z = (z ^ (z >> 30)) * _u64(m1)
     z = (z ^ (z >> 27)) * _u64(m2)
@@ -51,9 +52,10 @@ def _poisson_kernel(x_ptr, out_ptr, seed, golden, m1, m2, BD, T, Q, BLOCK: tl.co
         tl.store(out_ptr + t * BD + bd, s, mask=mask & (t < T))
 
 
-def triton_poisson_spikes(x: Tensor, time_steps: int, seed: int) -> Tensor:
+def triton_poisson_spikes(x: Tensor, time_steps: int, seed: int | Tensor) -> Tensor:
     """Float32 spikes ``[T, B, D]`` of uint8 ``x [B, D]`` on CUDA (one launch; CPU tensors only
-    under ``TRITON_INTERPRET=1``)."""
+    under ``TRITON_INTERPRET=1``). ``seed``: an int, or a 0-dim int64 tensor the kernel reads
+    on the device (no synchronisation)."""
     if x.dtype != torch.uint8 or x.dim() != 2:
         raise ValueError(f"triton_poisson_spikes expects uint8 [B, D], got {x.dtype} "
                          f"{tuple(x.shape)}")
@@ -61,9 +63,14 @@ def triton_poisson_spikes(x: Tensor, time_steps: int, seed: int) -> Tensor:
     B, D = x.shape
     Q = (time_steps + 3) // 4
     out = torch.empty(time_steps, B, D, dtype=torch.float32, device=x.device)
+    if isinstance(seed, Tensor):
+        seed_t = seed.to(device=x.device, dtype=torch.int64).reshape(1)
+    else:
+        seed_t = torch.tensor([_signed(seed & ((1 << 64) - 1))], dtype=torch.int64,
+                              device=x.device)
     n = B * D * Q
     if n:
         _poisson_kernel[(triton.cdiv(n, BLOCK),)](
-            x, out, _signed(seed & ((1 << 64) - 1)), _signed(_GOLDEN), _signed(_M1),
+            x, out, seed_t, _signed(_GOLDEN), _signed(_M1),
             _signed(_M2), B * D, time_steps, Q, BLOCK=BLOCK)
     return out
