@@ -207,3 +207,56 @@ def test_cuda_poisson_encoder_equals_cpu_generator() -> None:
     torch.manual_seed(5)
     got = enc(x.cuda())
     assert got.is_cuda and torch.equal(got.cpu(), poisson_spikes(x, 100, seed))
+
+
+def _unpack(masks: torch.Tensor, steps: int) -> torch.Tensor:
+    """Bitmask words [B, D, ceil(T/64)] (bit t % 64 of word t // 64) -> spikes [T, B, D]."""
+    words = masks.view(torch.int64)
+    bits = torch.arange(64, dtype=torch.int64)
+    per_bit = (words.unsqueeze(-1) >> bits) & 1  # [B, D, NW, 64]
+    return per_bit.flatten(2)[..., :steps].permute(2, 0, 1).float()
+
+
+@pytest.mark.parametrize("steps", [1, 5, 31, 32, 33, 64, 70, 100, 130])
+def test_event_forward_draws_equal_pytorch_generator(ext, steps: int) -> None:
+    """The draws the training kernel makes (vectorised where the CPU allows) are the generator's."""
+    x = _images(19, 37, seed=4)
+    x[3, :] = 255
+    w = torch.zeros(10, 37)
+    for seed in (0, 1, -(2**63), 2**63 - 1, 123456789):
+        _, masks = ext.event_forward(x, w, steps, seed, True)
+        assert torch.equal(_unpack(masks, steps), poisson_spikes(x, steps, seed)), seed
+
+
+@pytest.mark.parametrize("classes", [1, 10, 16, 17])
+@pytest.mark.parametrize("batch,steps", [(5, 70), (19, 33), (64, 100), (3, 1)])
+def test_event_layer_equals_dense_for_every_width(ext, classes: int, batch: int,
+                                                   steps: int) -> None:
+    """Float32 widths up to 16 take the one-vector path, wider ones the general loop; batches
+    beyond one group of 8 samples sum partial gradients."""
+    x = _images(batch, 50, seed=classes)
+    g = torch.Generator().manual_seed(classes + batch)
+    w = torch.randn(classes, 50, generator=g, requires_grad=True)
+    out = event_linear(x, w, None, steps, 2024, ext=ext)
+    grad = torch.randn(out.shape, generator=g)
+    (mine,) = torch.autograd.grad(out, [w], grad)
+    dense = dense_event_linear(x, w, None, steps, 2024)
+    (want,) = torch.autograd.grad(dense, [w], grad)
+    torch.testing.assert_close(out, dense, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(mine, want, rtol=1e-5, atol=1e-4)
+
+
+def test_event_gradient_does_not_depend_on_thread_count(ext) -> None:
+    x = _images(64, 784, seed=9)
+    w = torch.randn(10, 784, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    grad = torch.randn(100, 64, 10, generator=torch.Generator().manual_seed(1))
+    threads = torch.get_num_threads()
+    grads = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            out = event_linear(x, w, None, 100, 77, ext=ext)
+            grads.append(torch.autograd.grad(out, [w], grad)[0])
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(grads[0], grads[1]) and torch.equal(grads[0], grads[2])
