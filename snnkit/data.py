@@ -79,6 +79,11 @@ class InMemoryDataset:
                              f"{self.inputs.shape[0]} inputs and {self.targets.shape[0]} targets")
         if self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
+        if targets.numel():
+            lo, hi = (int(v) for v in torch.aminmax(targets))
+            if lo < 0 or hi >= self.num_classes:
+                raise ValueError(f"targets must be class indices in [0, num_classes = "
+                                 f"{self.num_classes}), got min {lo}, max {hi}")
 
     def __len__(self) -> int:
         return int(self.targets.shape[0])

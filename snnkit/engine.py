@@ -210,27 +210,38 @@ class Trainer:
         perm = torch.randperm(n, generator=self.order).to(self.device)
         self.reporter.epoch_started(epoch, r.train.epochs, batches)
         exp.model.train()
+        # Correct predictions are summed where they are computed and read back every batch on
+        # the CPU, every log_every batches on a GPU (a read makes the host wait for the device).
+        read_every = 1 if self.device.type == "cpu" else r.train.log_every
+        pending: torch.Tensor | None = None
         for b in range(pos.batch, batches):
             t0 = time.perf_counter()
             idx = self.world.shard(perm[b * bs:(b + 1) * bs])
             x, y = self.train_x[idx], self.train_y[idx]
             loss, correct = self._train_step(x, y, epoch, b)
+            pending = correct if pending is None else pending + correct
+            if (pos.global_step + 1) % read_every == 0:
+                pos.sums["correct"] += int(pending)
+                pending = None
             pos.sums["seconds"] += time.perf_counter() - t0
             pos.sums["loss"] += loss * len(y)
-            pos.sums["correct"] += correct
             pos.sums["seen"] += len(y)
             pos.global_step += 1
             pos.batch = b + 1
             if pos.global_step % r.train.log_every == 0 and self.writer is not None:
                 self.writer.add_scalar("train/batch_loss", loss, pos.global_step)
-                self.writer.add_scalar("train/batch_acc", correct / len(y), pos.global_step)
+                self.writer.add_scalar("train/batch_acc", int(correct) / len(y), pos.global_step)
             s = pos.sums
             self.reporter.batch_done(b + 1, s["loss"] / s["seen"], s["correct"] / s["seen"],
                                      s["seen"] / max(s["seconds"], 1e-9))
             if self._stop_requested() and b + 1 < batches:
+                if pending is not None:
+                    pos.sums["correct"] += int(pending)
                 self._check_finite(epoch, b)
                 self._save_last(pos)
                 raise Interrupted(self._signal, self.run_dir)
+        if pending is not None:
+            pos.sums["correct"] += int(pending)
         self._check_finite(epoch, batches - 1)
         t0 = time.perf_counter()
         test_loss, test_acc, rates = self.evaluate()
@@ -254,7 +265,9 @@ class Trainer:
         self._save_last(pos)
         return row
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, epoch: int, batch: int) -> tuple[float, int]:
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, epoch: int,
+                    batch: int) -> tuple[float, torch.Tensor]:
+        """One optimizer step: ``(loss value, number of correct predictions as a 0-dim tensor)``."""
         exp = self.exp
         exp.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
@@ -268,7 +281,7 @@ class Trainer:
             nn.utils.clip_grad_norm_(exp.model.parameters(), self.recipe.train.grad_clip)
         exp.optimizer.step()
         with torch.no_grad():
-            correct = int((predict(exp.loss, out) == y).sum())
+            correct = (predict(exp.loss, out) == y).sum()
         return value, correct
 
     def _check_finite(self, epoch: int, batch: int) -> None:

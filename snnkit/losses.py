@@ -25,7 +25,12 @@ __all__ = [
 
 
 def check_output_target(output: Tensor, target: Tensor) -> Tensor:
-    """Check ``output[T, B, C]`` against ``target[B]`` (integers in [0, C)); return it as int64."""
+    """Check ``output[T, B, C]`` against ``target[B]`` (integers in [0, C)); return it as int64.
+
+    The class range is checked for targets on the CPU only: on a GPU reading the values back
+    would make every batch wait for the device (datasets check their labels when built, and an
+    out-of-range class still fails there, as a device-side error).
+    """
     shapes = f"output {tuple(output.shape)}, target {tuple(target.shape)}"
     if output.dim() != 3:
         raise ValueError(f"loss: output must be [T, B, C] (3-D), got {shapes}")
@@ -34,7 +39,7 @@ def check_output_target(output: Tensor, target: Tensor) -> Tensor:
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
         raise ValueError(f"loss: target must hold int64 class indices, got dtype {target.dtype} "
                          f"({shapes})")
-    if target.numel():
+    if target.numel() and target.device.type == "cpu":
         lo, hi = torch.aminmax(target)
         if int(lo) < 0 or int(hi) >= output.shape[2]:
             raise ValueError(f"loss: target classes must lie in [0, C = {output.shape[2]}), got "

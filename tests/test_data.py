@@ -484,3 +484,10 @@ def test_real_mnist_via_env(mnist_root, monkeypatch):
     monkeypatch.setenv("SNNKIT_DATA", str(mnist_root))
     ds = data.mnist(False)
     assert len(ds) == 10000 and ds.targets[:3].tolist() == [7, 2, 1]
+
+
+@pytest.mark.parametrize("bad", [-1, 3])
+def test_in_memory_dataset_refuses_labels_outside_its_classes(bad: int) -> None:
+    with pytest.raises(ValueError, match=r"targets must be class indices in \[0, num_classes = 3\)"):
+        InMemoryDataset(torch.zeros(4, 2), torch.tensor([0, 1, bad, 2]), 3, "toy")
+    assert len(InMemoryDataset(torch.zeros(4, 2), torch.tensor([0, 1, 2, 2]), 3, "toy")) == 4

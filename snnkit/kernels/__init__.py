@@ -17,6 +17,7 @@ and any other ``Surrogate`` whose ``derivative`` is evaluated in PyTorch on the 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,8 +71,9 @@ def check_kernel(cls: type, name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=None)
 def triton_available() -> bool:
-    """True when CUDA is present and triton is installed (checked without importing it)."""
+    """True when CUDA is present and triton is installed (checked once, without importing it)."""
     return torch.cuda.is_available() and importlib.util.find_spec("triton") is not None
 
 
