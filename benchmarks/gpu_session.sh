@@ -33,7 +33,7 @@ python3 -c "import snnkit, pydantic; print('snnkit', snnkit.__version__, 'pydant
 step "CUDA tests (Triton LIF/IF/PLIF vs reference, Poisson kernel, conformance on cuda, AMP)"
 timeout 200 python3 -m pytest -q -p no:cacheprovider -n 12 -k "cuda or triton or Triton" \
   tests/test_kernels.py tests/test_fast_input.py tests/test_conformance.py \
-  tests/test_surrogates.py tests/test_amp.py tests/test_optim.py 2>&1 | tee "$OUT/cuda_tests.log" | tail -25
+  tests/test_surrogates.py tests/test_amp.py tests/test_optim.py tests/test_cuda_graphs.py 2>&1 | tee "$OUT/cuda_tests.log" | tail -25
 
 if [ "${SKIP_NEURON_BENCH:-0}" != 1 ]; then
   step "LIF kernels (bench_neuron.py)"
@@ -54,6 +54,10 @@ for line in open("/tmp/run_cuda/metrics.jsonl"):
     print(f"epoch {m['epoch']}: train {m['train_seconds']:.2f} s, test {m['test_seconds']:.2f} s, "
           f"test acc {m['test_acc']:.2%}")
 PY
+
+step "the same without CUDA graphs (eager steps), 2 epochs"
+timeout 120 python3 -m snnkit run recipes/lif_mnist.yaml --set train.epochs=2 \
+  --set train.device=cuda --set train.cuda_graphs=false --out /tmp/run_eager 2>&1 | tail -4
 
 step "where the engine's time goes on the GPU (cProfile, 1 epoch)"
 timeout 90 python3 - <<'PY' 2>&1 | tee "$OUT/profile_cuda.txt" | head -45

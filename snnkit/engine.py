@@ -148,6 +148,13 @@ class Trainer:
             self.fused = fuse_input(exp.encoder, exp.model)
         self.recipe: Recipe = exp.recipe
         self.device = exp.device
+        # CUDA graph of forward + loss + backward (plain single-process CUDA runs without AMP)
+        self.graph: Any = None
+        if (exp.recipe.train.cuda_graphs and exp.device.type == "cuda"
+                and not self.world.distributed and not exp.recipe.train.amp):
+            from snnkit.cuda_graphs import GraphStep
+
+            self.graph = GraphStep(self.forward, exp.loss, predict, exp.optimizer)
         self.train_x, self.train_y = on_device(exp.train_data, self.device)
         self.test_x, self.test_y = on_device(exp.test_data, self.device)
         if self.world.distributed:  # each rank evaluates its own share of the test set
@@ -269,19 +276,28 @@ class Trainer:
                     batch: int) -> tuple[float, torch.Tensor]:
         """One optimizer step: ``(loss value, number of correct predictions as a 0-dim tensor)``."""
         exp = self.exp
-        exp.optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
-            out = self.forward(x)
-            loss = exp.loss(out.float(), y)
-        value = loss.item()
-        if not math.isfinite(value):
-            self._fail(epoch, batch, f"the training loss is {value}")
-        loss.backward()
+        replayed = self.graph.step(x, y) if self.graph is not None else None
+        if replayed is not None:  # gradients are in place; the update is still to come
+            loss, correct = replayed
+            value = loss.item()
+            if not math.isfinite(value):
+                self._fail(epoch, batch, f"the training loss is {value}")
+        else:
+            with self.graph.eager() if self.graph is not None else _null():
+                # after a capture the graph owns the .grad tensors: zero them in place
+                exp.optimizer.zero_grad(set_to_none=self.graph is None or not self.graph.captured)
+                with self._autocast():
+                    out = self.forward(x)
+                    loss = exp.loss(out.float(), y)
+                value = loss.item()
+                if not math.isfinite(value):
+                    self._fail(epoch, batch, f"the training loss is {value}")
+                loss.backward()
+                with torch.no_grad():
+                    correct = (predict(exp.loss, out) == y).sum()
         if self.recipe.train.grad_clip:
             nn.utils.clip_grad_norm_(exp.model.parameters(), self.recipe.train.grad_clip)
         exp.optimizer.step()
-        with torch.no_grad():
-            correct = (predict(exp.loss, out) == y).sum()
         return value, correct
 
     def _check_finite(self, epoch: int, batch: int) -> None:

@@ -52,6 +52,7 @@ HELP = {
     "train.num_threads": "torch CPU threads; null = torch's default",
     "train.grad_clip": "max gradient norm; null = no clipping",
     "train.log_every": "TensorBoard logging interval in batches, e.g. 50",
+    "train.cuda_graphs": "replay each CUDA training step as one CUDA graph (true/false)",
 }
 
 
@@ -75,6 +76,7 @@ class TrainSpec(BaseModel):
     grad_clip: float | None = Field(None, gt=0)
     log_every: int = Field(50, gt=0)
     fast_input: bool = True
+    cuda_graphs: bool = True
 
     _ints = field_validator(*(f for f in INT_FIELDS if f not in ("seed", "time_steps")),
                             mode="before")(classmethod(lambda cls, v: _no_bool(v)))

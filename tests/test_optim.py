@@ -33,7 +33,7 @@ def test_adam_family_is_fused_on_cuda_and_matches_cpu(factory) -> None:
     start, grads = torch.randn(50, generator=g), [torch.randn(50, generator=g) for _ in range(5)]
     results = []
     for device in ("cpu", "cuda"):
-        w = torch.nn.Parameter(start.to(device))
+        w = torch.nn.Parameter(start.clone().to(device))  # .to("cpu") would alias start
         opt = factory([w], lr=0.01)
         assert bool(opt.defaults.get("fused")) == (device == "cuda")
         for grad in grads:
