@@ -6,6 +6,7 @@
 # Each step runs even if an earlier one failed; logs go to $OUT (or ./gpu-out).
 #
 #   bash benchmarks/gpu_session.sh            # everything: tests, kernel and epoch figures
+#   QUICK=1 SKIP_NEURON_BENCH=1 FULL_SUITE=0 bash benchmarks/gpu_session.sh   # tests + engine
 set -u
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
@@ -40,8 +41,11 @@ if [ "${SKIP_NEURON_BENCH:-0}" != 1 ]; then
   timeout 180 python3 benchmarks/bench_neuron.py --threads 16 --reps 51 2>&1 | tee "$OUT/bench_neuron.log"
 fi
 
+if [ "${QUICK:-0}" != 1 ]; then
 step "default recipe, one epoch on the GPU (bench_epoch.py --device cuda)"
 timeout 120 python3 benchmarks/bench_epoch.py --device cuda --compare 60 2>&1 | tee "$OUT/bench_epoch_cuda.log"
+
+fi
 
 step "default recipe through the engine: snnkit run, 3 epochs on cuda"
 timeout 150 python3 -m snnkit run recipes/lif_mnist.yaml --set train.epochs=3 \
@@ -55,6 +59,7 @@ for line in open("/tmp/run_cuda/metrics.jsonl"):
           f"test acc {m['test_acc']:.2%}")
 PY
 
+if [ "${QUICK:-0}" != 1 ]; then
 step "the same without CUDA graphs (eager steps), 2 epochs"
 timeout 120 python3 -m snnkit run recipes/lif_mnist.yaml --set train.epochs=2 \
   --set train.device=cuda --set train.cuda_graphs=false --out /tmp/run_eager 2>&1 | tail -4
@@ -74,6 +79,7 @@ with tempfile.TemporaryDirectory() as out:
 print("train seconds", res.metrics[0]["train_seconds"])
 pstats.Stats(prof).sort_stats("tottime").print_stats(30)
 PY
+fi
 
 if [ "${FULL_SUITE:-1}" = 1 ]; then
   step "the whole test suite on this machine (xdist)"

@@ -277,6 +277,13 @@ for cls, kw, sur in cases:
     torch.testing.assert_close(xt.grad, xr.grad, rtol=1e-5, atol=1e-5)
     for p, w in zip(ref.parameters(), want):
         torch.testing.assert_close(p.grad, w, rtol=1e-5, atol=1e-5)
+# PLIF's k read by the kernels from a 1-element tensor (the CUDA path) == k passed as a number
+plif = N.PLIF(init_tau=3.0)
+spec = neuron_spec(plif)
+k = torch.sigmoid(plif.w.detach()).float().reshape(1)
+s1, h1, v1 = tk._launch_forward(spec, x, float(k), True, True)
+s2, h2, v2 = tk._launch_forward(spec, x, k, True, True)
+assert torch.equal(s1, s2) and torch.equal(h1, h2) and torch.equal(v1, v2)
 print("ok")
 """
 

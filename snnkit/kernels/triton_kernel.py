@@ -83,11 +83,13 @@ def _surrogate(d, c1, c2, c3, SUR: tl.constexpr):
     return g
 
 @triton.jit
-def forward_kernel(x_ptr, s_ptr, h_ptr, v_ptr, T, N, a, rest, vth, vr, v0,
+def forward_kernel(x_ptr, s_ptr, h_ptr, v_ptr, a_ptr, T, N, a, rest, vth, vr, v0,
                    CHARGE: tl.constexpr, HARD: tl.constexpr, SAVE: tl.constexpr,
-                   REC: tl.constexpr, BLOCK: tl.constexpr):
+                   REC: tl.constexpr, A_PTR: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
+    if A_PTR:
+        a = tl.load(a_ptr)
     v = tl.zeros([BLOCK], dtype=tl.float32) + v0
     for t in range(T):
         o = t * N + offs
@@ -102,12 +104,15 @@ def forward_kernel(x_ptr, s_ptr, h_ptr, v_ptr, T, N, a, rest, vth, vr, v0,
             tl.store(v_ptr + o, v, mask=mask)
 
 @triton.jit
-def backward_kernel(g_ptr, h_ptr, x_ptr, pre_ptr, gx_ptr, gk_ptr, T, N, a, rest, vth, vr, v0,
-                    c1, c2, c3, CHARGE: tl.constexpr, HARD: tl.constexpr,
-                    DETACH: tl.constexpr, SUR: tl.constexpr, BLOCK: tl.constexpr):
+def backward_kernel(g_ptr, h_ptr, x_ptr, pre_ptr, gx_ptr, gk_ptr, a_ptr, T, N, a, rest, vth,
+                    vr, v0, c1, c2, c3, CHARGE: tl.constexpr, HARD: tl.constexpr,
+                    DETACH: tl.constexpr, SUR: tl.constexpr, A_PTR: tl.constexpr,
+                    BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
+    if A_PTR:
+        a = tl.load(a_ptr)
     gv = tl.zeros([BLOCK], dtype=tl.float32)
     gk = tl.zeros([BLOCK], dtype=tl.float32)
     for i in range(T):
@@ -165,14 +170,27 @@ def backward_kernel(g_ptr, h_ptr, x_ptr, pre_ptr, gx_ptr, gk_ptr, T, N, a, rest,
 
 
 
-def _a(spec: NeuronSpec, w: Tensor | None) -> float:
+def _a(spec: NeuronSpec, w: Tensor | None, device: torch.device) -> float | Tensor:
+    """The charge constant: a number, or PLIF's k = sigmoid(w) as a 1-element float32 tensor.
+
+    On CUDA k stays on the device (the kernels read it there): no host wait, and a training
+    step with PLIF can be captured as a CUDA graph. Elsewhere it is read as a number.
+    """
     if spec.a is not None:
         return spec.a
     assert w is not None
-    return float(torch.sigmoid(w.detach()))
+    k = torch.sigmoid(w.detach()).float().reshape(1)
+    return k if device.type == "cuda" else float(k)
 
 
-def _launch_forward(spec: NeuronSpec, x: Tensor, a: float, save: bool,
+def _scalar_args(a: float | Tensor, like: Tensor) -> tuple[Tensor, float, bool]:
+    """``(a_ptr, a, A_PTR)`` kernel arguments for a number or a device tensor ``a``."""
+    if isinstance(a, Tensor):
+        return a, 0.0, True
+    return like, a, False
+
+
+def _launch_forward(spec: NeuronSpec, x: Tensor, a: float | Tensor, save: bool,
                     record: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
     fwd = forward_kernel
     T = x.shape[0]
@@ -180,9 +198,11 @@ def _launch_forward(spec: NeuronSpec, x: Tensor, a: float, save: bool,
     s = torch.empty_like(x)
     h = torch.empty_like(x) if save else s
     v = torch.empty_like(x) if record else s
-    fwd[(triton.cdiv(N, BLOCK),)](x, s, h, v, T, N, a, spec.rest, spec.v_threshold, spec.v_reset,
-                                  spec.v0, CHARGE=spec.charge, HARD=spec.hard, SAVE=save,
-                                  REC=record, BLOCK=BLOCK, enable_fp_fusion=False)
+    a_ptr, a_num, a_dev = _scalar_args(a, x)
+    fwd[(triton.cdiv(N, BLOCK),)](x, s, h, v, a_ptr, T, N, a_num, spec.rest, spec.v_threshold,
+                                  spec.v_reset, spec.v0, CHARGE=spec.charge, HARD=spec.hard,
+                                  SAVE=save, REC=record, A_PTR=a_dev, BLOCK=BLOCK,
+                                  enable_fp_fusion=False)
     return s, (h if save else None), (v if record else None)
 
 
@@ -190,7 +210,7 @@ class _TritonNeuron(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, w: Tensor | None, spec: NeuronSpec,
                 record: bool) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        a = _a(spec, w)
+        a = _a(spec, w, x.device)
         s, h, v = _launch_forward(spec, x, a, True, record)
         ctx.save_for_backward(x, h)
         ctx.spec, ctx.a = spec, a
@@ -213,13 +233,14 @@ class _TritonNeuron(torch.autograd.Function):
             pre = spec.module.derivative(h - spec.v_threshold).float().contiguous()
         gx = torch.empty_like(x)
         gk = torch.zeros(grid, dtype=torch.float32, device=x.device)
-        bwd[(grid,)](grad_out.float().contiguous(), h, x, pre, gx, gk, T, N, ctx.a, spec.rest,
-                     spec.v_threshold, spec.v_reset, spec.v0, sur.c1, sur.c2, sur.c3,
+        a_ptr, a_num, a_dev = _scalar_args(ctx.a, x)
+        bwd[(grid,)](grad_out.float().contiguous(), h, x, pre, gx, gk, a_ptr, T, N, a_num,
+                     spec.rest, spec.v_threshold, spec.v_reset, spec.v0, sur.c1, sur.c2, sur.c3,
                      CHARGE=spec.charge, HARD=spec.hard, DETACH=spec.detach_reset, SUR=sur.sid,
-                     BLOCK=BLOCK)
+                     A_PTR=a_dev, BLOCK=BLOCK)
         grad_w = None
         if spec.w is not None and ctx.needs_input_grad[1]:
-            k = ctx.a
+            k = ctx.a.double() if isinstance(ctx.a, Tensor) else ctx.a
             grad_w = (gk.double().sum() * (k * (1.0 - k))).to(spec.w.dtype).reshape(spec.w.shape)
         return (gx if ctx.needs_input_grad[0] else None), grad_w, None, None
 
@@ -253,7 +274,7 @@ def triton_multi_step(spec: NeuronSpec, x_seq: Tensor,
     w_grad = w is not None and w.requires_grad
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or w_grad)
     if not needs_grad:
-        s, _, v = _launch_forward(spec, x.detach(), _a(spec, w), False, record)
+        s, _, v = _launch_forward(spec, x.detach(), _a(spec, w, x.device), False, record)
         return s, v
     s, v = _TritonNeuron.apply(x, w, spec, record)
     return s, (v if record else None)
