@@ -180,7 +180,7 @@ def _a(spec: NeuronSpec, w: Tensor | None, device: torch.device) -> float | Tens
         return spec.a
     assert w is not None
     k = torch.sigmoid(w.detach()).float().reshape(1)
-    return k if device.type == "cuda" else float(k)
+    return k.to(device) if device.type == "cuda" else float(k)
 
 
 def _scalar_args(a: float | Tensor, like: Tensor) -> tuple[Tensor, float, bool]:
