@@ -78,7 +78,7 @@ class GraphStep:
     @contextmanager
     def eager(self) -> Iterator[None]:
         """Where an eager step runs: on the side stream during warm-up, else as usual."""
-        if self.graph is not None or self.failed or self.warm > WARMUP:
+        if self.graph is not None or self.failed:
             yield
             return
         self.stream.wait_stream(torch.cuda.current_stream())

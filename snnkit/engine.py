@@ -6,8 +6,9 @@ seeded from ``seed`` before the model is built. ``last.pt`` is written when a ru
 every epoch and on SIGINT/SIGTERM (after the current step; a second signal stops at once); it
 holds the model, optimizer, scheduler, position, every RNG state and the data order, so
 ``--resume`` continues bit for bit where the run stopped (on CUDA with ``train.cuda_graphs``
-the resumed run re-captures its graph: same seeded draws in distribution, not bit for bit). A non-finite loss or weight stops the
-run with :class:`TrainingError` before anything bad is saved.
+the resumed run re-captures its graph: checked to train the same way, not bit for bit). A
+non-finite loss or weight stops the run with :class:`TrainingError` before anything bad is
+saved.
 
 On resume the run folder's ``recipe.yaml`` is read again; overrides may change ``train``,
 ``output``, ``scheduler`` and the optimizer's hyperparameters (applied to the restored
