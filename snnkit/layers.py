@@ -129,28 +129,24 @@ def _check_batchnorm(num_features: int, eps: float, momentum: float) -> None:
                          f"got {momentum!r}")
 
 
-class BatchNorm1d(StepModeMixin, nn.BatchNorm1d):
+class _StepBatchNorm(StepModeMixin):
+    """The shared constructor of the batch-norm layers (checked arguments, step mode)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True, track_running_stats: bool = True,
+                 step_mode: str = "m") -> None:
+        _check_batchnorm(num_features, eps, momentum)
+        super().__init__(num_features, eps=eps, momentum=momentum,  # type: ignore[call-arg]
+                         affine=affine, track_running_stats=track_running_stats)
+        self.step_mode = _check_step_mode(step_mode)
+
+
+class BatchNorm1d(_StepBatchNorm, nn.BatchNorm1d):
     """Batch normalisation of [C] or [C, L] samples; in "m" statistics span T·B."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
-                 affine: bool = True, track_running_stats: bool = True,
-                 step_mode: str = "m") -> None:
-        _check_batchnorm(num_features, eps, momentum)
-        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
-                         track_running_stats=track_running_stats)
-        self.step_mode = _check_step_mode(step_mode)
 
-
-class BatchNorm2d(StepModeMixin, nn.BatchNorm2d):
+class BatchNorm2d(_StepBatchNorm, nn.BatchNorm2d):
     """Batch normalisation of [C, H, W] samples; in "m" statistics span T·B."""
-
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
-                 affine: bool = True, track_running_stats: bool = True,
-                 step_mode: str = "m") -> None:
-        _check_batchnorm(num_features, eps, momentum)
-        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
-                         track_running_stats=track_running_stats)
-        self.step_mode = _check_step_mode(step_mode)
 
 
 class MaxPool2d(StepModeMixin, nn.MaxPool2d):
