@@ -39,9 +39,9 @@ RECIPE = ROOT / "recipes" / "lif_mnist.yaml"
 
 
 def _experiment(device: str = "cpu"):
-    from snnkit.assemble import assemble
-    from snnkit.plugins import get_registry
-    from snnkit.recipe import load_recipe
+    from snnkit.assembly.assemble import assemble
+    from snnkit.plugins.loader import get_registry
+    from snnkit.recipes.loader import load_recipe
 
     recipe = load_recipe(str(RECIPE), ["train.epochs=1", f"train.device={device}"])
     return assemble(recipe, get_registry())
@@ -54,7 +54,7 @@ def _set_kernel(model: torch.nn.Module, name: str) -> None:
 
 
 def _step(exp, forward, x, y, read: bool = True) -> float:
-    from snnkit.functional import reset_net
+    from snnkit.components.functional import reset_net
 
     exp.optimizer.zero_grad(set_to_none=True)
     out = forward(x)
@@ -72,7 +72,7 @@ def _dense(exp):
 
 
 def _accuracy(exp, forward, xs, ys, bs: int = 1000) -> float:
-    from snnkit.functional import reset_net
+    from snnkit.components.functional import reset_net
 
     correct = 0
     exp.model.eval()
@@ -130,7 +130,7 @@ def _epoch_s(exp, forward, xs, ys, bs: int, read: bool) -> float:
 
 def _cuda_main(args: argparse.Namespace) -> None:
     """The GPU path: dense Triton Poisson encoder + Linear + Triton LIF, data on the GPU."""
-    from snnkit.assemble import on_device
+    from snnkit.assembly.assemble import on_device
 
     dev = torch.device("cuda")
     print(f"GPU: {torch.cuda.get_device_name(dev)}")
@@ -201,7 +201,7 @@ def main() -> None:
         _cuda_main(args)
         return
 
-    from snnkit.assemble import on_device
+    from snnkit.assembly.assemble import on_device
     from snnkit.kernels.event_input import fuse_input
 
     torch.manual_seed(0)

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from snnkit import neurons as N
+from snnkit.components import neurons as N
 from snnkit.kernels import select_kernel
 
 SHAPES = ((8, 64, 25088), (100, 64, 10))

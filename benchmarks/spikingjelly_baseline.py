@@ -150,7 +150,7 @@ def main() -> None:
     if not available():
         raise SystemExit("spikingjelly is not importable in this environment")
     torch.set_num_threads(args.threads)
-    from snnkit.assemble import on_device
+    from snnkit.assembly.assemble import on_device
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_epoch import _experiment

@@ -1,5 +1,5 @@
 """``python -m snnkit`` (and ``torchrun -m snnkit``) runs the CLI."""
 
-from snnkit.cli import main_entry
+from snnkit.cli.app import main_entry
 
 main_entry()

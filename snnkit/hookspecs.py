@@ -48,7 +48,7 @@ def register_surrogates(register: Register) -> None:
 
     Calling the module on ``x = H - V_threshold`` returns Θ(x) (1 where ``x >= 0``) in the
     forward pass and lets gradients through as g'(x) in the backward pass. Subclass
-    ``snnkit.surrogates.Surrogate`` and write ``primitive`` (g) and optionally ``derivative``
+    ``snnkit.components.surrogates.Surrogate`` and write ``primitive`` (g) and optionally ``derivative``
     (g'). snnkit supplies nothing.
     """
 
@@ -111,7 +111,7 @@ def register_schedulers(register: Register) -> None:
 
 @hookspec
 def register_datasets(register: Register) -> None:
-    """Datasets: ``factory(train, **params) -> snnkit.data.InMemoryDataset``.
+    """Datasets: ``factory(train, **params) -> snnkit.data.images.InMemoryDataset``.
 
     snnkit supplies ``train`` (True for the training split, False for the test split). The
     result holds ``inputs`` (``[N, *]``, uint8 read as value/255 or float in [0, 1]),

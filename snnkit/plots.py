@@ -68,7 +68,7 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None, *,
     of every spiking layer per epoch, on the test set), output_spikes.png and membrane.png
     (test sample ``sample`` through the best checkpoint, else the last one).
     """
-    from snnkit import rundir
+    from snnkit.engine import rundir
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -129,13 +129,13 @@ def sample_trace(run_dir: str | Path, sample: int = 0) -> dict[str, Any]:
     membrane trace), ``label``, ``predicted``, ``spiking`` (whether the output neuron fires),
     ``v_threshold`` (or None), ``neuron`` (its class name) and ``checkpoint`` (file name).
     """
-    from snnkit.assemble import assemble
-    from snnkit.checkpoint import load_checkpoint
-    from snnkit.execution import predict
-    from snnkit.functional import reset_net
-    from snnkit.neurons import BaseNeuron, SpikingNeuron
-    from snnkit.plugins import get_registry
-    from snnkit.recipe import load_recipe
+    from snnkit.assembly.assemble import assemble
+    from snnkit.engine.checkpoint import load_checkpoint
+    from snnkit.engine.time_loop import predict
+    from snnkit.components.functional import reset_net
+    from snnkit.components.neurons import BaseNeuron, SpikingNeuron
+    from snnkit.plugins.loader import get_registry
+    from snnkit.recipes.loader import load_recipe
 
     run_dir = Path(run_dir)
     checkpoint = run_dir  # load_checkpoint names what is missing
@@ -277,8 +277,8 @@ def plot_surrogate(surrogate: type[nn.Module] | str, out: str | Path,
 
 def _surrogate_class(surrogate: type[nn.Module] | str) -> tuple[Any, str]:
     if isinstance(surrogate, str):
-        from snnkit.plugins import get_registry
-        from snnkit.registry import Kind
+        from snnkit.plugins.loader import get_registry
+        from snnkit.plugins.registry import Kind
 
         component = get_registry().get(Kind.SURROGATE, surrogate)
         return component.factory, component.name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from snnkit.plugins import get_registry
+from snnkit.plugins.loader import get_registry
 
 
 @pytest.fixture

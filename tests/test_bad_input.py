@@ -2,7 +2,7 @@
 
 Every YAML file in tests/bad_inputs/ (but the valid base_ok.yaml, which the command-line cases
 break with --set) appears in CASES with the text its message must hold. Cases run in-process
-through typer's CliRunner on `snnkit.cli.app`, mostly with `validate` (nothing is written).
+through typer's CliRunner on `snnkit.cli.app.app`, mostly with `validate` (nothing is written).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from snnkit.cli import app
-from snnkit.data import InMemoryDataset
+from snnkit.cli.app import app
+from snnkit.data.images import InMemoryDataset
 from snnkit.hookspecs import hookimpl
-from snnkit.plugins import build_registry
+from snnkit.plugins.loader import build_registry
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 BASE = CORPUS / "base_ok.yaml"
@@ -251,7 +251,7 @@ class _BrokenPlugin:
 @pytest.fixture
 def plugin_registry(monkeypatch):
     registry = build_registry(plugins=[_RampPlugin(), _BrokenPlugin()], entry_points=False)
-    monkeypatch.setattr("snnkit.plugins.get_registry", lambda: registry)
+    monkeypatch.setattr("snnkit.plugins.loader.get_registry", lambda: registry)
     return registry
 
 

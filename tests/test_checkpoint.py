@@ -16,14 +16,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from snnkit.checkpoint import (
+from snnkit.engine.checkpoint import (
     FORMAT_VERSION,
     capture_rng,
     load_checkpoint,
     restore_rng,
     save_checkpoint,
 )
-from snnkit.cli import app
+from snnkit.cli.app import app
 from snnkit.errors import CheckpointError
 
 runner = CliRunner()
@@ -74,7 +74,7 @@ def test_sigkill_while_saving_keeps_the_previous_checkpoint(tmp_path: Path) -> N
     # it with SIGKILL at an arbitrary moment, then read whatever last.pt holds.
     script = textwrap.dedent(f"""
         import torch
-        from snnkit.checkpoint import save_checkpoint
+        from snnkit.engine.checkpoint import save_checkpoint
         g = 0
         while True:
             g += 1

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 import snnkit
-from snnkit.cli import app
+from snnkit.cli.app import app
 
 runner = CliRunner()
 

@@ -1,7 +1,7 @@
 """Every built-in component passes the conformance kit that plugin authors use (snnkit.testing).
 
 The components come from the registry (built-ins only, no installed plugins), never from a
-hand-written list, and are built exactly as snnkit.assemble builds them: ``registry.build``
+hand-written list, and are built exactly as snnkit.assembly.assemble builds them: ``registry.build``
 with the arguments snnkit supplies (a neuron's surrogate, an encoder's time_steps).
 """
 
@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from snnkit.plugins import build_registry
-from snnkit.registry import Kind
+from snnkit.plugins.loader import build_registry
+from snnkit.plugins.registry import Kind
 from snnkit.testing import check_encoder, check_loss, check_neuron, check_surrogate
 
 REGISTRY = build_registry(entry_points=False)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import snnkit
-from snnkit.checkpoint import load_checkpoint
+from snnkit.engine.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("only_builtins")
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -34,7 +34,7 @@ def recipe(device: str, graphs: bool, encoder: str = "direct", neuron: str = "li
 
 @pytest.fixture
 def graph_steps(monkeypatch) -> list[Any]:
-    from snnkit.cuda_graphs import GraphStep
+    from snnkit.engine.cuda_graphs import GraphStep
 
     made: list[Any] = []
     init = GraphStep.__init__
@@ -97,9 +97,9 @@ def test_plif_is_captured_too(tmp_path: Path, graph_steps: list[Any]) -> None:
 @cuda
 def test_a_step_that_reads_back_to_the_host_runs_eagerly() -> None:
     """Capture fails (a .item() inside the step): one warning, then None = run it eagerly."""
-    from snnkit.cuda_graphs import WARMUP, GraphStep
-    from snnkit.execution import predict
-    from snnkit.losses import MSERate
+    from snnkit.engine.cuda_graphs import WARMUP, GraphStep
+    from snnkit.engine.time_loop import predict
+    from snnkit.components.losses import MSERate
 
     lin = torch.nn.Linear(4, 3).cuda()
     opt = torch.optim.SGD(lin.parameters(), lr=0.1)

@@ -1,4 +1,4 @@
-"""Tests for snnkit.data: the in-memory dataset, batching, root resolution, file readers."""
+"""Tests for snnkit.data.images: the in-memory dataset, batching, root resolution, file readers."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from snnkit import data
-from snnkit.data import InMemoryDataset, as_float, resolve_root, synthetic
+from snnkit.data import images as data
+from snnkit.data.images import InMemoryDataset, as_float, resolve_root, synthetic
 from snnkit.errors import DataError
-from snnkit.plugins import build_registry
+from snnkit.plugins.loader import build_registry
 
 # the catalogue registered by snnkit/builtins.py, sorted by name
 BUILTIN_DATASETS = [(c.name, c.factory)

@@ -83,7 +83,7 @@ def test_a_crashed_rank_ends_the_run_instead_of_hanging(tmp_path: Path) -> None:
     (tmp_path / "snnkit_crash.py").write_text(textwrap.dedent('''
         import os
         import snnkit
-        from snnkit.data import synthetic
+        from snnkit.data.images import synthetic
 
         def crashy(train: bool, num_samples: int = 64):
             """Synthetic data that crashes on rank 1."""

@@ -13,9 +13,11 @@ import pytest
 import torch
 import yaml
 
-from snnkit import hookspecs, testing
-from snnkit.plugins import ENTRY_POINT_GROUP, build_registry
-from snnkit.registry import SUPPLIED, Kind
+from snnkit import hookspecs
+
+from snnkit import testing
+from snnkit.plugins.loader import ENTRY_POINT_GROUP, build_registry
+from snnkit.plugins.registry import SUPPLIED, Kind
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from snnkit.encoders import (
+from snnkit.components.encoders import (
     DeltaEncoder,
     DirectEncoder,
     LatencyEncoder,
@@ -16,7 +16,7 @@ from snnkit.encoders import (
     WeightedPhaseEncoder,
 )
 from snnkit.errors import DataError
-from snnkit.plugins import build_registry
+from snnkit.plugins.loader import build_registry
 
 # the catalogue registered by snnkit/builtins.py, sorted by name
 BUILTIN_ENCODERS = [(c.name, c.factory)
@@ -247,7 +247,7 @@ def test_delta_rejects_non_sequence_input_and_negative_threshold() -> None:
 
 
 def test_sequence_encoder_feeds_one_row_per_step() -> None:
-    from snnkit.encoders import SequenceEncoder
+    from snnkit.components.encoders import SequenceEncoder
 
     x = torch.arange(2 * 1 * 3 * 4, dtype=torch.uint8).view(2, 1, 3, 4)
     out = SequenceEncoder(3, time_dim=-2)(x)
@@ -258,7 +258,7 @@ def test_sequence_encoder_feeds_one_row_per_step() -> None:
 
 
 def test_sequence_encoder_needs_time_steps_equal_to_the_length() -> None:
-    from snnkit.encoders import SequenceEncoder
+    from snnkit.components.encoders import SequenceEncoder
     from snnkit.errors import DataError
 
     with pytest.raises(DataError, match="must have length time_steps=5"):

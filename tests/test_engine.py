@@ -13,11 +13,11 @@ import yaml
 from typer.testing import CliRunner
 
 import snnkit
-from snnkit.checkpoint import load_checkpoint
-from snnkit.cli import app
+from snnkit.engine.checkpoint import load_checkpoint
+from snnkit.cli.app import app
 from snnkit.hookspecs import hookimpl
-from snnkit.losses import MSERate
-from snnkit.plugins import build_registry
+from snnkit.components.losses import MSERate
+from snnkit.plugins.loader import build_registry
 
 runner = CliRunner()
 METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "train_seconds"}
@@ -182,7 +182,7 @@ class _NanPlugin:
 @pytest.fixture
 def nan_registry(monkeypatch):
     registry = build_registry(plugins=[_NanPlugin()], entry_points=False)
-    monkeypatch.setattr("snnkit.plugins.get_registry", lambda: registry)
+    monkeypatch.setattr("snnkit.plugins.loader.get_registry", lambda: registry)
     return registry
 
 

@@ -8,9 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from snnkit import encoders, layers
-from snnkit import neurons as N
-from snnkit.kernels import build
+from snnkit.components import encoders
+
+from snnkit.components import layers
+from snnkit.components import neurons as N
+from snnkit.kernels.cpu import build
 from snnkit.kernels.event_input import (dense_event_linear, draw_seed, event_linear, fuse_input,
                                         poisson_spikes, threshold16)
 
@@ -166,7 +168,7 @@ def test_fuse_input_leaves_models_off_the_cpu_alone(ext) -> None:
 _TRITON_POISSON_SCRIPT = """
 import torch
 from snnkit.kernels.event_input import poisson_spikes
-from snnkit.kernels.triton_poisson import triton_poisson_spikes
+from snnkit.kernels.cuda.triton_poisson import triton_poisson_spikes
 
 g = torch.Generator().manual_seed(0)
 for b, d, t, seed in [(3, 50, 7, 12345), (2, 17, 1, -5), (4, 33, 100, 2**63 - 7), (1, 5, 9, 1),

@@ -1,4 +1,4 @@
-"""Tests of snnkit.functional: fire, reset, charge equations, step functions, model helpers.
+"""Tests of snnkit.components.functional: fire, reset, charge equations, step functions, model helpers.
 
 Golden values are worked out by hand from the equations in the module docstring; each test
 shows the arithmetic. The surrogate is snnkit's Sigmoid(alpha=4): g'(u) = 4σ(4u)(1 − σ(4u)),
@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from snnkit import functional as F
-from snnkit.surrogates import Sigmoid
+from snnkit.components import functional as F
+from snnkit.components.surrogates import Sigmoid
 
 G_AT_MINUS_HALF = 4 * (1 / (1 + math.exp(2))) * (1 - 1 / (1 + math.exp(2)))  # 0.419974...
 

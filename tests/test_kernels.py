@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from snnkit import kernels
-from snnkit import neurons as N
-from snnkit import surrogates as S
-from snnkit.kernels import build
-from snnkit.kernels.spec import SURROGATE_GENERIC, neuron_spec, surrogate_spec
+from snnkit.components import neurons as N
+from snnkit.components import surrogates as S
+from snnkit.kernels.cpu import build
+from snnkit.kernels.forms import SURROGATE_GENERIC, neuron_spec, surrogate_spec
 
 
 def _cpp_or_skip() -> None:
@@ -247,9 +247,10 @@ def test_triton_matches_reference(sur: S.Surrogate) -> None:
 
 _INTERPRETER_SCRIPT = """
 import torch
-from snnkit import neurons as N, surrogates as S
-from snnkit.kernels import triton_kernel as tk
-from snnkit.kernels.spec import neuron_spec
+from snnkit.components import neurons as N
+from snnkit.components import surrogates as S
+from snnkit.kernels.cuda import triton_neuron as tk
+from snnkit.kernels.forms import neuron_spec
 
 class Cubic(S.Surrogate):
     def primitive(self, x):
@@ -317,9 +318,9 @@ def test_reference_only_forces_the_reference_loop_and_nests() -> None:
 def test_recipe_checks_compile_nothing(monkeypatch) -> None:
     """Assembling a recipe (its encoder and shape checks run two samples) needs no C++ build,
     so a CUDA run or `snnkit validate` never waits for one."""
-    from snnkit.assemble import assemble
-    from snnkit.plugins import build_registry
-    from snnkit.recipe import load_recipe
+    from snnkit.assembly.assemble import assemble
+    from snnkit.plugins.loader import build_registry
+    from snnkit.recipes.loader import load_recipe
 
     def refuse() -> None:
         raise AssertionError("the recipe checks asked for the C++ kernels")
@@ -340,8 +341,8 @@ def test_cuda_division_is_pytorchs_float32_reciprocal() -> None:
     pytest.importorskip("triton")
     import numpy as np
 
-    from snnkit.kernels import spec as K
-    from snnkit.kernels.triton_kernel import cuda_division
+    from snnkit.kernels import forms as K
+    from snnkit.kernels.cuda.triton_neuron import cuda_division
 
     lif = cuda_division(neuron_spec(N.LIF(tau=3.0)))
     assert lif.charge == K.CHARGE_MUL and lif.a == float(np.float32(1.0) / np.float32(3.0))

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from snnkit.layers import (
+from snnkit.components.layers import (
     BatchNorm1d,
     BatchNorm2d,
     Conv2d,
@@ -17,7 +17,7 @@ from snnkit.layers import (
     Flatten,
     Linear,
 )
-from snnkit.plugins import build_registry
+from snnkit.plugins.loader import build_registry
 
 # the catalogue registered by snnkit/builtins.py, sorted by name
 BUILTIN_LAYERS = [(c.name, c.factory)
@@ -201,7 +201,7 @@ def test_layer_rejects_bad_parameters_naming_them(name: str, params: dict, word:
 
 
 def test_translate_shifts_each_sample_and_fills_zeros() -> None:
-    from snnkit.layers import translate
+    from snnkit.components.layers import translate
 
     x = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).view(2, 1, 3, 3) + 1
     out = translate(x, torch.tensor([1, 0]), torch.tensor([0, -1]))
@@ -212,7 +212,7 @@ def test_translate_shifts_each_sample_and_fills_zeros() -> None:
 
 
 def test_random_shift_is_the_same_over_time_and_identity_in_eval() -> None:
-    from snnkit.layers import RandomShift
+    from snnkit.components.layers import RandomShift
 
     torch.manual_seed(0)
     layer = RandomShift(max_shift=2)
@@ -225,7 +225,7 @@ def test_random_shift_is_the_same_over_time_and_identity_in_eval() -> None:
 
 
 def test_random_shift_keeps_its_shifts_over_single_steps_until_reset() -> None:
-    from snnkit.layers import RandomShift
+    from snnkit.components.layers import RandomShift
 
     torch.manual_seed(1)
     layer = RandomShift(max_shift=3, step_mode="s")

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from snnkit.losses import (
+from snnkit.components.losses import (
     CECount,
     CERate,
     MSECount,
@@ -15,7 +15,7 @@ from snnkit.losses import (
     MSERate,
     TETLoss,
 )
-from snnkit.plugins import build_registry
+from snnkit.plugins.loader import build_registry
 
 # the catalogue registered by snnkit/builtins.py, sorted by name
 BUILTIN_LOSSES = [(c.name, c.factory)

@@ -1,4 +1,4 @@
-"""Tests of snnkit.neurons: golden sequences, step-mode parity, state, gradients, validation.
+"""Tests of snnkit.components.neurons: golden sequences, step-mode parity, state, gradients, validation.
 
 Golden sequences are worked out by hand from each class docstring's equations over 3-4 steps
 of a scalar input (shape [T, 1]); each test shows the arithmetic. Θ(0) = 1: an H that lands
@@ -15,10 +15,10 @@ import pytest
 import torch
 from torch import nn
 
-from snnkit import functional as F
-from snnkit import neurons as N
-from snnkit.surrogates import ATan, Sigmoid
-from snnkit.plugins import build_registry
+from snnkit.components import functional as F
+from snnkit.components import neurons as N
+from snnkit.components.surrogates import ATan, Sigmoid
+from snnkit.plugins.loader import build_registry
 
 # the catalogue registered by snnkit/builtins.py, sorted by name
 BUILTIN_NEURONS = [(c.name, c.factory)

@@ -9,11 +9,11 @@ from torch import nn
 
 nir = pytest.importorskip("nir")
 
-from snnkit import layers as L  # noqa: E402
-from snnkit import neurons as N  # noqa: E402
+from snnkit.components import layers as L  # noqa: E402
+from snnkit.components import neurons as N  # noqa: E402
 from snnkit.errors import SnnkitError  # noqa: E402
-from snnkit.functional import reset_net  # noqa: E402
-from snnkit.nir import export_nir, import_nir, load, save  # noqa: E402
+from snnkit.components.functional import reset_net  # noqa: E402
+from snnkit.interop import export_nir, import_nir, load, save  # noqa: E402
 
 
 def _spikes(shape: tuple[int, ...], seed: int = 0, p: float = 0.5) -> torch.Tensor:
@@ -182,7 +182,7 @@ def test_save_from_a_run_folder(tmp_path) -> None:
     graph = nir.read(path)
     np.testing.assert_array_equal(graph.nodes["input"].input_type["input"], [1, 4, 4])
     x = _spikes((4, 2, 1, 4, 4))
-    from snnkit.nir import model_from_checkpoint
+    from snnkit.interop import model_from_checkpoint
 
     model, _ = model_from_checkpoint(result.run_dir, need_input_shape=False)
     assert torch.equal(import_nir(graph)(x), model(x))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from snnkit import optim
+from snnkit.components import optim
 
 
 @pytest.mark.parametrize("factory", [optim.adam, optim.adamw])

@@ -18,7 +18,7 @@ from snnkit.plots import (  # noqa: E402
     plot_surrogate,
     sample_trace,
 )
-from snnkit.surrogates import FastSigmoid, Sigmoid, StraightThrough  # noqa: E402
+from snnkit.components.surrogates import FastSigmoid, Sigmoid, StraightThrough  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -22,13 +22,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from snnkit import plugins as plugins_module
-from snnkit.cli import app
+from snnkit.plugins import loader as plugins_module
+from snnkit.cli.app import app
 from snnkit.errors import ComponentBuildError, UnknownComponentError
-from snnkit.plugins import build_registry
-from snnkit.registry import Kind, Registry
+from snnkit.plugins.loader import build_registry
+from snnkit.plugins.registry import Kind, Registry
 
-HEADER = "import torch\nfrom snnkit import hookimpl\nfrom snnkit.surrogates import Surrogate\n"
+HEADER = "import torch\nfrom snnkit import hookimpl\nfrom snnkit.components.surrogates import Surrogate\n"
 
 # A correct surrogate class, available to every fake plugin's source.
 SPIKE_CLASS = '''
@@ -222,7 +222,7 @@ def test_faulty_plugin_is_reported_and_skipped(fault: str, site: Site, tmp_path:
     status = registry.plugins["snnkit-fake"].status
     assert status.startswith("failed: ") and reason in status, status
     assert [c.name for c in registry.list() if c.plugin == "snnkit-fake"] == []  # all or nothing
-    assert registry.get(Kind.SURROGATE, "sigmoid").factory.__module__ == "snnkit.surrogates"
+    assert registry.get(Kind.SURROGATE, "sigmoid").factory.__module__ == "snnkit.components.surrogates"
     assert registry.get(Kind.SURROGATE, "good_spike").plugin == "snnkit-good"
     builtins = build_registry(entry_points=False)
     for kind in Kind:  # every built-in of every kind is still there

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import snnkit
-from snnkit.plugins import build_registry
-from snnkit.registry import Kind
+from snnkit.plugins.loader import build_registry
+from snnkit.plugins.registry import Kind
 
 
 class Triangle:

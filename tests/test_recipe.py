@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from snnkit.errors import RecipeError
-from snnkit.recipe import apply_override, check_resume_changes, load_recipe, read_yaml
+from snnkit.recipes.loader import apply_override, check_resume_changes, load_recipe, read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 MINIMAL = {"time_steps": 4, "dataset": "synthetic", "encoder": "poisson",

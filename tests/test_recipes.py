@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import snnkit
-from snnkit.recipe import load_recipe
+from snnkit.recipes.loader import load_recipe
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
 SHAPES = {"mnist": [1, 28, 28], "fashion_mnist": [1, 28, 28], "kmnist": [1, 28, 28],

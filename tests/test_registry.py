@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from snnkit.errors import ComponentBuildError, ParameterError, PluginError, UnknownComponentError
-from snnkit.registry import Kind, Registry, coerce
+from snnkit.plugins.registry import Kind, Registry, coerce
 
 
 class Scaled:

@@ -19,11 +19,11 @@ import yaml
 from typer.testing import CliRunner
 
 import snnkit
-from snnkit.checkpoint import load_checkpoint
-from snnkit.cli import app
-from snnkit.engine import Interrupted
-from snnkit.engine import run as run_engine
-from snnkit.progress import SilentReporter
+from snnkit.engine.checkpoint import load_checkpoint
+from snnkit.cli.app import app
+from snnkit.engine.trainer import Interrupted
+from snnkit.engine.trainer import run as run_engine
+from snnkit.engine.progress import SilentReporter
 
 runner = CliRunner()
 NUMBERS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "firing_rates")

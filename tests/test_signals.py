@@ -19,10 +19,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from snnkit.checkpoint import load_checkpoint
-from snnkit.cli import app
-from snnkit.engine import run as run_engine
-from snnkit.progress import SilentReporter
+from snnkit.engine.checkpoint import load_checkpoint
+from snnkit.cli.app import app
+from snnkit.engine.trainer import run as run_engine
+from snnkit.engine.progress import SilentReporter
 
 runner = CliRunner()
 

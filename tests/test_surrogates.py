@@ -1,4 +1,4 @@
-"""Tests for snnkit.surrogates: Θ forward, g' backward, g' == d/dx g, normalisation, validation."""
+"""Tests for snnkit.components.surrogates: Θ forward, g' backward, g' == d/dx g, normalisation, validation."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from snnkit import surrogates as S
-from snnkit.plugins import build_registry
-from snnkit.surrogates import Surrogate, heaviside
+from snnkit.components import surrogates as S
+from snnkit.plugins.loader import build_registry
+from snnkit.components.surrogates import Surrogate, heaviside
 
 # the catalogue registered by snnkit/builtins.py, sorted by name
 BUILTIN_SURROGATES = [(c.name, c.factory)

@@ -12,8 +12,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from snnkit import neurons, surrogates
-from snnkit.surrogates import Surrogate, heaviside
+from snnkit.components import neurons
+
+from snnkit.components import surrogates
+from snnkit.components.surrogates import Surrogate, heaviside
 from snnkit.testing import check_encoder, check_loss, check_neuron, check_surrogate
 
 

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 import snnkit
 from snnkit.hookspecs import Register
-from snnkit.surrogates import Surrogate
+from snnkit.components.surrogates import Surrogate
 
 __all__ = ["RateHinge", "Triangle", "register_losses", "register_surrogates"]
 __version__ = "0.1.0"

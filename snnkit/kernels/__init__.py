@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from snnkit.kernels.reference import reference_multi_step
-from snnkit.kernels.spec import NeuronSpec, fusable_class, neuron_spec
+from snnkit.kernels.forms import NeuronSpec, fusable_class, neuron_spec
 
 KERNEL_NAMES = ("auto", "reference", "cpp", "triton")
 
@@ -96,7 +96,7 @@ def select_kernel(neuron: Any, x_seq: Tensor) -> tuple[str, NeuronSpec | None]:
         if spec is None:
             return "reference", None
         if cpu_ok:
-            from snnkit.kernels.build import cpu_extension
+            from snnkit.kernels.cpu.build import cpu_extension
 
             return ("cpp", spec) if cpu_extension() is not None else ("reference", None)
         if _triton_ok(x_seq):
@@ -110,7 +110,7 @@ def select_kernel(neuron: Any, x_seq: Tensor) -> tuple[str, NeuronSpec | None]:
         if not cpu_ok:
             raise ValueError(f"kernel='cpp' runs on CPU float32/float64 input, got "
                              f"{x_seq.dtype} on {x_seq.device}; use kernel='auto'")
-        from snnkit.kernels.build import cpu_extension
+        from snnkit.kernels.cpu.build import cpu_extension
 
         return ("cpp", spec) if cpu_extension() is not None else ("reference", None)
     if name == "triton":
@@ -130,14 +130,14 @@ def multi_step(neuron: Any, x_seq: Tensor) -> tuple[Tensor, Tensor | None]:
     record = bool(getattr(neuron, "record_v", False))
     name, spec = select_kernel(neuron, x_seq)
     if name == "cpp":
-        from snnkit.kernels.build import cpu_extension
-        from snnkit.kernels.cpp import cpp_multi_step
+        from snnkit.kernels.cpu.build import cpu_extension
+        from snnkit.kernels.cpu.neuron import cpp_multi_step
 
         ext = cpu_extension()
         assert spec is not None and ext is not None
         return cpp_multi_step(spec, ext, x_seq, record)
     if name == "triton":
-        from snnkit.kernels.triton_kernel import triton_multi_step
+        from snnkit.kernels.cuda.triton_neuron import triton_multi_step
 
         assert spec is not None
         return triton_multi_step(spec, x_seq, record)

@@ -97,13 +97,13 @@ def poisson_spikes_like(x: Tensor, time_steps: int, seed: int | Tensor) -> Tenso
         return poisson_spikes(flat, time_steps, int(seed)).view(time_steps, *x.shape)
     if x.device.type == "cuda":
         if triton_available():
-            from snnkit.kernels.triton_poisson import triton_poisson_spikes
+            from snnkit.kernels.cuda.triton_poisson import triton_poisson_spikes
 
             return triton_poisson_spikes(flat, time_steps, seed).view(time_steps, *x.shape)
     seed = int(seed)
     ext = None
     if x.device.type == "cpu":
-        from snnkit.kernels.build import cpu_extension
+        from snnkit.kernels.cpu.build import cpu_extension
 
         ext = cpu_extension()
     spikes = ext.event_spikes(flat, time_steps, seed) if ext is not None else \
@@ -156,7 +156,7 @@ def event_linear(x: Tensor, weight: Tensor, bias: Tensor | None, time_steps: int
     if seed is None:
         seed = draw_seed(x.device)
     if ext is None:
-        from snnkit.kernels.build import cpu_extension
+        from snnkit.kernels.cpu.build import cpu_extension
 
         ext = cpu_extension()
     usable = (ext is not None and x.device.type == "cpu" and weight.device.type == "cpu"
@@ -176,14 +176,14 @@ def _plain_forward(module: nn.Module, cls: type) -> bool:
 def fuse_input(encoder: nn.Module, model: nn.Module) -> Callable[[Tensor], Tensor] | None:
     """``f(x_uint8) -> out [T, B, C]`` running the event input layer then the rest of ``model``.
 
-    Recognised: a :class:`~snnkit.encoders.PoissonEncoder` and a multi-step ``nn.Sequential``
+    Recognised: a :class:`~snnkit.components.encoders.PoissonEncoder` and a multi-step ``nn.Sequential``
     on the CPU whose first layers are ``[Flatten,] Linear`` (snnkit layers in step mode
     ``'m'``). Returns None for anything else, or when the C++ kernels are unavailable. The returned function falls
     back to ``model(encoder(x))`` for input that is not uint8 on the CPU.
     """
-    from snnkit.encoders import PoissonEncoder
-    from snnkit.kernels.build import cpu_extension
-    from snnkit.layers import Flatten, Linear
+    from snnkit.components.encoders import PoissonEncoder
+    from snnkit.kernels.cpu.build import cpu_extension
+    from snnkit.components.layers import Flatten, Linear
 
     if type(encoder).forward is not PoissonEncoder.forward or not isinstance(encoder, PoissonEncoder):
         return None

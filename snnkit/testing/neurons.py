@@ -15,12 +15,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from snnkit.functional import reset_net, set_step_mode
+from snnkit.components.functional import reset_net, set_step_mode
 from snnkit.testing.common import _TOLERANCES, DeviceLike, _close, _device, _fail, _generator
 
 
 def _default_surrogate() -> nn.Module:
-    from snnkit.surrogates import Sigmoid
+    from snnkit.components.surrogates import Sigmoid
 
     return Sigmoid()
 
@@ -44,7 +44,7 @@ def _is_spiking(module: nn.Module) -> bool:
     flag = getattr(module, "spiking", None)
     if isinstance(flag, bool):
         return flag
-    from snnkit.neurons import BaseNeuron, SpikingNeuron
+    from snnkit.components.neurons import BaseNeuron, SpikingNeuron
 
     if isinstance(module, BaseNeuron) and not isinstance(module, SpikingNeuron):
         return False
@@ -67,7 +67,7 @@ def _shared(a: nn.Module, b: nn.Module) -> list[str]:
 
 def _probe_surrogate() -> nn.Module:
     """snnkit's default surrogate (Sigmoid, alpha = 4), counting how often a neuron uses it."""
-    from snnkit.surrogates import Sigmoid
+    from snnkit.components.surrogates import Sigmoid
 
     class ProbeSigmoid(Sigmoid):
         calls = 0
@@ -104,7 +104,7 @@ def check_neuron(
 
     ``neuron`` is a built module or a factory. A factory is called with a fresh surrogate as
     ``surrogate=`` when its signature takes one (as snnkit does; ``surrogate`` is a zero-argument
-    callable making them, default ``snnkit.surrogates.Sigmoid``), else with no arguments; pass
+    callable making them, default ``snnkit.components.surrogates.Sigmoid``), else with no arguments; pass
     ``functools.partial(Factory, tau=3.0)`` to set parameters. Checked:
 
     1. it has ``step_mode``; in ``"m"`` mode input ``[T, B, *]`` maps to output of the same

@@ -53,7 +53,7 @@ def check_surrogate(
 
     ``surrogate`` is a built module (spiking mode, as snnkit uses it) with ``primitive(x)``
     (g), ``derivative(x)`` (g') and a ``spiking`` attribute, e.g. a subclass of
-    :class:`snnkit.surrogates.Surrogate`. Checked, for every ``dtype`` on ``device``:
+    :class:`snnkit.components.surrogates.Surrogate`. Checked, for every ``dtype`` on ``device``:
 
     1. forward is Θ(x) exactly: 1 where ``x >= 0`` (so Θ(0) = Θ(-0.0) = 1), else 0; output
        dtype, device and shape equal the input's (0-d, 1-d and ``[T, B, C]`` inputs);
@@ -79,10 +79,10 @@ def check_surrogate(
     for attribute in ("primitive", "derivative"):
         if not callable(getattr(surrogate, attribute, None)):
             raise _fail(check, surrogate, f"has no method '{attribute}' — subclass "
-                        "snnkit.surrogates.Surrogate and write primitive (and derivative)")
+                        "snnkit.components.surrogates.Surrogate and write primitive (and derivative)")
     if not hasattr(surrogate, "spiking"):
         raise _fail(check, surrogate, "has no 'spiking' attribute — subclass "
-                    "snnkit.surrogates.Surrogate (spiking=False returns the primitive)")
+                    "snnkit.components.surrogates.Surrogate (spiking=False returns the primitive)")
     if not surrogate.spiking:
         raise _fail(check, surrogate, "pass the surrogate in spiking mode (spiking=True), as "
                     "neurons use it; the check covers spiking=False itself")

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import snnkit_triangle
-from snnkit.plugins import build_registry
-from snnkit.registry import Kind
+from snnkit.plugins.loader import build_registry
+from snnkit.plugins.registry import Kind
 from snnkit.testing import check_loss, check_surrogate
 from snnkit_triangle import RateHinge, Triangle
 
@@ -88,7 +88,7 @@ def test_registers_through_the_hooks() -> None:
 
 @pytest.mark.skipif(installed_version() is None, reason="snnkit-triangle is not installed")
 def test_installed_plugin_is_discovered() -> None:
-    from snnkit.plugins import get_registry
+    from snnkit.plugins.loader import get_registry
 
     get_registry.cache_clear()
     try:

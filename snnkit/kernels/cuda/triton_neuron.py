@@ -1,6 +1,6 @@
 """Fused CUDA kernel in Triton: one forward and one backward pass through time (float32).
 
-Same equations and gradient recursion as :mod:`snnkit.kernels.cpp` (see there). On the GPU
+Same equations and gradient recursion as :mod:`snnkit.kernels.cpu.neuron` (see there). On the GPU
 the forward pass saves H ``[T, B, *]`` (bandwidth is plentiful) and the backward pass reads it
 back from t = T−1 to 0. The forward kernel divides with IEEE ``div_rn`` and is compiled with
 ``enable_fp_fusion=False`` (no contracted multiply-adds), so its spikes match the PyTorch step
@@ -18,7 +18,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from snnkit.kernels.spec import (CHARGE_LIF, CHARGE_LIF_NODECAY, CHARGE_MUL, CHARGE_MUL_NODECAY,
+from snnkit.kernels.forms import (CHARGE_LIF, CHARGE_LIF_NODECAY, CHARGE_MUL, CHARGE_MUL_NODECAY,
                                  SURROGATE_GENERIC, NeuronSpec)
 
 BLOCK = 512

@@ -1,21 +1,21 @@
 """C++ source of the fused CPU kernels (neuron forward/backward through time, event input).
 
-Compiled once per machine by :mod:`snnkit.kernels.build` with ``torch.utils.cpp_extension``.
+Compiled once per machine by :mod:`snnkit.kernels.cpu.build` with ``torch.utils.cpp_extension``.
 Every float operation of the neuron kernels mirrors the PyTorch expression of
-:mod:`snnkit.functional` in the same order (the build disables FMA contraction), so spikes are
+:mod:`snnkit.components.functional` in the same order (the build disables FMA contraction), so spikes are
 bit-identical to the reference loop; gradients agree to rounding.
 """
 
 from __future__ import annotations
 
-# Charge modes (must match CHARGE_* in snnkit.kernels.spec).
+# Charge modes (must match CHARGE_* in snnkit.kernels.forms).
 #   0 IF:            H = V + X
 #   1 LIF decay:     H = V + (X - (V - rest)) / a          (a = tau)
 #   2 LIF no decay:  H = V - (V - rest) / a + X
 #   3 PLIF decay:    H = V + (X - (V - rest)) * a          (a = k = sigmoid(w))
 #   4 PLIF no decay: H = V - (V - rest) * a + X
 #   5, 6: as 3, 4 without dL/dk (LIF with a power-of-two tau, a = 1/tau exactly; frozen PLIF)
-# Surrogate ids (must match SURROGATE_IDS in snnkit.kernels.spec); c1, c2 are precomputed in
+# Surrogate ids (must match SURROGATE_IDS in snnkit.kernels.forms); c1, c2 are precomputed in
 # Python exactly as the PyTorch formula forms its scalar constants.
 SOURCE = r"""
 #include <torch/extension.h>

@@ -19,14 +19,14 @@ Izhikevich, ALIF, plugin neurons) raise :class:`~snnkit.errors.SnnkitError` nami
 
 ``nir`` is an optional dependency, imported on first use.
 
-Layout: :mod:`~snnkit.nir.exporter` (export_nir, save), :mod:`~snnkit.nir.mapping` (each layer
-and neuron to NIR nodes), :mod:`~snnkit.nir.importer` (import_nir, load) and
-:mod:`~snnkit.nir.common` (the lazy ``nir`` import).
+Layout: :mod:`~snnkit.interop.exporter` (export_nir, save), :mod:`~snnkit.interop.mapping` (each layer
+and neuron to NIR nodes), :mod:`~snnkit.interop.importer` (import_nir, load) and
+:mod:`~snnkit.interop.common` (the lazy ``nir`` import).
 """
 
-from snnkit.nir import exporter as _exporter
-from snnkit.nir.exporter import export_nir, save
-from snnkit.nir.importer import import_nir, load
+from snnkit.interop import exporter as _exporter
+from snnkit.interop.exporter import export_nir, save
+from snnkit.interop.importer import import_nir, load
 
 __all__ = ["export_nir", "import_nir", "load", "save"]
 

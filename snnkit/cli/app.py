@@ -16,7 +16,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from snnkit import __version__
+from snnkit.version import __version__
 from snnkit.errors import SnnkitError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -58,9 +58,9 @@ def run(recipe: Annotated[Optional[Path], typer.Argument(help="Recipe file (YAML
         resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from last.pt.")] = None,
         quiet: Annotated[bool, typer.Option(help="Print only the final lines.")] = False) -> None:
     """Validate, train and evaluate a recipe; write a run folder with metrics and checkpoints."""
-    from snnkit.engine import Interrupted
-    from snnkit.engine import run as run_recipe
-    from snnkit.progress import SilentReporter, default_reporter
+    from snnkit.engine.trainer import Interrupted
+    from snnkit.engine.trainer import run as run_recipe
+    from snnkit.engine.progress import SilentReporter, default_reporter
 
     reporter = SilentReporter() if quiet else default_reporter()
     with reported_errors():
@@ -71,7 +71,7 @@ def run(recipe: Annotated[Optional[Path], typer.Argument(help="Recipe file (YAML
             typer.echo(f"stopped by signal; checkpoint saved. Resume with:\n  {stop.command}",
                        err=True)
             raise typer.Exit(stop.exit_code) from None
-    from snnkit.distributed import current_world
+    from snnkit.engine.distributed import current_world
 
     if quiet and current_world().is_main:
         typer.echo(f"run folder: {result.run_dir}")
@@ -81,9 +81,9 @@ def run(recipe: Annotated[Optional[Path], typer.Argument(help="Recipe file (YAML
 @app.command()
 def validate(recipe: RecipeArg, overrides: SetOpt = None, device: DeviceOpt = None) -> None:
     """Check a recipe and build everything short of training; print what would run."""
-    from snnkit.assemble import assemble
-    from snnkit.plugins import get_registry
-    from snnkit.recipe import load_recipe
+    from snnkit.assembly.assemble import assemble
+    from snnkit.plugins.loader import get_registry
+    from snnkit.recipes.loader import load_recipe
 
     with reported_errors():
         exp = assemble(load_recipe(recipe, overrides), get_registry(), device=device)
@@ -94,7 +94,7 @@ def validate(recipe: RecipeArg, overrides: SetOpt = None, device: DeviceOpt = No
 def eval_checkpoint(path: Annotated[Path, typer.Argument(help="Run folder or checkpoint (.pt).")],
                     device: DeviceOpt = None, as_json: JsonOpt = False) -> None:
     """Test-set loss and accuracy of a checkpoint."""
-    from snnkit.engine import evaluate_checkpoint
+    from snnkit.engine.trainer import evaluate_checkpoint
 
     with reported_errors():
         result = evaluate_checkpoint(path, device=device)
@@ -111,7 +111,7 @@ def list_components(kind: Annotated[Optional[str], typer.Argument(
                     pattern: Annotated[str, typer.Option(help="Glob on names, e.g. 'piecewise*'.")] = "*",
                     as_json: JsonOpt = False) -> None:
     """List registered components and the plugin each came from."""
-    from snnkit.plugins import get_registry
+    from snnkit.plugins.loader import get_registry
 
     with reported_errors():
         components = get_registry().list(kind, pattern)
@@ -129,8 +129,8 @@ def show(kind: Annotated[str, typer.Argument(help="Component kind, e.g. neuron."
          plot: Annotated[Optional[Path], typer.Option(
              help="Surrogates only: also draw g(x) and g'(x) for several shape values into this PNG.")] = None) -> None:
     """Show a component's documentation, parameters (types, defaults) and plugin."""
-    from snnkit.plugins import get_registry
-    from snnkit.registry import SUPPLIED, Kind
+    from snnkit.plugins.loader import get_registry
+    from snnkit.plugins.registry import SUPPLIED, Kind
 
     with reported_errors():
         component = get_registry().get(kind, name)
@@ -167,7 +167,7 @@ def export(source: Annotated[Path, typer.Argument(help="Run folder or checkpoint
                help="One sample's shape per step, e.g. 1,28,28 (default: from the recipe's dataset).")] = None,
            strict: Annotated[bool, typer.Option(help="Refuse lossy mappings instead of warning.")] = False) -> None:
     """Export a trained model to NIR (the neuromorphic intermediate representation)."""
-    from snnkit.nir import save
+    from snnkit.interop import save
 
     with reported_errors():
         if fmt != "nir":
@@ -201,7 +201,7 @@ def plot_run(run_dir: Annotated[Path, typer.Argument(help="Run folder written by
 @app.command()
 def plugins(as_json: JsonOpt = False) -> None:
     """List plugins: version, the hooks each implements, and whether it loaded."""
-    from snnkit.plugins import get_registry
+    from snnkit.plugins.loader import get_registry
 
     rows = [p.as_dict() for p in get_registry().plugins.values()]
     if as_json:

@@ -2,7 +2,7 @@
 
 Each node maps back to one snnkit module (SumPool2d followed by Threshold to one max
 pooling); neuron nodes must hold uniform parameters that match snnkit's equations (see
-:mod:`snnkit.nir`), else :class:`~snnkit.errors.SnnkitError` names the node and the rule.
+:mod:`snnkit.interop`), else :class:`~snnkit.errors.SnnkitError` names the node and the rule.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from snnkit import layers as L
-from snnkit import neurons as N
+from snnkit.components import layers as L
+from snnkit.components import neurons as N
 from snnkit.errors import SnnkitError
-from snnkit.nir.common import _nir
-from snnkit.surrogates import Sigmoid
+from snnkit.interop.common import _nir
+from snnkit.components.surrogates import Sigmoid
 
 if TYPE_CHECKING:
     import nir as nir_lib
@@ -68,7 +68,7 @@ def import_nir(graph: nir_lib.NIRGraph, *, dt: float | None = None) -> nn.Module
         i += used
     if not modules:
         raise SnnkitError("import: the NIR graph has no computational nodes")
-    from snnkit.models import Sequential
+    from snnkit.components.models import Sequential
 
     return Sequential(lambda module, _at: module, modules, step_mode="m")
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from snnkit.kernels.spec import SURROGATE_GENERIC, NeuronSpec
+from snnkit.kernels.forms import SURROGATE_GENERIC, NeuronSpec
 
 
 def _a(spec: NeuronSpec, w: Tensor | None) -> float:

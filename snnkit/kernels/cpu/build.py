@@ -19,7 +19,7 @@ import platform
 import warnings
 from types import ModuleType
 
-from snnkit.kernels.cpp_source import FUNCTIONS, SOURCE
+from snnkit.kernels.cpu.cpp_source import FUNCTIONS, SOURCE
 
 CFLAGS = ("-O3", "-march=native", "-mprefer-vector-width=512", "-ffp-contract=off",
           "-fno-math-errno", "-fno-trapping-math", "-fopenmp")

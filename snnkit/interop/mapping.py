@@ -3,7 +3,7 @@
 :class:`_Exporter` turns one stage of a sequential model into nodes: linear/affine, conv
 (with a following batch norm folded in), pooling (max pooling of spikes as SumPool2d →
 Threshold(0.5)), flatten, and the neurons IF, LIF/PLIF, CubaLIF and LI with the equations
-listed in :mod:`snnkit.nir`. Lossy mappings go through ``lossy`` (an error under strict
+listed in :mod:`snnkit.interop`. Lossy mappings go through ``lossy`` (an error under strict
 export); inexpressible layers raise :class:`~snnkit.errors.SnnkitError` naming the layer.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from snnkit import neurons as N
+from snnkit.components import neurons as N
 from snnkit.errors import SnnkitError
 
 #: Neurons whose dynamics NIR has no node for.
@@ -43,7 +43,7 @@ class _Exporter:
         if self.surrogates:
             self.warnings.append(
                 "surrogate gradients are not part of NIR (they only shape training): "
-                + ", ".join(self.surrogates) + "; snnkit.nir.load gives every neuron a fresh Sigmoid()")
+                + ", ".join(self.surrogates) + "; snnkit.interop.load gives every neuron a fresh Sigmoid()")
         return self.warnings
 
     # -- one stage --------------------------------------------------------------------------

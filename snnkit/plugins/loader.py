@@ -26,7 +26,7 @@ import pluggy
 
 from snnkit import hookspecs
 from snnkit.errors import PluginError
-from snnkit.registry import Kind, PluginInfo, Registry
+from snnkit.plugins.registry import Kind, PluginInfo, Registry
 
 ENTRY_POINT_GROUP = "snnkit"
 BUILTIN_PLUGIN = "snnkit"
@@ -35,7 +35,8 @@ BUILTIN_PLUGIN = "snnkit"
 def build_registry(*, plugins: Iterable[object] = (), entry_points: bool = True,
                    warn: bool = False) -> Registry:
     """Collect components from the built-ins, installed plugins and ``plugins`` into a Registry."""
-    from snnkit import __version__, builtins
+    from snnkit.version import __version__
+    from snnkit.plugins import catalogue as builtins
 
     registry = Registry()
     pm = pluggy.PluginManager("snnkit")

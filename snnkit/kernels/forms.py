@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from snnkit import functional as F
-from snnkit import surrogates as S
+from snnkit.components import functional as F
+from snnkit.components import surrogates as S
 
 # Charge modes (the C++ and Triton kernels switch on these numbers).
 CHARGE_IF, CHARGE_LIF, CHARGE_LIF_NODECAY, CHARGE_PLIF, CHARGE_PLIF_NODECAY = range(5)
@@ -86,7 +86,7 @@ def surrogate_spec(surrogate: Any) -> SurrogateSpec | None:
 def fusable_class(cls: type) -> bool:
     """Whether neurons of ``cls`` can run in a fused kernel (IF, LIF, PLIF and subclasses
     that keep their step function and initial state)."""
-    from snnkit.neurons import SpikingNeuron
+    from snnkit.components.neurons import SpikingNeuron
 
     step = getattr(cls, "step_fn", None)
     return (step in (F.if_step, F.lif_step, F.plif_step)

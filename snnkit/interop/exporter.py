@@ -2,7 +2,7 @@
 
 :func:`export_nir` translates a model object; :func:`save` also accepts a checkpoint or a
 run folder (rebuilt by :func:`model_from_checkpoint`) and writes the NIR file. The per-layer
-mapping lives in :mod:`snnkit.nir.mapping`.
+mapping lives in :mod:`snnkit.interop.mapping`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from snnkit import neurons as N
+from snnkit.components import neurons as N
 from snnkit.errors import SnnkitError
-from snnkit.nir.common import _nir
-from snnkit.nir.mapping import _Exporter
+from snnkit.interop.common import _nir
+from snnkit.interop.mapping import _Exporter
 
 if TYPE_CHECKING:
     import nir as nir_lib
@@ -55,7 +55,7 @@ def export_nir(model: nn.Module, input_shape: Sequence[int], *, dt: float = 1.0,
     nodes["output"] = nir.Output(output_type={"output": np.array(shapes[-1])})
     names = list(nodes)
     edges = [(a, b) for a, b in zip(names[:-1], names[1:])]
-    from snnkit import __version__
+    from snnkit.version import __version__
 
     graph = nir.NIRGraph(nodes=nodes, edges=edges,
                          metadata={"source": "snnkit", "snnkit_version": __version__, "dt": dt})
@@ -96,7 +96,7 @@ def _trace_shapes(stages: list[tuple[str, nn.Module]],
     if not input_shape or any(d < 1 for d in input_shape):
         raise SnnkitError(f"export: input_shape must list sizes >= 1 (one sample per step, e.g. "
                           f"[1, 28, 28]), got {list(input_shape)}")
-    from snnkit.functional import reset_net
+    from snnkit.components.functional import reset_net
 
     modes = {m: m.step_mode for _, s in stages for m in s.modules() if hasattr(m, "step_mode")}
     training = {m: m.training for _, s in stages for m in s.modules()}
@@ -161,11 +161,11 @@ def save(source: nn.Module | str | Path, out: str | Path, *,
 def model_from_checkpoint(path: str | Path, *, need_input_shape: bool = True,
                           ) -> tuple[nn.Module, tuple[int, ...] | None]:
     """The model of a checkpoint or run folder (weights loaded) and its dataset's sample shape."""
-    from snnkit.assemble import make_builder
-    from snnkit.checkpoint import load_checkpoint
-    from snnkit.plugins import get_registry
-    from snnkit.recipe import load_recipe
-    from snnkit.registry import Kind
+    from snnkit.assembly.assemble import make_builder
+    from snnkit.engine.checkpoint import load_checkpoint
+    from snnkit.plugins.loader import get_registry
+    from snnkit.recipes.loader import load_recipe
+    from snnkit.plugins.registry import Kind
 
     state = load_checkpoint(path)
     recipe = load_recipe(state["recipe"])

@@ -29,22 +29,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from snnkit import rundir
-from snnkit.assemble import Experiment, assemble, on_device
-from snnkit.execution import TimeLoop, evaluate, forward_batch, predict
-from snnkit.checkpoint import (
+from snnkit.engine import rundir
+from snnkit.assembly.assemble import Experiment, assemble, on_device
+from snnkit.engine.time_loop import TimeLoop, evaluate, forward_batch, predict
+from snnkit.engine.checkpoint import (
     capture_rng,
     load_checkpoint,
     restore_rng,
     save_checkpoint,
     seed_everything,
 )
-from snnkit.distributed import World, current_world, device_for, setup, teardown
+from snnkit.engine.distributed import World, current_world, device_for, setup, teardown
 from snnkit.errors import CheckpointError, RecipeError, TrainingError
-from snnkit.interrupts import stop_signals
-from snnkit.progress import Reporter, SilentReporter
-from snnkit.recipe import Recipe, check_resume_changes, load_recipe
-from snnkit.registry import Registry
+from snnkit.engine.signals import stop_signals
+from snnkit.engine.progress import Reporter, SilentReporter
+from snnkit.recipes.loader import Recipe, check_resume_changes, load_recipe
+from snnkit.plugins.registry import Registry
 
 class Interrupted(Exception):
     """Training stopped on a signal after saving a resumable checkpoint."""
@@ -82,7 +82,7 @@ def run(source: str | Path | Mapping[str, Any] | None = None, overrides: list[st
         resume: str | Path | None = None, registry: Registry | None = None,
         reporter: Reporter | None = None) -> RunResult:
     """Validate, train and evaluate a recipe (path or mapping), or resume a run folder."""
-    from snnkit.plugins import get_registry
+    from snnkit.plugins.loader import get_registry
 
     registry = registry or get_registry()
     world = current_world()
@@ -154,7 +154,7 @@ class Trainer:
         self.graph: Any = None
         if (exp.recipe.train.cuda_graphs and exp.device.type == "cuda"
                 and not self.world.distributed and not exp.recipe.train.amp):
-            from snnkit.cuda_graphs import GraphStep
+            from snnkit.engine.cuda_graphs import GraphStep
 
             self.graph = GraphStep(self.forward, exp.loss, predict, exp.optimizer)
         self.train_x, self.train_y = on_device(exp.train_data, self.device)
@@ -445,7 +445,7 @@ class Trainer:
 def evaluate_checkpoint(path: str | Path, *, device: str | None = None,
                         registry: Registry | None = None) -> dict[str, Any]:
     """Test-set loss and accuracy of a checkpoint (a .pt file or a run folder)."""
-    from snnkit.plugins import get_registry
+    from snnkit.plugins.loader import get_registry
 
     state = load_checkpoint(path)
     recipe = load_recipe(state["recipe"], [f"train.device={device}"] if device else None)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from snnkit.functional import reset_net
+from snnkit.components.functional import reset_net
 
 
 class TimeLoop(nn.Module):

@@ -1,0 +1,303 @@
+"""Recipe + Registry -> Experiment: the one place that knows how recipe sections nest.
+
+Nestings: a neuron spec may carry ``surrogate:`` (a surrogate spec, default ``sigmoid``), built
+fresh for each neuron and supplied as its ``surrogate``; a model receives ``build`` to turn its
+layer and neuron specs into modules; the optimizer receives the model's parameters; the
+scheduler the optimizer and the number of epochs; the encoder the recipe's ``time_steps``.
+
+Checks before anything trains, each a one-line :class:`~snnkit.errors.SnnkitError`: the
+device exists; a dummy step runs through the model layer by layer (which layer, which
+shapes); the output width equals the class count; the loss accepts the output; one batch's
+activations fit in memory (before anything of that size is allocated); the encoder accepts the
+first training samples (e.g. Poisson intensities in [0, 1]). Errors about the recipe are
+prefixed with the recipe file.
+
+How an Experiment's parts meet at run time lives here too: :func:`forward_batch` (encoder ->
+model), :func:`predict` (the loss's reading of the output) and :func:`evaluate`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from snnkit.errors import (
+    ComponentBuildError,
+    DataError,
+    DeviceError,
+    ParameterError,
+    RecipeError,
+    SnnkitError,
+    UnknownComponentError,
+)
+from snnkit.components.functional import reset_net, set_step_mode
+from snnkit.kernels import reference_only
+from snnkit.recipes.loader import Recipe
+from snnkit.plugins.registry import Kind, Registry, normalize_spec
+
+DEFAULT_SURROGATE = "sigmoid"
+
+
+@dataclass
+class Experiment:
+    """Everything a run needs, built and checked, but not yet trained."""
+
+    recipe: Recipe
+    registry: Registry
+    device: torch.device
+    model: nn.Module
+    encoder: nn.Module
+    loss: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    train_data: Any
+    test_data: Any
+
+    def summary(self) -> str:
+        """One line: what would run."""
+        r = self.recipe
+        layers = [_spec_name(s) for s in r.model.get("layers", [])] or [r.model["name"]]
+        params = sum(p.numel() for p in self.model.parameters())
+        return (f"{r.label}: {r.dataset['name']} ({len(self.train_data)} train / "
+                f"{len(self.test_data)} test) · {r.encoder['name']}(T={r.time_steps}) · "
+                f"{' → '.join(layers)} ({params:,} parameters) · {r.loss['name']} · "
+                f"{r.optimizer['name']} · {r.train.epochs} epochs × batch {r.train.batch_size} "
+                f"on {self.device}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for an absent device is a DeviceError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"train.device: '{name}' requested but no CUDA device is present — "
+                              "use device: auto or cpu")
+        index = torch.device(name).index or 0
+        if index >= torch.cuda.device_count():
+            raise DeviceError(f"train.device: '{name}' not present ({torch.cuda.device_count()} "
+                              "CUDA devices) — pick an existing index")
+    return torch.device(name)
+
+
+def make_builder(registry: Registry) -> Any:
+    """``build(spec, at)``: a layer or neuron module from a spec (neurons get a fresh surrogate)."""
+
+    def build(spec: Any, at: str) -> nn.Module:
+        at = f"model.{at}"
+        spec = normalize_spec(spec, at=at)
+        name = spec["name"]
+        is_layer, is_neuron = (Kind.LAYER, name) in registry, (Kind.NEURON, name) in registry
+        if is_neuron:
+            spec = dict(spec)
+            surrogate_spec = spec.pop("surrogate", DEFAULT_SURROGATE)
+            surrogate = registry.build(Kind.SURROGATE, surrogate_spec, at=f"{at}.surrogate")
+            return registry.build(Kind.NEURON, spec, at=at, surrogate=surrogate)
+        if is_layer:
+            return registry.build(Kind.LAYER, spec, at=at)
+        known = registry.names(Kind.LAYER) + registry.names(Kind.NEURON)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        hint = f" — did you mean {' or '.join(repr(c) for c in close)}?" if close else " —"
+        raise UnknownComponentError(f"{at}: unknown layer or neuron '{name}'{hint} see snnkit "
+                                    "list layer and snnkit list neuron")
+
+    return build
+
+
+def assemble(recipe: Recipe, registry: Registry, *, device: str | None = None) -> Experiment:
+    """Build and check every component of ``recipe``; raises SnnkitError on the first problem."""
+    try:
+        return _assemble(recipe, registry, device)
+    except (RecipeError, ParameterError, UnknownComponentError, ComponentBuildError) as err:
+        if not recipe.source:
+            raise
+        raise type(err)(f"{recipe.source}: {err}") from err.__cause__
+
+
+def _assemble(recipe: Recipe, registry: Registry, device: str | None) -> Experiment:
+    dev = resolve_device(device or recipe.train.device)
+    train_data = registry.build(Kind.DATASET, recipe.dataset, at="dataset", train=True)
+    test_data = registry.build(Kind.DATASET, recipe.dataset, at="dataset", train=False)
+    encoder = registry.build(Kind.ENCODER, recipe.encoder, at="encoder", time_steps=recipe.time_steps)
+    model = registry.build(Kind.MODEL, recipe.model, at="model", build=make_builder(registry))
+    loss = registry.build(Kind.LOSS, recipe.loss, at="loss")
+    check_memory(recipe, math.prod(train_data.input_shape), dev)  # the input alone, before encoding
+    with reference_only():  # two samples on the CPU: no kernel needs compiling for that
+        probe = check_encoder(encoder, recipe, train_data)
+        per_sample = check_shapes(model, recipe, train_data, loss, probe)
+    check_memory(recipe, per_sample, dev)
+    model.to(dev)
+    optimizer = registry.build(Kind.OPTIMIZER, recipe.optimizer, at="optimizer",
+                               params=list(model.parameters()))
+    scheduler = None
+    if recipe.scheduler is not None:
+        scheduler = registry.build(Kind.SCHEDULER, recipe.scheduler, at="scheduler",
+                                   optimizer=optimizer, epochs=recipe.train.epochs)
+    return Experiment(recipe, registry, dev, model, encoder, loss, optimizer, scheduler,
+                      train_data, test_data)
+
+
+def check_shapes(model: nn.Module, recipe: Recipe, data: Any, loss: nn.Module | None = None,
+                 probe: torch.Tensor | None = None) -> int:
+    """Run one step (T=1, B=2) through the model, stage by stage; return values per sample.
+
+    ``probe`` is that step as the encoder produces it (its shape may differ from the samples',
+    e.g. one image row per step); zeros of the sample shape otherwise.
+
+    A stage whose input does not fit says which layer, what it expects and what it gets; an
+    output that is not ``[T, B, classes]`` or whose width differs from the dataset's class
+    count says so too, and so does a loss that refuses the output.
+    """
+    modes = {m: m.step_mode for m in model.modules() if hasattr(m, "step_mode")}
+    set_step_mode(model, "m")
+    x = probe if probe is not None else torch.zeros((1, 2, *tuple(data.input_shape)))
+    elements = 0
+    was_training = model.training
+    model.eval()
+    stages = list(model.children()) if isinstance(model, nn.Sequential) else [model]
+    try:
+        with torch.no_grad():
+            for index, module in enumerate(stages):
+                shape_in = list(x.shape[2:])
+                try:
+                    x = module(x)
+                except Exception as err:  # noqa: BLE001 - any failure of a dummy step is a shape problem
+                    at = _stage_name(recipe, stages, index)
+                    raise RecipeError(f"model.{at}: {_mismatch(module, shape_in, err)}") from None
+                elements += x[0, 0].numel()
+    finally:
+        for module, mode in modes.items():
+            module.step_mode = mode
+        reset_net(model)
+        model.train(was_training)
+    if x.dim() != 3:
+        raise RecipeError(f"model: the output must be [T, B, classes], but each step gives "
+                          f"{list(x.shape[2:])} — end the model with flatten, linear and a neuron")
+    if x.shape[-1] != data.num_classes:
+        raise RecipeError(f"model: the output layer has {x.shape[-1]} neurons but dataset "
+                          f"'{recipe.dataset['name']}' has {data.num_classes} classes — set the "
+                          f"last layer's out_features to {data.num_classes}")
+    if loss is not None:
+        target = torch.zeros(2, dtype=torch.int64)
+        try:
+            with torch.no_grad():
+                loss(x.float(), target)
+        except Exception as err:  # noqa: BLE001 - a loss refusing the output is a recipe problem
+            raise RecipeError(f"loss: '{recipe.loss['name']}' cannot take the model's output "
+                              f"[T, B, {x.shape[-1]}] ({_first_line(err)}) — pick a loss that "
+                              "fits the model's last layer (snnkit show loss NAME)") from None
+    return elements + int(math.prod(data.input_shape))
+
+
+def _stage_name(recipe: Recipe, stages: list[nn.Module], index: int) -> str:
+    """``layers[i] (name)`` for a recipe layer list, else the module's own position."""
+    specs = recipe.model.get("layers")
+    if recipe.model.get("name") == "sequential" and isinstance(specs, list) and \
+            len(specs) == len(stages):
+        return f"layers[{index}] ({_spec_name(specs[index])})"
+    if len(stages) > 1:
+        return f"{recipe.model['name']} stage {index} ({type(stages[index]).__name__})"
+    return recipe.model["name"]
+
+
+def _mismatch(module: nn.Module, shape_in: list[int], err: BaseException) -> str:
+    """What a stage expects versus what it is given, in the recipe's words."""
+    fix = "fix the sizes of this layer or of the one before it"
+    if isinstance(module, nn.Linear) and shape_in:
+        if len(shape_in) != 1:
+            return (f"expects vectors of in_features={module.in_features} but gets per-step input "
+                    f"of shape {shape_in} — put a flatten layer before it")
+        if shape_in[-1] != module.in_features:
+            return (f"expects in_features={module.in_features} but the layer before it gives "
+                    f"{shape_in[-1]} features — set in_features: {shape_in[-1]}")
+    channels = getattr(module, "in_channels", None)
+    if isinstance(module, nn.modules.conv._ConvNd) and channels is not None:
+        need = len(module.kernel_size) + 1
+        if len(shape_in) != need:
+            return (f"expects per-step input [channels, {', '.join(['size'] * (need - 1))}] but "
+                    f"gets {shape_in} — {fix}")
+        if shape_in[0] != channels:
+            return (f"expects in_channels={channels} but gets per-step input {shape_in} "
+                    f"(channels first: {shape_in[0]}) — set in_channels: {shape_in[0]}")
+    return f"cannot take per-step input of shape {shape_in} ({_first_line(err)}) — {fix}"
+
+
+def check_encoder(encoder: nn.Module, recipe: Recipe, data: Any) -> torch.Tensor | None:
+    """Encode the first training samples once (RNG untouched): e.g. Poisson needs [0, 1].
+
+    Returns the first step of two encoded samples (``[1, 2, *]``), the model's shape probe.
+    """
+    count = min(len(data), recipe.train.batch_size, 64)
+    if count < 2:
+        return None
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        try:
+            seq = encoder(data.inputs[:count])
+        except DataError as err:
+            raise DataError(f"dataset '{recipe.dataset['name']}' → {err}") from None
+        except SnnkitError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a plugin encoder crashing on real data
+            raise ComponentBuildError(f"encoder: '{recipe.encoder['name']}' fails on the first "
+                                      f"training samples ({type(err).__name__}: {_first_line(err)})"
+                                      " — check the encoder's parameters against the data") from None
+    if not isinstance(seq, torch.Tensor) or seq.dim() < 2 or seq.shape[1] != count:
+        raise ComponentBuildError(f"encoder: '{recipe.encoder['name']}' must return [T, B, *] "
+                                  f"for a batch of {count}, got "
+                                  f"{list(seq.shape) if isinstance(seq, torch.Tensor) else type(seq).__name__}")
+    return seq[:1, :2].float()
+
+
+def check_memory(recipe: Recipe, per_sample: int, device: torch.device) -> None:
+    """Refuse a configuration whose activations for one batch cannot fit in memory.
+
+    Estimate: T × batch × (input + every layer's output) × 4 bytes × 3 (values, saved state
+    and gradients), for the larger of the train and eval batch sizes.
+    """
+    batch = max(recipe.train.batch_size, recipe.train.eval_batch_size or 0)
+    need = recipe.time_steps * batch * per_sample * 4 * 3
+    have = _available_bytes(device)
+    if have and need > have:
+        raise RecipeError(f"train: one batch needs about {need / 2**30:.1f} GiB "
+                          f"(time_steps {recipe.time_steps} × batch {batch} × {per_sample:,} "
+                          f"values per sample) but {have / 2**30:.1f} GiB is available — lower "
+                          "time_steps or batch_size")
+
+
+def on_device(data: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A dataset's inputs and targets on ``device``."""
+    return data.inputs.to(device), data.targets.to(device)
+
+
+def _available_bytes(device: torch.device) -> int:
+    """Free memory of ``device``: CUDA's free bytes, else MemAvailable (Linux), else free pages."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def _spec_name(spec: Any) -> str:
+    return spec if isinstance(spec, str) else str(spec.get("name", "?"))
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__
+

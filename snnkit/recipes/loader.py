@@ -1,0 +1,381 @@
+"""Recipes: YAML (safe loader) -> validated :class:`Recipe`, in layers with one-line errors.
+
+1. YAML syntax — ``file:line:col: ...``; read with a ``yaml.SafeLoader`` subclass that also
+   refuses duplicate keys and non-string keys (no Python object tags, ever).
+2. ``--set a.b=c`` overrides — values parsed as YAML; list items by index (``layers.1.tau=3``).
+3. The skeleton — unknown sections and keys are refused with close matches; ``seed``,
+   ``time_steps``, ``train`` and ``output`` values are type- and range-checked.
+4. Component names and parameters — checked against the registry in :mod:`snnkit.assembly.assemble`.
+
+:func:`check_resume_changes` says which overrides a resumed run may take.
+
+Relative paths (``dataset.root``, ``output.dir``) follow one rule: a path written in a recipe
+*file* is relative to that file's folder; a path given on the command line (``--set``,
+``--out``) or in a mapping passed from Python is relative to the current working directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from snnkit.errors import RecipeError
+
+SECTIONS = ("seed", "time_steps", "dataset", "encoder", "model", "loss", "optimizer",
+            "scheduler", "train", "output")
+REQUIRED = ("time_steps", "dataset", "encoder", "model", "loss", "optimizer")
+COMPONENT_SECTIONS = ("dataset", "encoder", "model", "loss", "optimizer", "scheduler")
+PATH_KEYS = (("dataset", "root"), ("output", "dir"))
+#: Sections a resumed run may not change (the weights or the data would mean something else),
+#: and the keys of those sections that may change (e.g. the data moved to another folder).
+RESUME_FIXED = ("seed", "time_steps", "dataset", "encoder", "model", "loss")
+RESUME_FREE = {"dataset": ("root", "download")}
+SPEC_KEYS = COMPONENT_SECTIONS + ("surrogate", "neuron")  # keys whose string is a name
+INT_FIELDS = ("seed", "time_steps", "epochs", "batch_size", "eval_batch_size", "max_batches",
+              "num_threads", "log_every")
+
+#: What a skeleton value means, shown after the rule it broke.
+HELP = {
+    "seed": "seeds Python, NumPy, torch and the data order",
+    "time_steps": "simulation steps per sample, e.g. 100",
+    "train.epochs": "passes over the training set, e.g. 10",
+    "train.batch_size": "samples per optimizer step, e.g. 64",
+    "train.eval_batch_size": "samples per evaluation batch; null = batch_size",
+    "train.max_batches": "cap on training batches per epoch; null = all",
+    "train.num_threads": "torch CPU threads; null = torch's default",
+    "train.grad_clip": "max gradient norm; null = no clipping",
+    "train.log_every": "TensorBoard logging interval in batches, e.g. 50",
+    "train.cuda_graphs": "replay each CUDA training step as one CUDA graph (true/false)",
+}
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"must be an integer, not {str(value).lower()}")
+    return value
+
+
+class TrainSpec(BaseModel):
+    """How to train: ``epochs``, ``batch_size``, ``device`` and the rest (README: Recipe reference)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    epochs: int = Field(1, gt=0)
+    batch_size: int = Field(64, gt=0)
+    eval_batch_size: int | None = Field(None, gt=0)
+    device: str = "auto"
+    max_batches: int | None = Field(None, gt=0)
+    num_threads: int | None = Field(None, gt=0)
+    amp: bool = False
+    grad_clip: float | None = Field(None, gt=0)
+    log_every: int = Field(50, gt=0)
+    fast_input: bool = True
+    cuda_graphs: bool = True
+
+    _ints = field_validator(*(f for f in INT_FIELDS if f not in ("seed", "time_steps")),
+                            mode="before")(classmethod(lambda cls, v: _no_bool(v)))
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value):
+            return value
+        raise ValueError(f"must be auto, cpu, cuda or cuda:N, got {value!r}")
+
+
+class OutputSpec(BaseModel):
+    """Where a run writes: ``dir``/<name>/<timestamp>/ with TensorBoard and checkpoints."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    dir: str = "runs"
+    name: str | None = None
+    tensorboard: bool = True
+    checkpoints: bool = True
+
+
+class Recipe(BaseModel):
+    """A validated recipe. Component sections hold normalised specs ``{name: ..., **params}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    seed: int = Field(0, ge=0, lt=2**63)
+    time_steps: int = Field(gt=0)
+    dataset: dict[str, Any]
+    encoder: dict[str, Any]
+    model: dict[str, Any]
+    loss: dict[str, Any]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any] | None = None
+    train: TrainSpec = TrainSpec()
+    output: OutputSpec = OutputSpec()
+    source: str | None = Field(None, exclude=True)
+
+    _ints = field_validator("seed", "time_steps", mode="before")(
+        classmethod(lambda cls, v: _no_bool(v)))
+
+    @field_validator(*COMPONENT_SECTIONS, mode="before")
+    @classmethod
+    def _spec(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value}
+        if not isinstance(value, Mapping):
+            raise ValueError(f"must be a component name or a mapping {{name: ..., ...}}, "
+                             f"got {value!r}")
+        if not isinstance(value.get("name"), str):
+            raise ValueError("needs a 'name' (write {name: ..., ...} or just the name)")
+        return value
+
+    @property
+    def label(self) -> str:
+        """What to call the run: ``output.name``, else the recipe file's stem, else 'recipe'."""
+        if self.output.name:
+            return self.output.name
+        return Path(self.source).stem if self.source else "recipe"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved recipe as plain data (what a run folder's recipe.yaml holds)."""
+        return self.model_dump(mode="json", exclude_none=False)
+
+
+def load_recipe(source: str | Path | Mapping[str, Any], overrides: list[str] | None = None) -> Recipe:
+    """Read, override and validate a recipe from a YAML path or a mapping."""
+    if isinstance(source, Mapping):
+        raw, where, base = copy.deepcopy(dict(source)), "recipe", Path.cwd()
+    else:
+        path = Path(source)
+        raw, where, base = read_yaml(path), str(path), path.resolve().parent
+    raw = _resolve_paths(raw, base)
+    for text in overrides or []:
+        apply_override(raw, text)
+    _check_sections(raw, where)
+    raw = {k: v for k, v in raw.items() if v is not None}  # `train:` left empty = defaults
+    try:
+        return Recipe(**raw, source=None if isinstance(source, Mapping) else str(source))
+    except ValidationError as err:
+        raise RecipeError(f"{where}: {_describe(err)}") from None
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (plain data only) that also refuses duplicate and non-string keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            mark = key_node.start_mark
+            if not isinstance(key, str):
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"keys must be names, got {key!r} (quote it if it is meant "
+                    "as text: YAML reads yes/no/on/off as booleans)", mark)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}' (first at line {seen[key]}) — keep one",
+                    mark)
+            seen[key] = mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Load the file with the safe loader; every failure is a one-line RecipeError."""
+    if not path.exists():
+        raise RecipeError(f"{path}: no such file — check the path (recipes live in recipes/)")
+    if path.is_dir():
+        raise RecipeError(f"{path}: is a directory — pass a recipe file such as "
+                          f"{path / 'lif_mnist.yaml'}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise RecipeError(f"{path}: cannot read the file ({err.__class__.__name__}: "
+                          f"{_one_line(err)}) — pass a UTF-8 text file") from None
+    try:
+        data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.constructor.ConstructorError as err:
+        pos = _position(path, err.problem_mark)
+        problem = err.problem or ""
+        if "could not determine a constructor" in problem:
+            tag = problem.rpartition("tag ")[2].strip("'")
+            raise RecipeError(f"{pos}: YAML tag {tag.replace('tag:yaml.org,2002:', '!!')} is not "
+                              "allowed — recipes are read with yaml.safe_load and hold plain data "
+                              "only (no tags); remove the tag") from None
+        raise RecipeError(f"{pos}: {problem}") from None
+    except yaml.YAMLError as err:
+        pos = _position(path, getattr(err, "problem_mark", None))
+        problem = getattr(err, "problem", None) or _one_line(err)
+        raise RecipeError(f"{pos}: invalid YAML: {problem} — fix the syntax at that position") from None
+    if data is None:
+        raise RecipeError(f"{path}: the recipe is empty — start from recipes/lif_mnist.yaml")
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe must be a mapping of sections (seed, dataset, model, "
+                          f"...), got {_a(type(data).__name__)} — start from recipes/lif_mnist.yaml")
+    return data
+
+
+def apply_override(raw: dict[str, Any], text: str) -> None:
+    """Apply one ``a.b.c=value`` override in place; ``value`` is parsed as YAML."""
+    key, sep, value_text = text.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not key.strip() or any(not p.strip() for p in parts):
+        raise RecipeError(f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. "
+                          "--set train.epochs=1")
+    parts = [p.strip() for p in parts]
+    try:
+        value = yaml.load(value_text, Loader=_SafeLoader) if value_text.strip() else None
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or "not valid YAML"
+        raise RecipeError(f"--set {text!r}: the value is not valid YAML ({problem}) — quote it, "
+                          "e.g. --set 'dataset.root=\"my folder\"'") from None
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            index = _index(part, node, where, text)
+            if isinstance(node[index], str):  # a layer given by name: `lif` -> {name: lif}
+                node[index] = {"name": node[index]}
+            node = node[index]
+        else:
+            if isinstance(node.get(part), str) and part in SPEC_KEYS:
+                node[part] = {"name": node[part]}
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+        if not isinstance(node, (dict, list)):
+            raise RecipeError(f"--set {text!r}: '{where}' holds the value {node!r}, not a "
+                              f"section — set it directly: --set {where}=...")
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_index(last, node, key.strip(), text)] = value
+    else:
+        node[last] = value
+
+
+def _index(part: str, node: list, where: str, text: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise RecipeError(f"--set {text!r}: '{where}' must be a list index 0..{len(node) - 1}")
+    return int(part)
+
+
+def check_resume_changes(saved: Recipe, wanted: Recipe, overrides: list[str]) -> None:
+    """Refuse resume overrides that would change what the saved weights or data mean.
+
+    ``train``, ``output``, ``scheduler`` and the optimizer's hyperparameters may change;
+    ``RESUME_FIXED`` sections (but their ``RESUME_FREE`` keys) and ``optimizer.name`` may not.
+    """
+    old, new = saved.to_dict(), wanted.to_dict()
+    for section in RESUME_FIXED:
+        a, b = old[section], new[section]
+        if isinstance(a, dict) and isinstance(b, dict):
+            free = RESUME_FREE.get(section, ())
+            a = {k: v for k, v in a.items() if k not in free}
+            b = {k: v for k, v in b.items() if k not in free}
+        if a != b:
+            hits = [o for o in overrides if o.partition("=")[0].strip().split(".")[0] == section]
+            how = f"--set {hits[0]}" if hits else "changed by the overrides"
+            raise RecipeError(f"--resume: cannot change '{section}' of a run that has started "
+                              f"({how}) — start a new run with snnkit run RECIPE instead")
+    if old["optimizer"]["name"] != new["optimizer"]["name"]:
+        raise RecipeError("--resume: cannot change optimizer.name of a run that has started — "
+                          "change its hyperparameters (e.g. --set optimizer.lr=1e-4) or start a "
+                          "new run")
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    for section, key in PATH_KEYS:
+        spec = raw.get(section)
+        if isinstance(spec, dict) and isinstance(spec.get(key), str):
+            path = Path(spec[key]).expanduser()
+            spec[key] = str(path if path.is_absolute() else (base / path).resolve())
+    return raw
+
+
+def _check_sections(raw: dict[str, Any], where: str) -> None:
+    for key in raw:
+        if key not in SECTIONS:
+            raise RecipeError(f"{where}: unknown section '{key}'{_close(key, SECTIONS)} "
+                              f"Sections: {', '.join(SECTIONS)}")
+    for section, model in (("train", TrainSpec), ("output", OutputSpec)):
+        value = raw.get(section)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}: {section}: expected a mapping of settings such as "
+                              f"{{{next(iter(model.model_fields))}: ...}}, got {value!r}")
+        for key in value:
+            if key not in model.model_fields:
+                known = list(model.model_fields)
+                raise RecipeError(f"{where}: {section}: unknown key '{key}'{_close(key, known)} "
+                                  f"Keys: {', '.join(known)}")
+    missing = [s for s in REQUIRED if raw.get(s) is None]
+    if missing:
+        raise RecipeError(f"{where}: missing section '{missing[0]}' — every recipe needs "
+                          "time_steps, dataset, encoder, model, loss and optimizer "
+                          "(see recipes/lif_mnist.yaml)")
+
+
+def _close(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=2, cutoff=0.6)
+    return f" — did you mean {' or '.join(repr(c) for c in close)}?" if close else " —"
+
+
+_RULES = {
+    "int_parsing": "must be an integer", "int_type": "must be an integer",
+    "int_from_float": "must be a whole number", "float_parsing": "must be a number",
+    "float_type": "must be a number", "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false", "string_type": "must be text",
+    "dict_type": "must be a mapping", "model_type": "must be a mapping of settings",
+    "missing": "is required", "finite_number": "must be a finite number",
+}
+
+
+def _describe(err: ValidationError) -> str:
+    """The first pydantic error as ``loc must be RULE (meaning), got VALUE``."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if p not in ("int", "float", "str", "bool"))
+    kind, ctx, value = first["type"], first.get("ctx") or {}, first.get("input")
+    if kind == "value_error":
+        rule = first["msg"].removeprefix("Value error, ")
+    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op, bound = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"),
+                     "less_than": ("<", "lt"), "less_than_equal": ("<=", "le")}[kind]
+        rule = f"must be {op} {ctx.get(bound)}"
+    else:
+        rule = _RULES.get(kind) or first["msg"][:1].lower() + first["msg"][1:]
+    if not rule.startswith(("must", "is ", "needs")):
+        rule = f"must be valid: {rule}"
+    help_text = HELP.get(loc)
+    text = f"{loc} {rule}" + (f" ({help_text})" if help_text else "")
+    if kind not in ("value_error", "missing"):
+        text += f", got {_show(value)}"
+    if kind == "int_parsing" and isinstance(value, str) and _is_whole(value):
+        text += f" — YAML reads {value} as text; write {int(float(value))}"
+    return text
+
+
+def _is_whole(text: str) -> bool:
+    try:
+        number = float(text)
+    except ValueError:
+        return False
+    return number.is_integer() and abs(number) < 2**63
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+
+
+def _position(path: Path, mark: Any) -> str:
+    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
