@@ -13,8 +13,9 @@ from snnkit.components import encoders
 from snnkit.components import layers
 from snnkit.components import neurons as N
 from snnkit.kernels.cpu import build
-from snnkit.kernels.event_input import (dense_event_linear, draw_seed, event_linear, fuse_input,
-                                        poisson_spikes, threshold16)
+from snnkit.assembly.event_input import fuse_input
+from snnkit.kernels.event_linear import dense_event_linear, event_linear
+from snnkit.kernels.random_stream import draw_seed, poisson_spikes, threshold16
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +168,7 @@ def test_fuse_input_leaves_models_off_the_cpu_alone(ext) -> None:
 
 _TRITON_POISSON_SCRIPT = """
 import torch
-from snnkit.kernels.event_input import poisson_spikes
+from snnkit.kernels.random_stream import poisson_spikes
 from snnkit.kernels.cuda.triton_poisson import triton_poisson_spikes
 
 g = torch.Generator().manual_seed(0)

@@ -18,7 +18,7 @@ from snnkit import kernels
 from snnkit.components import neurons as N
 from snnkit.components import surrogates as S
 from snnkit.kernels.cpu import build
-from snnkit.kernels.forms import SURROGATE_GENERIC, neuron_spec, surrogate_spec
+from snnkit.kernels.forms import ChargeMode, SurrogateForm, SurrogateKind, form_of, surrogate_form
 
 
 def _cpp_or_skip() -> None:
@@ -201,14 +201,79 @@ def test_auto_selection() -> None:
     assert kernels.select_kernel(N.LIF(), x.half())[0] == "reference"
 
 
-def test_surrogate_spec_ids() -> None:
-    assert surrogate_spec(S.Sigmoid()).sid == 1
-    assert surrogate_spec(Cubic()).sid == SURROGATE_GENERIC
-    assert surrogate_spec(S.ATan(spiking=False)) is None
-    assert surrogate_spec(lambda x: x) is None
+def test_surrogate_forms() -> None:
+    assert surrogate_form(S.Sigmoid()).kind == SurrogateKind.SIGMOID == 1
+    assert surrogate_form(S.Sigmoid(alpha=3.0)) == SurrogateForm(SurrogateKind.SIGMOID,
+                                                                 (3.0, 0.0, 0.0))
+    assert surrogate_form(Cubic()).kind == SurrogateKind.GENERIC
+    assert surrogate_form(S.ATan(spiking=False)) is None
+    assert surrogate_form(lambda x: x) is None
     # LIF with tau = 2 runs the exact multiply path (x / 2 == x * 0.5)
-    assert neuron_spec(N.LIF(tau=2.0)).a == 0.5
-    assert neuron_spec(N.LIF(tau=3.0)).a == 3.0
+    assert N.LIF(tau=2.0).kernel_form().leak == 0.5
+    assert N.LIF(tau=2.0).kernel_form().charge == ChargeMode.MUL
+    assert N.LIF(tau=3.0).kernel_form().leak == 3.0
+    assert N.LIF(tau=3.0, decay_input=False).kernel_form().charge == ChargeMode.LIF_NODECAY
+    assert N.PLIF().kernel_form().leak is None
+
+
+def test_subclass_overriding_derivative_is_generic() -> None:
+    """A closed form is compiled in only while ``derivative`` is the built-in one."""
+
+    class Steeper(S.Sigmoid):
+        def derivative(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * super().derivative(x)
+
+    class Same(S.Sigmoid):
+        pass
+
+    assert Steeper().kernel_form().kind == SurrogateKind.GENERIC
+    assert Same(alpha=2.0).kernel_form() == S.Sigmoid(alpha=2.0).kernel_form()
+
+
+def test_plugin_surrogate_opts_into_a_closed_form() -> None:
+    """A plugin surrogate whose g' is a built-in closed form declares it; it is then compiled in
+    and matches the reference loop, which calls its own ``derivative``."""
+    _cpp_or_skip()
+
+    class Box(S.Surrogate):  # g' = 2 for |x| < 0.25 (Rect with alpha = 2)
+        def primitive(self, x: torch.Tensor) -> torch.Tensor:
+            return (2 * x + 0.5).clamp(0.0, 1.0)
+
+        def derivative(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * (x.abs() < 0.25).to(x.dtype)
+
+        def kernel_form(self) -> SurrogateForm:
+            return SurrogateForm.of(SurrogateKind.RECT, 2.0, 0.25)
+
+    x, grad = _inputs(torch.float32)
+    _compare(N.LIF, {"surrogate": Box(), "tau": 3.0}, "cpp", x, grad, rtol=1e-5, atol=1e-6)
+
+
+def test_neuron_subclasses_keep_or_lose_the_fused_kernel() -> None:
+    """A subclass that only changes parameters is still fused; one that swaps the step function
+    keeps the reference loop; a plugin declaring ``kernel_charge`` for an IF step is fused."""
+    from snnkit.components import functional as F
+    from snnkit.components.neurons import SpikingNeuron
+
+    class Tuned(N.LIF):
+        pass
+
+    class Swapped(N.LIF):
+        step_fn = staticmethod(F.if_step)
+
+    class PluginIF(SpikingNeuron):
+        step_fn = staticmethod(F.if_step)
+        kernel_charge = ChargeMode.IF
+
+        def step_kwargs(self):
+            return self._common_kwargs()
+
+    assert "cpp" in kernels.kernel_names(Tuned) and form_of(Tuned()) is not None
+    assert kernels.kernel_names(Swapped) == ("auto", "reference")
+    assert form_of(Swapped()) is None
+    plugin, builtin = form_of(PluginIF()), form_of(N.IF())
+    assert plugin._replace(derivative=None) == builtin._replace(derivative=None)
+    assert form_of(N.QIF()) is None and form_of(torch.nn.Identity()) is None
 
 
 def test_failed_build_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -218,7 +283,7 @@ def test_failed_build_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatc
         raise OSError("no compiler")
 
     build.cpu_extension.cache_clear()
-    monkeypatch.setattr(cpp_ext, "load_inline", broken)
+    monkeypatch.setattr(cpp_ext, "load", broken)
     try:
         with pytest.warns(RuntimeWarning, match="could not be compiled"):
             assert build.cpu_extension() is None
@@ -250,7 +315,6 @@ import torch
 from snnkit.components import neurons as N
 from snnkit.components import surrogates as S
 from snnkit.kernels.cuda import triton_neuron as tk
-from snnkit.kernels.forms import neuron_spec
 
 class Cubic(S.Surrogate):
     def primitive(self, x):
@@ -272,7 +336,7 @@ for cls, kw, sur in cases:
     for p in ref.parameters():
         p.grad = None
     xt = x.clone().requires_grad_(True)
-    o2, v2 = tk.triton_multi_step(neuron_spec(ref), xt, True)
+    o2, v2 = tk.triton_multi_step(ref.kernel_form(), xt, True)
     o2.backward(grad)
     assert torch.equal(o1, o2) and torch.equal(ref.v_seq, v2), (cls.__name__, kw)
     torch.testing.assert_close(xt.grad, xr.grad, rtol=1e-5, atol=1e-5)
@@ -280,10 +344,10 @@ for cls, kw, sur in cases:
         torch.testing.assert_close(p.grad, w, rtol=1e-5, atol=1e-5)
 # PLIF's k read by the kernels from a 1-element tensor (the CUDA path) == k passed as a number
 plif = N.PLIF(init_tau=3.0)
-spec = neuron_spec(plif)
+form = plif.kernel_form()
 k = torch.sigmoid(plif.w.detach()).float().reshape(1)
-s1, h1, v1 = tk._launch_forward(spec, x, float(k), True, True)
-s2, h2, v2 = tk._launch_forward(spec, x, k, True, True)
+s1, h1, v1 = tk._launch_forward(form, x, float(k), True, True)
+s2, h2, v2 = tk._launch_forward(form, x, k, True, True)
 assert torch.equal(s1, s2) and torch.equal(h1, h2) and torch.equal(v1, v2)
 print("ok")
 """
@@ -315,6 +379,19 @@ def test_reference_only_forces_the_reference_loop_and_nests() -> None:
     assert not kernels.reference_forced()
 
 
+def test_reference_only_is_local_to_its_context() -> None:
+    """Another thread does not see this thread's ``reference_only`` (a ContextVar, no global)."""
+    import threading
+
+    seen = []
+    with kernels.reference_only():
+        worker = threading.Thread(target=lambda: seen.append(kernels.reference_forced()))
+        worker.start()
+        worker.join()
+        assert kernels.reference_forced()
+    assert seen == [False]
+
+
 def test_recipe_checks_compile_nothing(monkeypatch) -> None:
     """Assembling a recipe (its encoder and shape checks run two samples) needs no C++ build,
     so a CUDA run or `snnkit validate` never waits for one."""
@@ -341,13 +418,12 @@ def test_cuda_division_is_pytorchs_float32_reciprocal() -> None:
     pytest.importorskip("triton")
     import numpy as np
 
-    from snnkit.kernels import forms as K
     from snnkit.kernels.cuda.triton_neuron import cuda_division
 
-    lif = cuda_division(neuron_spec(N.LIF(tau=3.0)))
-    assert lif.charge == K.CHARGE_MUL and lif.a == float(np.float32(1.0) / np.float32(3.0))
-    assert cuda_division(neuron_spec(N.LIF(tau=3.0, decay_input=False))).charge == \
-        K.CHARGE_MUL_NODECAY
+    lif = cuda_division(N.LIF(tau=3.0).kernel_form())
+    assert lif.charge == ChargeMode.MUL and lif.leak == float(np.float32(1.0) / np.float32(3.0))
+    assert cuda_division(N.LIF(tau=3.0, decay_input=False).kernel_form()).charge == \
+        ChargeMode.MUL_NODECAY
     for neuron in (N.IF(), N.PLIF(), N.LIF(tau=2.0)):
-        spec = neuron_spec(neuron)
-        assert cuda_division(spec) == spec
+        form = neuron.kernel_form()
+        assert cuda_division(form) == form

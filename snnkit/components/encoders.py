@@ -83,7 +83,7 @@ class PoissonEncoder(Encoder):
 
     Float input: ``S = rand() < p`` with ``rand()`` uniform in [0, 1).
     uint8 input ``v`` (p = v / 255): the counter-based generator of
-    :mod:`snnkit.kernels.event_input` — a 16-bit draw ``r`` per (step, sample, pixel) from a
+    :mod:`snnkit.kernels.random_stream` — a 16-bit draw ``r`` per (step, sample, pixel) from a
     seed taken with one ``torch.randint`` per batch, ``S = r < round(v · 65536 / 255)``, so
     P(S = 1) = v / 255 within 2^-17. The event-driven input path draws exactly the same spikes,
     so dense and event-driven runs, and single- and multi-step runs, see the same input.
@@ -91,7 +91,8 @@ class PoissonEncoder(Encoder):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype == torch.uint8:
-            from snnkit.kernels.event_input import draw_seed_tensor, poisson_spikes_like
+            from snnkit.kernels.event_linear import poisson_spikes_like
+            from snnkit.kernels.random_stream import draw_seed_tensor
 
             return poisson_spikes_like(x, self.time_steps, draw_seed_tensor(x.device))
         shape = (self.time_steps, *x.shape)

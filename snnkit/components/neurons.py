@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from snnkit.components import functional as F
 from snnkit import kernels
+from snnkit.components import functional as F
 from snnkit.components.surrogates import Sigmoid, Surrogate
+from snnkit.kernels.forms import ChargeMode, NeuronForm, neuron_form
 
 
 def _time_constant(name: str, value: float, why: str) -> float:
@@ -152,9 +153,16 @@ class BaseNeuron(nn.Module):
 
 
 class SpikingNeuron(BaseNeuron):
-    """Base of the spiking neurons: surrogate, threshold, reset (hard or soft), detach_reset."""
+    """Base of the spiking neurons: surrogate, threshold, reset (hard or soft), detach_reset.
+
+    Fused kernels: a class declares the charge law its ``step_fn`` computes in ``kernel_charge``
+    (IF, LIF or PLIF of :class:`~snnkit.kernels.forms.ChargeMode`; None: reference loop only);
+    ``kernel_form()`` turns an instance into the kernels'
+    :class:`~snnkit.kernels.forms.NeuronForm` (a plugin may override it instead).
+    """
 
     _common_fields = ("v_threshold", "v_reset", "detach_reset")
+    kernel_charge: ClassVar[ChargeMode | None] = None
 
     def __init__(self, surrogate: Surrogate | None = None, v_threshold: float = 1.0,
                  v_reset: float | None = 0.0, detach_reset: bool = False,
@@ -185,6 +193,27 @@ class SpikingNeuron(BaseNeuron):
     def initial_state(self, x: Tensor) -> NamedTuple:
         return F.MembraneState(self._v0(x))
 
+    @classmethod
+    def kernel_fusable(cls) -> bool:
+        """Whether ``cpp`` / ``triton`` may run this class: it overrides ``kernel_form`` or
+        declares ``kernel_charge`` for the step it runs (see :meth:`_runs_declared_charge`)."""
+        return cls.kernel_form is not SpikingNeuron.kernel_form or cls._runs_declared_charge()
+
+    @classmethod
+    def _runs_declared_charge(cls) -> bool:
+        """``kernel_charge`` is set and the class keeps the ``step_fn`` of the class that set it
+        and the base initial state (a subclass that swaps either keeps the reference loop)."""
+        owner = next(k for k in cls.__mro__ if "kernel_charge" in vars(k))
+        return (cls.kernel_charge is not None and cls.step_fn is owner.step_fn
+                and cls.initial_state is SpikingNeuron.initial_state
+                and cls._v0 is SpikingNeuron._v0)
+
+    def kernel_form(self) -> NeuronForm | None:
+        """This neuron as a fused kernel runs it, or None (the reference loop runs it)."""
+        if self.kernel_charge is None or not type(self)._runs_declared_charge():
+            return None
+        return neuron_form(self.kernel_charge, **self.step_kwargs())
+
 
 class IF(SpikingNeuron):
     """Integrate-and-fire neuron: H = V + X.
@@ -194,6 +223,7 @@ class IF(SpikingNeuron):
     """
 
     step_fn = staticmethod(F.if_step)
+    kernel_charge = ChargeMode.IF
 
     def __init__(self, surrogate: Surrogate | None = None, v_threshold: float = 1.0,
                  v_reset: float | None = 0.0, detach_reset: bool = False,
@@ -214,6 +244,7 @@ class LIF(SpikingNeuron):
     """
 
     step_fn = staticmethod(F.lif_step)
+    kernel_charge = ChargeMode.LIF
     _repr_fields = ("tau", "decay_input")
 
     def __init__(self, surrogate: Surrogate | None = None, tau: float = 2.0,
@@ -239,6 +270,7 @@ class PLIF(SpikingNeuron):
     """
 
     step_fn = staticmethod(F.plif_step)
+    kernel_charge = ChargeMode.PLIF
     _repr_fields = ("init_tau", "decay_input")
 
     def __init__(self, surrogate: Surrogate | None = None, init_tau: float = 2.0,

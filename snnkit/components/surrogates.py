@@ -9,7 +9,8 @@ Contract every subclass keeps (checked by ``snnkit.testing.check_surrogate``):
 ``derivative(x) == d/dx primitive(x)`` everywhere g' is continuous. ``derivative`` is plain
 elementwise tensor maths, so fused kernels may call it directly on tensors outside autograd.
 Shape parameters are stored as Python floats; the defaults below are the usual ones in the
-literature (``Sigmoid(alpha=4.0)`` is snnkit's default surrogate).
+literature (``Sigmoid(alpha=4.0)`` is snnkit's default surrogate). ``kernel_form()`` tells the
+fused neuron kernels how to compute g' (see :class:`~snnkit.kernels.forms.SurrogateKind`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from snnkit.kernels.forms import SurrogateForm, SurrogateKind
 
 __all__ = [
     "ATan",
@@ -108,6 +111,27 @@ class Surrogate(torch.nn.Module, abc.ABC):
             return _SpikeFunction.apply(x, self)
         return self.primitive(x)
 
+    def kernel_form(self) -> SurrogateForm | None:
+        """How a fused neuron kernel computes this surrogate; None: it cannot (reference loop).
+
+        Base: ``GENERIC`` (the kernel calls ``derivative`` on the saved H − V_th) when the
+        surrogate spikes through the base ``forward``, else None. The built-ins return their
+        closed form; a plugin whose g' is one of the :class:`~snnkit.kernels.forms.SurrogateKind`
+        closed forms may return that form (with its constants) to have it compiled in.
+        """
+        if not self.spiking or type(self).forward is not Surrogate.forward:
+            return None
+        return SurrogateForm(SurrogateKind.GENERIC)
+
+    def _closed_form(self, owner: type[Surrogate], kind: SurrogateKind,
+                     *constants: float) -> SurrogateForm | None:
+        """``kind`` with ``constants`` while ``derivative`` is still ``owner``'s closed form (a
+        subclass that overrides it is GENERIC); the base form when that is not fusable."""
+        form = Surrogate.kernel_form(self)
+        if form is None or type(self).derivative is not owner.derivative:
+            return form
+        return SurrogateForm.of(kind, *constants)
+
     def _shape_repr(self) -> str:
         return ""
 
@@ -147,6 +171,9 @@ class Sigmoid(_AlphaSurrogate):
         s = torch.sigmoid(self.alpha * x)
         return self.alpha * s * (1 - s)
 
+    def kernel_form(self) -> SurrogateForm | None:
+        return self._closed_form(Sigmoid, SurrogateKind.SIGMOID, self.alpha)
+
 
 class ATan(_AlphaSurrogate):
     r"""Arctangent surrogate: g'(x) = α / (2(1 + (παx/2)²)).
@@ -166,6 +193,9 @@ class ATan(_AlphaSurrogate):
 
     def derivative(self, x: Tensor) -> Tensor:
         return self.alpha / 2 / (1 + ((math.pi / 2 * self.alpha) * x) ** 2)
+
+    def kernel_form(self) -> SurrogateForm | None:
+        return self._closed_form(ATan, SurrogateKind.ATAN, self.alpha / 2, math.pi / 2 * self.alpha)
 
 
 class PiecewiseQuadratic(_AlphaSurrogate):
@@ -190,6 +220,10 @@ class PiecewiseQuadratic(_AlphaSurrogate):
     def derivative(self, x: Tensor) -> Tensor:
         return torch.relu(self.alpha - self.alpha**2 * x.abs())
 
+    def kernel_form(self) -> SurrogateForm | None:
+        return self._closed_form(PiecewiseQuadratic, SurrogateKind.PIECEWISE_QUADRATIC,
+                                 self.alpha, self.alpha**2)
+
 
 class PiecewiseExp(_AlphaSurrogate):
     r"""Piecewise exponential surrogate: g'(x) = (α/2) e^(−α|x|).
@@ -213,6 +247,10 @@ class PiecewiseExp(_AlphaSurrogate):
     def derivative(self, x: Tensor) -> Tensor:
         return self.alpha / 2 * torch.exp(-self.alpha * x.abs())
 
+    def kernel_form(self) -> SurrogateForm | None:
+        return self._closed_form(PiecewiseExp, SurrogateKind.PIECEWISE_EXP,
+                                 self.alpha / 2, -self.alpha)
+
 
 class SoftSign(_AlphaSurrogate):
     r"""Soft-sign surrogate: g'(x) = α / (2(1 + |αx|)²).
@@ -234,6 +272,9 @@ class SoftSign(_AlphaSurrogate):
     def derivative(self, x: Tensor) -> Tensor:
         return self.alpha / 2 / (1 + (self.alpha * x).abs()) ** 2
 
+    def kernel_form(self) -> SurrogateForm | None:
+        return self._closed_form(SoftSign, SurrogateKind.SOFTSIGN, self.alpha / 2, self.alpha)
+
 
 class Erf(_AlphaSurrogate):
     r"""Gaussian (error-function) surrogate: g'(x) = (α/√π) e^(−α²x²).
@@ -253,6 +294,10 @@ class Erf(_AlphaSurrogate):
 
     def derivative(self, x: Tensor) -> Tensor:
         return self.alpha / math.sqrt(math.pi) * torch.exp(-((self.alpha * x) ** 2))
+
+    def kernel_form(self) -> SurrogateForm | None:
+        return self._closed_form(Erf, SurrogateKind.ERF,
+                                 self.alpha / math.sqrt(math.pi), self.alpha)
 
 
 class SuperSpike(_AlphaSurrogate):
@@ -274,6 +319,9 @@ class SuperSpike(_AlphaSurrogate):
     def derivative(self, x: Tensor) -> Tensor:
         return self.alpha / (1 + x.abs()) ** 2
 
+    def kernel_form(self) -> SurrogateForm | None:
+        return self._closed_form(SuperSpike, SurrogateKind.SUPERSPIKE, self.alpha)
+
 
 class FastSigmoid(Surrogate):
     r"""Fast-sigmoid surrogate: g'(x) = 1 / (slope·|x| + 1)².
@@ -294,6 +342,9 @@ class FastSigmoid(Surrogate):
 
     def derivative(self, x: Tensor) -> Tensor:
         return 1 / (self.slope * x.abs() + 1) ** 2
+
+    def kernel_form(self) -> SurrogateForm | None:
+        return self._closed_form(FastSigmoid, SurrogateKind.FAST_SIGMOID, self.slope)
 
     def _shape_repr(self) -> str:
         return f"slope={self.slope}"
@@ -326,6 +377,10 @@ class PiecewiseLeakyReLU(Surrogate):
     def derivative(self, x: Tensor) -> Tensor:
         return torch.where(x.abs() < self.w, torch.full_like(x, 1 / (2 * self.w)), self.c)
 
+    def kernel_form(self) -> SurrogateForm | None:
+        return self._closed_form(PiecewiseLeakyReLU, SurrogateKind.PIECEWISE_LEAKY_RELU,
+                                 self.w, 1 / (2 * self.w), self.c)
+
     def _shape_repr(self) -> str:
         return f"w={self.w}, c={self.c}"
 
@@ -348,6 +403,9 @@ class Rect(_AlphaSurrogate):
 
     def derivative(self, x: Tensor) -> Tensor:
         return self.alpha * (x.abs() < 0.5 / self.alpha).to(x.dtype)
+
+    def kernel_form(self) -> SurrogateForm | None:
+        return self._closed_form(Rect, SurrogateKind.RECT, self.alpha, 0.5 / self.alpha)
 
 
 class QPseudoSpike(Surrogate):
@@ -381,6 +439,10 @@ class QPseudoSpike(Surrogate):
     def derivative(self, x: Tensor) -> Tensor:
         return (1 + 2 / (self.alpha - 1) * x.abs()) ** (-self.alpha)
 
+    def kernel_form(self) -> SurrogateForm | None:
+        return self._closed_form(QPseudoSpike, SurrogateKind.Q_PSEUDO_SPIKE,
+                                 2 / (self.alpha - 1), -self.alpha)
+
     def _shape_repr(self) -> str:
         return f"alpha={self.alpha}"
 
@@ -403,3 +465,6 @@ class StraightThrough(Surrogate):
 
     def derivative(self, x: Tensor) -> Tensor:
         return torch.ones_like(x)
+
+    def kernel_form(self) -> SurrogateForm | None:
+        return self._closed_form(StraightThrough, SurrogateKind.STRAIGHT_THROUGH)

@@ -145,7 +145,7 @@ class Trainer:
         # recipe's encoder/model fit it; DDP keeps the dense path (it must see every forward).
         self.fused: Any = None
         if exp.recipe.train.fast_input and not self.world.distributed:
-            from snnkit.kernels.event_input import fuse_input
+            from snnkit.assembly.event_input import fuse_input
 
             self.fused = fuse_input(exp.encoder, exp.model)
         self.recipe: Recipe = exp.recipe

@@ -1,12 +1,12 @@
-"""Poisson spikes of uint8 images on CUDA in one Triton launch (the generator of event_input).
+"""Poisson spikes of uint8 images on CUDA in one Triton launch (the scheme of random_stream).
 
 Each program handles a block of (sample b, pixel d, word q) counters and writes the spikes of
 steps ``4q .. 4q + 3`` (those < T) into ``out [T, B, D]``::
 
-    word = mix64(seed + ((b·D + d)·Q + q + 1) · 0x9E3779B97F4A7C15),   Q = ceil(T / 4)
+    word = mix64(seed + ((b·D + d)·Q + q + 1) · GOLDEN),   Q = ceil(T / 4)
     S[4q + k, b, d] = ((word >> 16k) & 0xFFFF) < round(v · 65536 / 255)
 
-exactly as :func:`snnkit.kernels.event_input.poisson_draws` (pure PyTorch, ~25 launches over
+exactly as :func:`snnkit.kernels.random_stream.poisson_draws` (pure PyTorch, ~25 launches over
 int64 tensors) and the C++ generator, so CPU and GPU runs see the same spikes for the same seed.
 The 64-bit constants travel as signed int64 arguments and are reinterpreted as uint64 in the
 kernel (multiplication modulo 2^64 is the same bits either way; the shifts must be logical).
@@ -20,7 +20,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from snnkit.kernels.event_input import _GOLDEN, _M1, _M2, _signed
+from snnkit.kernels.random_stream import GOLDEN, MIX1, MIX2, signed64
 
 BLOCK = 1024
 
@@ -66,11 +66,10 @@ def triton_poisson_spikes(x: Tensor, time_steps: int, seed: int | Tensor) -> Ten
     if isinstance(seed, Tensor):
         seed_t = seed.to(device=x.device, dtype=torch.int64).reshape(1)
     else:
-        seed_t = torch.tensor([_signed(seed & ((1 << 64) - 1))], dtype=torch.int64,
-                              device=x.device)
+        seed_t = torch.tensor([signed64(seed)], dtype=torch.int64, device=x.device)
     n = B * D * Q
     if n:
         _poisson_kernel[(triton.cdiv(n, BLOCK),)](
-            x, out, seed_t, _signed(_GOLDEN), _signed(_M1),
-            _signed(_M2), B * D, time_steps, Q, BLOCK=BLOCK)
+            x, out, seed_t, signed64(GOLDEN), signed64(MIX1), signed64(MIX2), B * D,
+            time_steps, Q, BLOCK=BLOCK)
     return out

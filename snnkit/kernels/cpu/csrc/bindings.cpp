@@ -1,0 +1,13 @@
+// Python bindings of snnkit's CPU extension: the entry points of entry_points.h, by name.
+#include <torch/extension.h>
+
+#include "entry_points.h"
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("neuron_forward", torch::wrap_pybind_function(snnkit::neuron_forward), "neuron_forward");
+  m.def("neuron_backward", torch::wrap_pybind_function(snnkit::neuron_backward),
+        "neuron_backward");
+  m.def("event_forward", torch::wrap_pybind_function(snnkit::event_forward), "event_forward");
+  m.def("event_backward", torch::wrap_pybind_function(snnkit::event_backward), "event_backward");
+  m.def("event_spikes", torch::wrap_pybind_function(snnkit::event_spikes), "event_spikes");
+}

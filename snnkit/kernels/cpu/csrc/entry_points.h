@@ -1,0 +1,37 @@
+// The entry points of snnkit's CPU extension (bound to Python in bindings.cpp).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace snnkit {
+
+// Fused neuron loop (neuron.cpp). charge_mode: a ChargeMode of constants.h; a: its constant;
+// returns [spikes, H (or undefined), V trace (or undefined)].
+std::vector<at::Tensor> neuron_forward(at::Tensor x, int64_t charge_mode, bool hard, double a,
+                                       double rest, double vth, double vr, double v0, bool save,
+                                       bool record);
+
+// Returns [dL/dX, sum over all elements of dL/dk (PLIF only; 0 otherwise) as a float64
+// scalar]. sur: a SurrogateKind of constants.h with its constants c1, c2, c3; gpre: precomputed
+// g'(H - V_th) for generic surrogates, or None.
+std::vector<at::Tensor> neuron_backward(at::Tensor gout, at::Tensor x,
+                                        c10::optional<at::Tensor> gpre, int64_t charge_mode,
+                                        bool hard, bool detach, int64_t sur, double c1, double c2,
+                                        double c3, double a, double rest, double vth, double vr,
+                                        double v0);
+
+// Event-driven Poisson input layer (event_input.cpp). x: uint8 [B, D]; W: [C, D]. Returns
+// [out [T, B, C] (no bias), masks int64 [B, D, ceil(T/64)] (undefined unless save)].
+std::vector<at::Tensor> event_forward(at::Tensor x, at::Tensor W, int64_t T, int64_t seed,
+                                      bool save);
+
+// grad_out [T, B, C], masks [B, D, NW] -> grad_W [C, D] (sum of grad_out over fired events).
+at::Tensor event_backward(at::Tensor g, at::Tensor masks, int64_t D);
+
+// Dense spikes [T, B, D] of the same draws (for tests and the dense equivalent).
+at::Tensor event_spikes(at::Tensor x, int64_t T, int64_t seed);
+
+}  // namespace snnkit

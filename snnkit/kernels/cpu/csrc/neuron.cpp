@@ -1,0 +1,379 @@
+// Fused neuron loop: one forward pass and one backward pass through time, per block of elements.
+//
+// Every float operation mirrors the PyTorch expression of snnkit.components.functional in the
+// same order (the build disables FMA contraction), so spikes are bit-identical to the reference
+// loop; gradients agree to rounding. Charge modes and surrogate kinds are the generated
+// constants of constants.h (snnkit.kernels.forms): a ChargeMode's `a` is tau (dividing modes),
+// 1/tau or k = sigmoid(w) (multiplying modes); a SurrogateKind's c1, c2 are precomputed in
+// Python exactly as the PyTorch formula forms its scalar constants.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "constants.h"
+#include "entry_points.h"
+#include "pool.h"
+
+namespace snnkit {
+namespace {
+
+constexpr int64_t BLK = 256;
+
+// e^x for float: Cody-Waite reduction + degree-6 polynomial (about 1 ulp), branch-free so the
+// surrogate loops vectorize. Inputs are clamped to [-87.3, 88]: outside, the result saturates
+// near FLT_MIN / 1.6e38 instead of 0 / inf, which changes no surrogate value measurably.
+inline float exp_(float x) {
+  x = std::min(std::max(x, -87.3f), 88.0f);
+  float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+inline double exp_(double x) { return std::exp(x); }
+
+// g'(d) for n values; d = H - V_th.
+template <typename S>
+void surrogate_block(int64_t sur, S c1, S c2, const S* __restrict d, S* __restrict g, int64_t n) {
+  const S one = S(1);
+  switch (sur) {
+    case kSurrogateSigmoid:  // s = 1/(1 + e^(-a d)); g = a s (1 - s)
+      for (int64_t j = 0; j < n; ++j) {
+        S s = one / (one + exp_(-(c1 * d[j])));
+        g[j] = c1 * s * (one - s);
+      }
+      break;
+    case kSurrogateAtan:  // (a/2) / (1 + (pi/2 a d)^2)
+      for (int64_t j = 0; j < n; ++j) { S z = c2 * d[j]; g[j] = c1 / (one + z * z); }
+      break;
+    case kSurrogatePiecewiseQuadratic:  // relu(a - a^2 |d|)
+      for (int64_t j = 0; j < n; ++j) { S z = c1 - c2 * std::abs(d[j]); g[j] = z > S(0) ? z : S(0); }
+      break;
+    case kSurrogatePiecewiseExp:  // (a/2) e^(-a |d|)
+      for (int64_t j = 0; j < n; ++j) g[j] = c1 * exp_(c2 * std::abs(d[j]));
+      break;
+    case kSurrogateSoftsign:  // (a/2) / (1 + |a d|)^2
+      for (int64_t j = 0; j < n; ++j) { S u = one + std::abs(c2 * d[j]); g[j] = c1 / (u * u); }
+      break;
+    case kSurrogateErf:  // (a/sqrt(pi)) e^(-(a d)^2)
+      for (int64_t j = 0; j < n; ++j) { S z = c2 * d[j]; g[j] = c1 * exp_(-(z * z)); }
+      break;
+    case kSurrogateSuperspike:  // a / (1 + |d|)^2
+      for (int64_t j = 0; j < n; ++j) { S u = one + std::abs(d[j]); g[j] = c1 / (u * u); }
+      break;
+    case kSurrogateFastSigmoid:  // 1 / (slope |d| + 1)^2
+      for (int64_t j = 0; j < n; ++j) { S u = c1 * std::abs(d[j]) + one; g[j] = one / (u * u); }
+      break;
+    case kSurrogatePiecewiseLeakyRelu:  // |d| < w ? 1/(2w) : c (three constants: backward_range)
+      break;
+    case kSurrogateRect:  // a * (|d| < 0.5/a)
+      for (int64_t j = 0; j < n; ++j) g[j] = std::abs(d[j]) < c2 ? c1 : S(0);
+      break;
+    case kSurrogateQPseudoSpike:  // (1 + 2/(a-1) |d|)^(-a)
+      for (int64_t j = 0; j < n; ++j) g[j] = std::pow(one + c1 * std::abs(d[j]), c2);
+      break;
+    case kSurrogateStraightThrough:
+      for (int64_t j = 0; j < n; ++j) g[j] = one;
+      break;
+    default:
+      TORCH_CHECK(false, "snnkit: unknown surrogate kind ", sur);
+  }
+}
+
+template <int64_t CH, typename S>
+inline S charge(S v, S x, S a, S rest) {
+  if constexpr (CH == kChargeIf) return v + x;
+  else if constexpr (charge_divides(CH) && charge_decays_input(CH)) return v + (x - (v - rest)) / a;
+  else if constexpr (charge_divides(CH)) return v - (v - rest) / a + x;
+  else if constexpr (charge_decays_input(CH)) return v + (x - (v - rest)) * a;
+  else return v - (v - rest) * a + x;
+}
+
+template <bool HARD, typename S>
+inline S reset_v(S h, S s, S vth, S vr) {
+  if constexpr (HARD) return h * (S(1) - s) + vr * s;
+  else return h - vth * s;
+}
+
+// Work is split in whole BLK-element blocks (about 32k element-steps per task at least), so
+// block b always covers elements [b*BLK, (b+1)*BLK) whatever the thread count.
+template <typename F>
+void for_blocks(int64_t N, int64_t T, const F& body) {
+  const int64_t nblocks = (N + BLK - 1) / BLK;
+  const int64_t grain = std::max<int64_t>(1, 32768 / (BLK * std::max<int64_t>(T, 1)));
+  at::parallel_for(0, nblocks, grain, [&](int64_t b0, int64_t b1) {
+    body(b0 * BLK, std::min(b1 * BLK, N));
+  });
+}
+
+// The per-thread bodies take every scalar by value: inside a capturing lambda, stores through
+// S* could alias the captured S constants, which forces reloads and blocks vectorization.
+template <int64_t CH, bool HARD, bool SAVE, bool REC, typename S>
+void forward_range(const S* __restrict x, S* __restrict spk, S* __restrict hs,
+                   S* __restrict vrec, int64_t T, int64_t N, S a, S rest, S vth, S vr, S v0,
+                   int64_t begin, int64_t end) {
+    S v[BLK];
+    for (int64_t i0 = begin; i0 < end; i0 += BLK) {
+      const int64_t n = std::min<int64_t>(BLK, end - i0);
+      for (int64_t j = 0; j < n; ++j) v[j] = v0;
+      for (int64_t t = 0; t < T; ++t) {
+        const int64_t off = t * N + i0;
+        const S* xt = x + off;
+        S* st = spk + off;
+        for (int64_t j = 0; j < n; ++j) {
+          const S h = charge<CH, S>(v[j], xt[j], a, rest);
+          const S s = (h - vth) >= S(0) ? S(1) : S(0);
+          st[j] = s;
+          if constexpr (SAVE) hs[off + j] = h;
+          const S vn = reset_v<HARD, S>(h, s, vth, vr);
+          if constexpr (REC) vrec[off + j] = vn;
+          v[j] = vn;
+        }
+      }
+    }
+}
+
+template <int64_t CH, bool HARD, bool SAVE, bool REC, typename S>
+void forward_impl(const S* x, S* spk, S* hs, S* vrec, int64_t T, int64_t N, S a, S rest, S vth,
+                  S vr, S v0) {
+  for_blocks(N, T, [=](int64_t begin, int64_t end) {
+    forward_range<CH, HARD, SAVE, REC, S>(x, spk, hs, vrec, T, N, a, rest, vth, vr, v0, begin, end);
+  });
+}
+
+// Backward through time for one block of elements at a time: H is recomputed forward into a
+// block-local [T, BLK] buffer (from x, exactly as the forward pass computed it), then the
+// gradient runs from t = T-1 down to 0. Nothing but x is kept between the two passes.
+template <int64_t CH, bool HARD, bool DETACH, typename S>
+void backward_range(const S* __restrict gout, const S* __restrict x, S* __restrict gx,
+                    const S* __restrict gpre, int64_t sur, S c1, S c2, S c3, int64_t T,
+                    int64_t N, S a, S rest, S vth, S vr, S v0, double* gk_blocks,
+                    int64_t begin, int64_t end) {
+  constexpr bool PLIF = charge_learns_k(CH);  // accumulates dL/dk
+    std::vector<S> hbuf(static_cast<size_t>(T * BLK));
+    S* hb = hbuf.data();
+    S gv[BLK], d[BLK], sg[BLK], v[BLK], vp[BLK], gkl[BLK];
+    for (int64_t i0 = begin; i0 < end; i0 += BLK) {
+      const int64_t n = std::min<int64_t>(BLK, end - i0);
+      for (int64_t j = 0; j < n; ++j) v[j] = v0;
+      for (int64_t t = 0; t < T; ++t) {
+        const S* xt = x + t * N + i0;
+        S* ht = hb + t * BLK;
+        for (int64_t j = 0; j < n; ++j) {
+          const S h = charge<CH, S>(v[j], xt[j], a, rest);
+          const S s = (h - vth) >= S(0) ? S(1) : S(0);
+          ht[j] = h;
+          v[j] = reset_v<HARD, S>(h, s, vth, vr);
+        }
+      }
+      for (int64_t j = 0; j < n; ++j) { gv[j] = S(0); gkl[j] = S(0); }
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const int64_t off = t * N + i0;
+        const S* ht = hb + t * BLK;
+        if (gpre != nullptr) {
+          for (int64_t j = 0; j < n; ++j) sg[j] = gpre[off + j];
+        } else if (sur == kSurrogatePiecewiseLeakyRelu) {
+          for (int64_t j = 0; j < n; ++j) sg[j] = std::abs(ht[j] - vth) < c1 ? c2 : c3;
+        } else {
+          for (int64_t j = 0; j < n; ++j) d[j] = ht[j] - vth;
+          surrogate_block<S>(sur, c1, c2, d, sg, n);
+        }
+        const S* got = gout + off;
+        S* gxt = gx + off;
+        const S* xt = x + off;
+        if constexpr (PLIF) {  // V(t-1) from H(t-1), exactly as the forward pass reset it
+          if (t > 0) {
+            const S* hp = hb + (t - 1) * BLK;
+            for (int64_t j = 0; j < n; ++j) {
+              const S hh = hp[j];
+              const S ss = (hh - vth) >= S(0) ? S(1) : S(0);
+              vp[j] = reset_v<HARD, S>(hh, ss, vth, vr);
+            }
+          } else {
+            for (int64_t j = 0; j < n; ++j) vp[j] = v0;
+          }
+        }
+        for (int64_t j = 0; j < n; ++j) {
+          const S h = ht[j];
+          const S s = (h - vth) >= S(0) ? S(1) : S(0);
+          const S g_v = gv[j];
+          S gh_r, gs_r;
+          if constexpr (HARD) {
+            gh_r = g_v * (S(1) - s);
+            gs_r = DETACH ? S(0) : g_v * vr - g_v * h;
+          } else {
+            gh_r = g_v;
+            gs_r = DETACH ? S(0) : -(g_v * vth);
+          }
+          const S gs = got[j] + gs_r;
+          const S gh = gs * sg[j] + gh_r;
+          S gxx, gvp;
+          if constexpr (CH == kChargeIf) {
+            gxx = gh;
+            gvp = gh;
+          } else if constexpr (charge_divides(CH) && charge_decays_input(CH)) {
+            const S gb = gh / a;
+            gxx = gb;
+            gvp = gh - gb;
+          } else if constexpr (charge_divides(CH)) {
+            gxx = gh;
+            gvp = gh - gh / a;
+          } else if constexpr (charge_decays_input(CH)) {
+            const S gb = gh * a;
+            gxx = gb;
+            gvp = gh - gb;
+          } else {
+            gxx = gh;
+            gvp = gh - gh * a;
+          }
+          if constexpr (PLIF) {
+            if constexpr (charge_decays_input(CH)) gkl[j] += gh * (xt[j] - (vp[j] - rest));
+            else gkl[j] += -(gh * (vp[j] - rest));
+          }
+          gxt[j] = gxx;
+          gv[j] = gvp;
+        }
+      }
+      if constexpr (PLIF) {
+        double gk = 0.0;
+        for (int64_t j = 0; j < n; ++j) gk += static_cast<double>(gkl[j]);
+        gk_blocks[i0 / BLK] = gk;
+      }
+    }
+}
+
+template <int64_t CH, bool HARD, bool DETACH, typename S>
+void backward_impl(const S* gout, const S* x, S* gx, const S* gpre, int64_t sur, S c1, S c2,
+                   S c3, int64_t T, int64_t N, S a, S rest, S vth, S vr, S v0,
+                   double* gk_blocks) {
+  for_blocks(N, T, [=](int64_t begin, int64_t end) {
+    backward_range<CH, HARD, DETACH, S>(gout, x, gx, gpre, sur, c1, c2, c3, T, N, a, rest, vth,
+                                        vr, v0, gk_blocks, begin, end);
+  });
+}
+
+template <typename S>
+std::vector<at::Tensor> forward_typed(const at::Tensor& x, int64_t ch, bool hard, S a, S rest,
+                                      S vth, S vr, S v0, bool save, bool rec) {
+  const int64_t T = x.size(0);
+  const int64_t N = x.numel() / T;
+  auto spk = pooled_empty_like(x);
+  auto hs = save ? pooled_empty_like(x) : at::Tensor();
+  auto vrec = rec ? pooled_empty_like(x) : at::Tensor();
+  const S* xp = x.data_ptr<S>();
+  S* sp = spk.data_ptr<S>();
+  S* hp = save ? hs.data_ptr<S>() : nullptr;
+  S* vp = rec ? vrec.data_ptr<S>() : nullptr;
+#define SNN_FWD(CH, HARD)                                                                   \
+  if (save && rec) forward_impl<CH, HARD, true, true, S>(xp, sp, hp, vp, T, N, a, rest, vth, vr, v0); \
+  else if (save) forward_impl<CH, HARD, true, false, S>(xp, sp, hp, vp, T, N, a, rest, vth, vr, v0); \
+  else if (rec) forward_impl<CH, HARD, false, true, S>(xp, sp, hp, vp, T, N, a, rest, vth, vr, v0); \
+  else forward_impl<CH, HARD, false, false, S>(xp, sp, hp, vp, T, N, a, rest, vth, vr, v0);
+#define SNN_FWD_CH(CH) if (hard) { SNN_FWD(CH, true) } else { SNN_FWD(CH, false) }
+  switch (ch) {
+    case kChargeIf: SNN_FWD_CH(kChargeIf) break;
+    case kChargeLif: SNN_FWD_CH(kChargeLif) break;
+    case kChargeLifNodecay: SNN_FWD_CH(kChargeLifNodecay) break;
+    case kChargePlif: SNN_FWD_CH(kChargePlif) break;
+    case kChargePlifNodecay: SNN_FWD_CH(kChargePlifNodecay) break;
+    case kChargeMul: SNN_FWD_CH(kChargeMul) break;
+    case kChargeMulNodecay: SNN_FWD_CH(kChargeMulNodecay) break;
+    default: TORCH_CHECK(false, "snnkit: unknown charge mode ", ch);
+  }
+#undef SNN_FWD_CH
+#undef SNN_FWD
+  return {spk, hs, vrec};
+}
+
+template <typename S>
+double backward_typed(const at::Tensor& gout, const at::Tensor& x, at::Tensor& gx,
+                      const at::Tensor& gpre, int64_t ch, bool hard, bool detach, int64_t sur,
+                      S c1, S c2, S c3, S a, S rest, S vth, S vr, S v0) {
+  const int64_t T = x.size(0);
+  const int64_t N = x.numel() / T;
+  const int64_t nblocks = (N + BLK - 1) / BLK;
+  std::vector<double> gk(static_cast<size_t>(nblocks), 0.0);
+  const S* go = gout.data_ptr<S>();
+  const S* xp = x.data_ptr<S>();
+  S* gp = gx.data_ptr<S>();
+  const S* pre = gpre.defined() ? gpre.data_ptr<S>() : nullptr;
+#define SNN_BWD(CH, HARD, DET) \
+  backward_impl<CH, HARD, DET, S>(go, xp, gp, pre, sur, c1, c2, c3, T, N, a, rest, vth, vr, v0, gk.data());
+#define SNN_BWD_CH(CH)                                   \
+  if (hard) { if (detach) { SNN_BWD(CH, true, true) } else { SNN_BWD(CH, true, false) } } \
+  else { if (detach) { SNN_BWD(CH, false, true) } else { SNN_BWD(CH, false, false) } }
+  switch (ch) {
+    case kChargeIf: SNN_BWD_CH(kChargeIf) break;
+    case kChargeLif: SNN_BWD_CH(kChargeLif) break;
+    case kChargeLifNodecay: SNN_BWD_CH(kChargeLifNodecay) break;
+    case kChargePlif: SNN_BWD_CH(kChargePlif) break;
+    case kChargePlifNodecay: SNN_BWD_CH(kChargePlifNodecay) break;
+    case kChargeMul: SNN_BWD_CH(kChargeMul) break;
+    case kChargeMulNodecay: SNN_BWD_CH(kChargeMulNodecay) break;
+    default: TORCH_CHECK(false, "snnkit: unknown charge mode ", ch);
+  }
+#undef SNN_BWD_CH
+#undef SNN_BWD
+  double total = 0.0;
+  for (double v : gk) total += v;
+  return total;
+}
+
+void check_seq(const at::Tensor& t, const char* what) {
+  TORCH_CHECK(t.device().is_cpu(), "snnkit cpp kernel: ", what, " must be on the CPU");
+  TORCH_CHECK(t.is_contiguous(), "snnkit cpp kernel: ", what, " must be contiguous");
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble,
+              "snnkit cpp kernel: ", what, " must be float32 or float64");
+  TORCH_CHECK(t.dim() >= 1 && t.size(0) >= 1, "snnkit cpp kernel: ", what, " must be [T, ...]");
+}
+
+}  // namespace
+
+std::vector<at::Tensor> neuron_forward(at::Tensor x, int64_t charge_mode, bool hard, double a,
+                                       double rest, double vth, double vr, double v0, bool save,
+                                       bool record) {
+  check_seq(x, "x");
+  if (x.scalar_type() == at::kFloat)
+    return forward_typed<float>(x, charge_mode, hard, (float)a, (float)rest, (float)vth,
+                                (float)vr, (float)v0, save, record);
+  return forward_typed<double>(x, charge_mode, hard, a, rest, vth, vr, v0, save, record);
+}
+
+std::vector<at::Tensor> neuron_backward(at::Tensor gout, at::Tensor x,
+                                        c10::optional<at::Tensor> gpre, int64_t charge_mode,
+                                        bool hard, bool detach, int64_t sur, double c1, double c2,
+                                        double c3, double a, double rest, double vth, double vr,
+                                        double v0) {
+  check_seq(x, "x");
+  check_seq(gout, "grad_output");
+  TORCH_CHECK(gout.sizes() == x.sizes(), "snnkit cpp kernel: shape mismatch");
+  TORCH_CHECK(gout.scalar_type() == x.scalar_type(), "snnkit cpp kernel: dtype mismatch");
+  at::Tensor pre = gpre.has_value() ? *gpre : at::Tensor();
+  if (pre.defined()) check_seq(pre, "surrogate derivative");
+  auto gx = pooled_empty_like(x);
+  double gk;
+  if (x.scalar_type() == at::kFloat)
+    gk = backward_typed<float>(gout, x, gx, pre, charge_mode, hard, detach, sur, (float)c1,
+                               (float)c2, (float)c3, (float)a, (float)rest, (float)vth,
+                               (float)vr, (float)v0);
+  else
+    gk = backward_typed<double>(gout, x, gx, pre, charge_mode, hard, detach, sur, c1, c2, c3, a,
+                                rest, vth, vr, v0);
+  return {gx, at::scalar_tensor(gk, x.options().dtype(at::kDouble))};
+}
+
+}  // namespace snnkit
