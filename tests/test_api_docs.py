@@ -59,6 +59,28 @@ def test_every_subpackage_has_a_reference_page(package: str) -> None:
     )
 
 
+# Top-level modules without a page of their own: the public re-export modules (their code is
+# documented where it lives), the version string and ``python -m snnkit``.
+REEXPORTS = {"assemble", "functional", "neurons", "recipe", "registry", "surrogates"}
+NO_PAGE = REEXPORTS | {"version", "__main__"}
+
+
+@pytest.mark.parametrize(
+    "module",
+    sorted(
+        m.name
+        for m in pkgutil.iter_modules(snnkit.__path__)
+        if not m.ispkg and m.name not in NO_PAGE
+    ),
+)
+def test_every_top_level_module_is_documented(module: str) -> None:
+    documented = {d for ds in directives().values() for d in ds}
+    assert f"snnkit.{module}" in documented, (
+        f"snnkit.{module} is not in the API reference: add '::: snnkit.{module}' to a page of "
+        "docs/api/ (top-level modules go in docs/api/index.md)"
+    )
+
+
 def test_the_hook_contract_is_documented() -> None:
     assert "snnkit.hookspecs" in directives()["plugins.md"]
 
