@@ -38,6 +38,14 @@ Spike = Callable[[Tensor], Tensor]
 STEP_MODES = ("m", "s")
 
 
+def check_step_mode(mode: str) -> str:
+    """``mode`` if it names a step mode — ``'m'`` (multi-step, ``[T, B, *]``) or ``'s'``
+    (single-step, ``[B, *]``) — else ``ValueError``. The one check behind every ``step_mode``."""
+    if mode not in STEP_MODES:
+        raise ValueError(f"step_mode must be 'm' (multi-step) or 's' (single-step), got {mode!r}")
+    return mode
+
+
 # -- states ----------------------------------------------------------------------------------
 class MembraneState(NamedTuple):
     """State of a one-variable neuron (IF, LIF, PLIF, QIF, EIF, LI): the membrane potential."""
@@ -288,8 +296,7 @@ def reset_net(model: nn.Module) -> None:
 def set_step_mode(model: nn.Module, mode: str) -> None:
     """Set ``step_mode`` to ``'m'`` (multi-step) or ``'s'`` (single-step) on every submodule of
     ``model`` that has a ``step_mode`` attribute."""
-    if mode not in STEP_MODES:
-        raise ValueError(f"step_mode must be 'm' (multi-step) or 's' (single-step), got {mode!r}")
+    check_step_mode(mode)
     for module in model.modules():
         if hasattr(module, "step_mode"):
             module.step_mode = mode

@@ -86,11 +86,7 @@ class BaseNeuron(nn.Module):
 
     @step_mode.setter
     def step_mode(self, mode: str) -> None:
-        if mode not in F.STEP_MODES:
-            raise ValueError(
-                f"step_mode must be 'm' (multi-step) or 's' (single-step), got {mode!r}"
-            )
-        self._step_mode = mode
+        self._step_mode = F.check_step_mode(mode)
         self.reset()
 
     def forward(self, x: Tensor) -> Tensor:

@@ -72,9 +72,9 @@ def cosine(optimizer: torch.optim.Optimizer, epochs: int, t_max: int | None = No
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t_max, eta_min=eta_min)
 
 
-def step(optimizer: torch.optim.Optimizer, epochs: int, step_size: int = 30,
+def step_lr(optimizer: torch.optim.Optimizer, epochs: int, step_size: int = 30,
          gamma: float = 0.1) -> torch.optim.lr_scheduler.LRScheduler:
-    """Step decay: lr(e) = lr0 · gamma^floor(e / step_size)."""
+    """Step decay: lr(e) = lr0 · gamma^floor(e / step_size) (registered as ``step``)."""
     _positive("step_size", step_size)
     _positive("gamma", gamma)
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from snnkit.components import neurons as N
-from snnkit.errors import SnnkitError
+from snnkit.errors import SnnkitError, one_line
 from snnkit.interop.common import _nir
 from snnkit.interop.mapping import _Exporter
 
@@ -115,7 +115,7 @@ def _trace_shapes(stages: list[tuple[str, nn.Module]],
                 except (RuntimeError, ValueError) as err:
                     raise SnnkitError(f"export: layer {name} ({type(stage).__name__}) cannot take "
                                       f"input of shape {list(x.shape[2:])} per step "
-                                      f"({str(err).strip().splitlines()[0]}) — check input_shape"
+                                      f"({one_line(err, first_line=True)}) — check input_shape"
                                       ) from None
                 shapes.append(tuple(x.shape[2:]))
     finally:

@@ -17,7 +17,7 @@ from torch import nn
 
 from snnkit.components import layers as L
 from snnkit.components import neurons as N
-from snnkit.errors import SnnkitError
+from snnkit.errors import SnnkitError, one_line
 from snnkit.interop.common import _nir
 from snnkit.components.surrogates import Sigmoid
 
@@ -35,8 +35,7 @@ def load(path: str | Path, *, dt: float | None = None) -> nn.Module:
     try:
         graph = _nir().read(path)
     except (OSError, ValueError, KeyError, AssertionError) as err:
-        raise SnnkitError(f"{path}: not a readable NIR file ({type(err).__name__}: "
-                          f"{str(err).strip()[:200]}) — write it with nir.write or snnkit export"
+        raise SnnkitError(f"{path}: not a readable NIR file ({one_line(err, 200, typed=True)}) — write it with nir.write or snnkit export"
                           ) from None
     return import_nir(graph, dt=dt)
 

@@ -8,7 +8,6 @@ not be set by a recipe.
 
 from __future__ import annotations
 
-import difflib
 import enum
 import fnmatch
 import inspect
@@ -23,6 +22,8 @@ from snnkit.errors import (
     PluginError,
     SnnkitError,
     UnknownComponentError,
+    did_you_mean,
+    one_line,
 )
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -61,8 +62,6 @@ class Kind(str, enum.Enum):
         known = ", ".join(k.value for k in cls)
         raise UnknownComponentError(f"unknown component kind '{value}' — use one of: {known}")
 
-
-KIND_HOOKS: dict[Kind, str] = {kind: kind.hook for kind in Kind}
 
 #: Arguments snnkit passes to factories of each kind; a recipe may not set them.
 SUPPLIED: dict[Kind, frozenset[str]] = {
@@ -167,16 +166,22 @@ class PluginInfo:
 
 
 def normalize_spec(spec: Any, *, at: str) -> dict[str, Any]:
-    """``"atan"`` -> ``{"name": "atan"}``; a mapping must carry a string ``name``."""
-    if isinstance(spec, str):
+    """A component spec as a mapping: ``"atan"`` -> ``{"name": "atan"}``, a mapping copied.
+
+    The one rule for every spec (recipe sections, layers, neurons, surrogates): a non-empty
+    name, or a mapping whose ``name`` is one. Anything else is a :class:`ParameterError`
+    ``{at}: ...``.
+    """
+    if isinstance(spec, str) and spec:
         return {"name": spec}
     if isinstance(spec, Mapping):
         name = spec.get("name")
         if not isinstance(name, str) or not name:
             raise ParameterError(f"{at}: missing 'name' — write {{name: ..., ...}} or just the name")
         return dict(spec)
+    shown = type(spec).__name__ if isinstance(spec, (list, tuple, set)) else repr(spec)
     raise ParameterError(
-        f"{at}: expected a component name or a mapping with 'name', got {type(spec).__name__}"
+        f"{at}: expected a component name or a mapping {{name: ..., ...}}, got {shown}"
     )
 
 
@@ -251,8 +256,7 @@ class Registry:
             pass
         known = self.names(kind)
         where = f"{at}: " if at else ""
-        close = difflib.get_close_matches(str(name).lower(), known, n=3, cutoff=0.6)
-        hint = f" — did you mean {_quoted(close)}?" if close else ""
+        hint = did_you_mean(str(name).lower(), known)
         msg = (f"{where}unknown {kind} '{name}'{hint} Known: {', '.join(known) or 'none'}"
                f" (snnkit list {kind})")
         failed = [f"plugin '{p.name}' {p.status}" for p in self.failures]
@@ -279,8 +283,7 @@ class Registry:
                 if component.accepts_extra():
                     coerced[key] = value
                     continue
-                close = difflib.get_close_matches(key, list(accepted), n=3, cutoff=0.6)
-                hint = f" — did you mean {_quoted(close)}?" if close else ""
+                hint = did_you_mean(key, accepted)
                 valid = ", ".join(p.describe() for p in accepted.values()) or "none"
                 raise ParameterError(f"{at}: {kind} '{component.name}' has no parameter '{key}'"
                                      f"{hint} Parameters: {valid}")
@@ -308,11 +311,11 @@ class Registry:
         except SnnkitError:
             raise
         except (ValueError, TypeError) as err:
-            raise ParameterError(f"{at}: {kind} '{component.name}': {_one_line(err)}") from err
+            raise ParameterError(f"{at}: {kind} '{component.name}': {one_line(err)}") from err
         except Exception as err:  # noqa: BLE001 - a plugin's fault, reported with provenance
             raise ComponentBuildError(
                 f"{at}: building {kind} '{component.name}' (plugin '{component.plugin}') failed: "
-                f"{type(err).__name__}: {_one_line(err)}"
+                f"{one_line(err, typed=True)}"
             ) from err
 
 
@@ -367,10 +370,3 @@ def _type_name(annotation: Any) -> str:
         return annotation.__name__
     return str(annotation).replace("typing.", "")
 
-
-def _quoted(names: list[str]) -> str:
-    return " or ".join(f"'{n}'" for n in names)
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
