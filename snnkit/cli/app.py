@@ -142,8 +142,9 @@ def show(kind: Annotated[str, typer.Argument(help="Component kind, e.g. neuron."
 
             plot_surrogate(component.factory, plot)
             typer.echo(f"wrote {plot}", err=True)
-    params = [{"name": p.name, "type": p.type_name, "default": None if p.required else _jsonable(p.default),
-               "required": p.required} for p in component.parameters().values()]
+    params = [{"name": p.name, "type": p.type_name, "range": p.range or None,
+               "default": None if p.required else _jsonable(p.default), "required": p.required}
+              for p in component.parameters().values()]
     info = {**component.as_dict(), "doc": component.doc, "parameters": params,
             "supplied_by_snnkit": sorted(SUPPLIED[component.kind])}
     if as_json:
@@ -152,8 +153,8 @@ def show(kind: Annotated[str, typer.Argument(help="Component kind, e.g. neuron."
     typer.echo(f"{component.kind} '{component.name}' from {component.plugin} {component.version}\n")
     typer.echo(component.doc + "\n")
     _table(["parameter", "type", "default"],
-           [{"parameter": p["name"], "type": p["type"], "default": "(required)" if p["required"]
-             else repr(p["default"])} for p in params])
+           [{"parameter": p["name"], "type": f"{p['type']} {p['range'] or ''}".strip(),
+             "default": "(required)" if p["required"] else repr(p["default"])} for p in params])
     if info["supplied_by_snnkit"]:
         typer.echo(f"\nsupplied by snnkit: {', '.join(info['supplied_by_snnkit'])}")
 
@@ -212,12 +213,15 @@ def plugins(as_json: JsonOpt = False) -> None:
 
 
 def _table(columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """Print ``rows`` as a plain rich table; cells are text, never rich markup (``[int]`` and
+    ``[default]`` stay as written)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(*columns, box=None, pad_edge=False)
     for row in rows:
-        table.add_row(*(str(row.get(c, "")) for c in columns))
+        table.add_row(*(escape(str(row.get(c, ""))) for c in columns))
     Console(width=max(120, Console().width), soft_wrap=False).print(table)
 
 

@@ -1,8 +1,9 @@
 """The component registry: ``(kind, name) -> Component`` with provenance, checks and building.
 
 pluggy fills it (see :mod:`snnkit.plugins.loader`); afterwards it is a plain lookup table. A factory's
-signature is the component's schema: recipe values are checked against it and coerced to its
-type hints before anything is built. Arguments that snnkit supplies itself (``SUPPLIED``) may
+signature is the component's schema: recipe values are coerced to its type hints and checked
+against the ranges it declares (``Annotated[float, Gt(1)]``, see :mod:`snnkit.constraints`)
+before anything is built. Arguments that snnkit supplies itself (``SUPPLIED``) may
 not be set by a recipe.
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from snnkit import constraints
 from snnkit.errors import (
     ComponentBuildError,
     ParameterError,
@@ -81,11 +83,13 @@ _MISSING = object()
 
 @dataclass(frozen=True)
 class Parameter:
-    """One recipe-settable parameter of a factory."""
+    """One recipe-settable parameter of a factory: its type (``annotation``, without the
+    range), default and declared range (``constraints``, e.g. ``(Gt(gt=1),)``)."""
 
     name: str
     annotation: Any
     default: Any = _MISSING
+    constraints: tuple[Any, ...] = ()
 
     @property
     def required(self) -> bool:
@@ -94,6 +98,17 @@ class Parameter:
     @property
     def type_name(self) -> str:
         return _type_name(self.annotation)
+
+    @property
+    def range(self) -> str:
+        """The declared range as text, e.g. ``"> 1"``; ``""`` if none."""
+        return constraints.describe(self.constraints)
+
+    def check(self, value: Any, *, at: str) -> Any:
+        """``value`` coerced to the type, then checked against the range (``ValueError``)."""
+        value = coerce(value, self.annotation, at=at)
+        constraints.check(self.name, value, self.constraints)
+        return value
 
     def describe(self) -> str:
         return self.name if self.required else f"{self.name}={self.default!r}"
@@ -132,10 +147,10 @@ class Component:
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in SUPPLIED[self.kind]:
                 continue
             default = _MISSING if p.default is p.empty else p.default
-            annotation = p.annotation
+            annotation, declared = constraints.split(p.annotation)
             if annotation is p.empty:
                 annotation = type(default) if isinstance(default, (bool, int, float, str)) else Any
-            out[p.name] = Parameter(p.name, annotation, default)
+            out[p.name] = Parameter(p.name, annotation, default, declared)
         return out
 
     def accepts_extra(self) -> bool:
@@ -287,7 +302,10 @@ class Registry:
                 valid = ", ".join(p.describe() for p in accepted.values()) or "none"
                 raise ParameterError(f"{at}: {kind} '{component.name}' has no parameter '{key}'"
                                      f"{hint} Parameters: {valid}")
-            coerced[key] = coerce(value, accepted[key].annotation, at=f"{at}.{key}")
+            try:
+                coerced[key] = accepted[key].check(value, at=f"{at}.{key}")
+            except ValueError as err:  # out of the declared range: as if the factory said so
+                raise ParameterError(f"{at}: {kind} '{component.name}': {err}") from None
         missing = [p.name for p in accepted.values() if p.required and p.name not in coerced]
         if missing:
             raise ParameterError(f"{at}: {kind} '{component.name}' needs '{missing[0]}' — add "
