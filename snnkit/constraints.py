@@ -12,12 +12,14 @@ markers of this module::
 
 One mechanism serves three readers: the registry checks recipe values against the declaration
 (:func:`check`), ``snnkit show`` prints it (:func:`describe`: ``float > 1``), and constructors
-called from Python check their arguments with :func:`check_arguments`. Every violation reads
+called from Python check their arguments with :func:`check_arguments` (plain functions with
+the :func:`checked` decorator). Every violation reads
 ``NAME must be OP BOUND (WHY), got VALUE`` (a ``ValueError``); NaN fails every bound.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import operator
@@ -25,11 +27,13 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from annotated_types import Ge, Gt, Le, Lt
 
-__all__ = ["FINITE", "Finite", "Why", "check", "check_arguments", "describe", "split"]
+__all__ = ["FINITE", "Finite", "Why", "check", "check_arguments", "checked", "describe", "split"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -141,3 +145,18 @@ def _convert(value: Any, base: Any) -> Any:
     if options == (bool,):
         return bool(value)
     return value
+
+
+def checked(function: _F) -> _F:
+    """``function`` checking its declared ranges on every call (``ValueError`` as in
+    :func:`check`): how a factory that is a plain function validates direct calls. Its
+    signature, name and docstring stay those of ``function`` (the registry reads them)."""
+    signature = inspect.signature(function)
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        check_arguments(function, bound.arguments)
+        return function(*args, **kwargs)
+
+    return typing.cast(_F, call)

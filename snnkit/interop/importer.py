@@ -35,8 +35,8 @@ def load(path: str | Path, *, dt: float | None = None) -> nn.Module:
     try:
         graph = _nir().read(path)
     except (OSError, ValueError, KeyError, AssertionError) as err:
-        raise SnnkitError(f"{path}: not a readable NIR file ({one_line(err, 200, typed=True)}) — write it with nir.write or snnkit export"
-                          ) from None
+        raise SnnkitError(f"{path}: not a readable NIR file ({one_line(err, 200, typed=True)})"
+                          " — write it with nir.write or snnkit export") from None
     return import_nir(graph, dt=dt)
 
 
