@@ -82,7 +82,8 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None, *,
     out.mkdir(parents=True, exist_ok=True)
     paths = [_plot_curves(rows, out / CURVES_FILE), _plot_rates(rows, out / FIRING_RATES_FILE)]
     trace = sample_trace(run_dir, sample)
-    paths += [_plot_output(trace, out / OUTPUT_SPIKES_FILE), _plot_membrane(trace, out / MEMBRANE_FILE)]
+    paths += [_plot_output(trace, out / OUTPUT_SPIKES_FILE),
+              _plot_membrane(trace, out / MEMBRANE_FILE)]
     return paths
 
 

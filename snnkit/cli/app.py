@@ -25,7 +25,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe file (YAML), e.g. recipes/lif_mnist.yaml.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option(
     "--set", help="Override a recipe value: --set train.epochs=1 (value parsed as YAML).")]
-DeviceOpt = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or cuda:N (overrides train.device).")]
+DeviceOpt = Annotated[Optional[str], typer.Option(
+    help="auto, cpu, cuda or cuda:N (overrides train.device).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -54,8 +55,10 @@ def reported_errors() -> Iterator[None]:
 @app.command()
 def run(recipe: Annotated[Optional[Path], typer.Argument(help="Recipe file (YAML).")] = None,
         overrides: SetOpt = None, device: DeviceOpt = None,
-        out: Annotated[Optional[Path], typer.Option(help="Run folder to create (must be new).")] = None,
-        resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from last.pt.")] = None,
+        out: Annotated[Optional[Path], typer.Option(
+            help="Run folder to create (must be new).")] = None,
+        resume: Annotated[Optional[Path], typer.Option(
+            help="Continue the run in this folder from last.pt.")] = None,
         quiet: Annotated[bool, typer.Option(help="Print only the final lines.")] = False) -> None:
     """Validate, train and evaluate a recipe; write a run folder with metrics and checkpoints."""
     from snnkit.engine.trainer import Interrupted
@@ -107,8 +110,10 @@ def eval_checkpoint(path: Annotated[Path, typer.Argument(help="Run folder or che
 
 @app.command("list")
 def list_components(kind: Annotated[Optional[str], typer.Argument(
-                        help="neuron, surrogate, encoder, loss, layer, model, optimizer, scheduler or dataset.")] = None,
-                    pattern: Annotated[str, typer.Option(help="Glob on names, e.g. 'piecewise*'.")] = "*",
+                        help="neuron, surrogate, encoder, loss, layer, model, optimizer, "
+                             "scheduler or dataset.")] = None,
+                    pattern: Annotated[str, typer.Option(
+                        help="Glob on names, e.g. 'piecewise*'.")] = "*",
                     as_json: JsonOpt = False) -> None:
     """List registered components and the plugin each came from."""
     from snnkit.plugins.loader import get_registry
@@ -127,7 +132,8 @@ def show(kind: Annotated[str, typer.Argument(help="Component kind, e.g. neuron."
          name: Annotated[str, typer.Argument(help="Component name, e.g. lif.")],
          as_json: JsonOpt = False,
          plot: Annotated[Optional[Path], typer.Option(
-             help="Surrogates only: also draw g(x) and g'(x) for several shape values into this PNG.")] = None) -> None:
+             help="Surrogates only: also draw g(x) and g'(x) for several shape values into "
+                  "this PNG.")] = None) -> None:
     """Show a component's documentation, parameters (types, defaults) and plugin."""
     from snnkit.plugins.loader import get_registry
     from snnkit.plugins.registry import SUPPLIED, Kind
@@ -161,12 +167,16 @@ def show(kind: Annotated[str, typer.Argument(help="Component kind, e.g. neuron."
 
 @app.command()
 def export(source: Annotated[Path, typer.Argument(help="Run folder or checkpoint (.pt).")],
-           output: Annotated[Path, typer.Option("-o", "--output", help="File to write, e.g. model.nir.")],
+           output: Annotated[Path, typer.Option("-o", "--output",
+                                                help="File to write, e.g. model.nir.")],
            fmt: Annotated[str, typer.Option("--format", help="Export format (nir).")] = "nir",
-           dt: Annotated[float, typer.Option(help="Duration of one time step in NIR's time unit.")] = 1.0,
+           dt: Annotated[float, typer.Option(
+               help="Duration of one time step in NIR's time unit.")] = 1.0,
            input_shape: Annotated[Optional[str], typer.Option(
-               help="One sample's shape per step, e.g. 1,28,28 (default: from the recipe's dataset).")] = None,
-           strict: Annotated[bool, typer.Option(help="Refuse lossy mappings instead of warning.")] = False) -> None:
+               help="One sample's shape per step, e.g. 1,28,28 (default: from the recipe's "
+                    "dataset).")] = None,
+           strict: Annotated[bool, typer.Option(
+               help="Refuse lossy mappings instead of warning.")] = False) -> None:
     """Export a trained model to NIR (the neuromorphic intermediate representation)."""
     from snnkit.interop import save
 
@@ -178,7 +188,8 @@ def export(source: Annotated[Path, typer.Argument(help="Run folder or checkpoint
             try:
                 shape = [int(d) for d in input_shape.replace("x", ",").split(",") if d.strip()]
             except ValueError:
-                raise SnnkitError(f"--input-shape: expected sizes like 1,28,28, got '{input_shape}'") from None
+                raise SnnkitError(f"--input-shape: expected sizes like 1,28,28, "
+                                  f"got '{input_shape}'") from None
         path, warnings = save(source, output, input_shape=shape, dt=dt, strict=strict)
     for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
@@ -189,7 +200,8 @@ def export(source: Annotated[Path, typer.Argument(help="Run folder or checkpoint
 def plot_run(run_dir: Annotated[Path, typer.Argument(help="Run folder written by snnkit run.")],
              out: Annotated[Optional[Path], typer.Option(
                  help="Folder for the PNG files (default: the run folder).")] = None,
-             sample: Annotated[int, typer.Option(help="Test-set index of the sample to trace.")] = 0) -> None:
+             sample: Annotated[int, typer.Option(
+                 help="Test-set index of the sample to trace.")] = 0) -> None:
     """Plot a run: learning curves, firing rates, output spikes and a membrane trace (PNG)."""
     from snnkit.plots import plot_run as plot
 
@@ -209,7 +221,8 @@ def plugins(as_json: JsonOpt = False) -> None:
         typer.echo(json.dumps(rows, indent=2))
         return
     _table(["name", "version", "hooks", "status"],
-           [{**r, "hooks": ", ".join(h.removeprefix("register_") for h in r["hooks"])} for r in rows])
+           [{**r, "hooks": ", ".join(h.removeprefix("register_") for h in r["hooks"])}
+            for r in rows])
 
 
 def _table(columns: list[str], rows: list[dict[str, Any]]) -> None:

@@ -16,8 +16,8 @@ Conventions (the same everywhere in snnkit):
   other use of S, e.g. threshold adaptation) keeps its gradient.
 - A step function ``<neuron>_step(state, x, *, params..., surrogate) -> (out, new_state)``
   composes charge, fire and reset for one time step. It is the single source of truth used by
-  both step modes of :mod:`snnkit.components.neurons`. States are NamedTuples whose first field is the
-  membrane potential ``v`` (the value after reset, V(t)).
+  both step modes of :mod:`snnkit.components.neurons`. States are NamedTuples whose first field
+  is the membrane potential ``v`` (the value after reset, V(t)).
 
 Everything here is a pure function of its arguments except :func:`reset_net` and
 :func:`set_step_mode`, which walk a model and act on its neuron modules.

@@ -1,4 +1,5 @@
-"""Neuron modules: thin ``nn.Module`` shells around the step functions of :mod:`snnkit.components.functional`.
+"""Neuron modules: thin ``nn.Module`` shells around the step functions of
+:mod:`snnkit.components.functional`.
 
 Each neuron names its pure step function (``step_fn``) and declares its parameters once, in
 its ``__init__`` signature: every argument after ``surrogate`` is keyword-only, and value ranges
@@ -219,7 +220,8 @@ class SpikingNeuron(BaseNeuron):
         if v_reset is not None and not v_threshold > v_reset:
             raise ValueError(
                 "v_threshold must be > v_reset under hard reset, got "
-                f"v_threshold={v_threshold!r}, v_reset={v_reset!r} (set v_reset: null for soft reset)"
+                f"v_threshold={v_threshold!r}, v_reset={v_reset!r} "
+                "(set v_reset: null for soft reset)"
             )
         super().__init__(kernel=kernel, step_mode=step_mode, record_v=record_v, **params,
                          **common)

@@ -59,7 +59,8 @@ def sgd(params: Iterable[torch.nn.Parameter], lr: Positive = 0.1, momentum: floa
 
 @checked
 def rmsprop(params: Iterable[torch.nn.Parameter], lr: Positive = 1e-2, alpha: float = 0.99,
-            eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0) -> torch.optim.Optimizer:
+            eps: float = 1e-8, weight_decay: float = 0.0,
+            momentum: float = 0.0) -> torch.optim.Optimizer:
     """RMSprop (Tieleman & Hinton 2012)."""
     return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                momentum=momentum)

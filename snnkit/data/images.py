@@ -138,7 +138,8 @@ def _fetch_missing(name: str, root: Path, folder: Path, missing: list[str], down
         with contextlib.redirect_stdout(sys.stderr):  # keep torchvision's chatter off stdout
             fetch()
     except ImportError:
-        raise DataError(f"{base}; cannot download them: torchvision is not installed — {fix}") from None
+        raise DataError(
+            f"{base}; cannot download them: torchvision is not installed — {fix}") from None
     except Exception as err:  # noqa: BLE001 - any torchvision/network failure becomes one message
         reason = f"{type(err).__name__}: {one_line(err, 160)}"
         raise DataError(f"{base}; download failed ({reason}) — {fix}") from None
@@ -180,7 +181,8 @@ def _read_idx(path: Path, ndim: int, name: str) -> Tensor:
         raise DataError(f"{where} is truncated ({len(data)} bytes, no IDX header) — {_FIX_CORRUPT}")
     magic = struct.unpack(">I", data[:4])[0]
     if magic != 0x0800 + ndim:
-        raise DataError(f"{where} has a wrong magic number 0x{magic:08x} (expected 0x{0x800 + ndim:08x}:"
+        raise DataError(f"{where} has a wrong magic number 0x{magic:08x} "
+                        f"(expected 0x{0x800 + ndim:08x}:"
                         f" an IDX file of {ndim}-d unsigned bytes) — {_FIX_CORRUPT}")
     if len(data) < header:
         raise DataError(f"{where} is truncated ({len(data)} bytes, the header alone is {header}) — "
@@ -238,8 +240,8 @@ def _load_idx_set(spec: _IdxSet, train: bool, root: str | None, download: bool) 
     images = _read_idx(image_path, 3, spec.name)
     labels = _read_idx(label_path, 1, spec.name)
     if images.shape[1:] != (28, 28):
-        raise DataError(f"dataset {spec.name}: {image_path} holds {images.shape[1]}x{images.shape[2]} "
-                        f"images, expected 28x28 — {_FIX_CORRUPT}")
+        raise DataError(f"dataset {spec.name}: {image_path} holds "
+                        f"{images.shape[1]}x{images.shape[2]} images, expected 28x28 — {_FIX_CORRUPT}")
     if labels.shape[0] != images.shape[0]:
         raise DataError(f"dataset {spec.name}: {label_path} has {labels.shape[0]} labels but "
                         f"{image_path} has {images.shape[0]} images — replace the mismatched file")
@@ -249,8 +251,8 @@ def _load_idx_set(spec: _IdxSet, train: bool, root: str | None, download: bool) 
 
 def _check_labels(labels: Tensor, num_classes: int, path: Path, name: str) -> None:
     if labels.numel() and int(labels.max()) >= num_classes:
-        raise DataError(f"dataset {name}: {path} has label {int(labels.max())}, but labels must be in "
-                        f"0..{num_classes - 1} — {_FIX_CORRUPT}")
+        raise DataError(f"dataset {name}: {path} has label {int(labels.max())}, but labels "
+                        f"must be in 0..{num_classes - 1} — {_FIX_CORRUPT}")
 
 
 def mnist(train: bool, root: str | None = None, download: bool = True) -> InMemoryDataset:
@@ -323,14 +325,16 @@ def _read_cifar_batch(path: Path, name: str) -> tuple[Tensor, Tensor]:
         raise DataError(f"{where} is not a CIFAR-10 python batch (no dict inside) — {_FIX_CORRUPT}")
     data = batch.get(b"data", batch.get("data"))
     labels = batch.get(b"labels", batch.get("labels"))
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+    if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
+            or data.shape[1] != 3072):
         shape = getattr(data, "shape", None)
         raise DataError(f"{where} has no uint8 'data' array of shape [N, 3072] (found "
                         f"{type(data).__name__} {shape}) — {_FIX_CORRUPT}")
     try:
         targets = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     except (TypeError, ValueError) as err:
-        raise DataError(f"{where} has unreadable 'labels' ({one_line(err, 160)}) — {_FIX_CORRUPT}") from None
+        raise DataError(
+            f"{where} has unreadable 'labels' ({one_line(err, 160)}) — {_FIX_CORRUPT}") from None
     if targets.dim() != 1 or targets.shape[0] != data.shape[0]:
         raise DataError(f"{where} has {targets.numel()} labels but {data.shape[0]} images — "
                         f"{_FIX_CORRUPT}")
@@ -395,7 +399,8 @@ def synthetic(train: bool, num_samples: int = 256, shape: tuple[int, ...] = (1, 
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     prototypes = torch.rand((num_classes, *dims), generator=torch.Generator().manual_seed(seed))
-    split_seed = int(np.random.SeedSequence([seed, 1 if train else 2]).generate_state(1, np.uint64)[0])
+    sequence = np.random.SeedSequence([seed, 1 if train else 2])
+    split_seed = int(sequence.generate_state(1, np.uint64)[0])
     g = torch.Generator().manual_seed(split_seed)
     targets = torch.randint(num_classes, (num_samples,), generator=g)
     noise = torch.randn((num_samples, *dims), generator=g)

@@ -36,7 +36,8 @@ def export_nir(model: nn.Module, input_shape: Sequence[int], *, dt: float = 1.0,
     nir = _nir()
     dt = float(dt)
     if not (math.isfinite(dt) and dt > 0):
-        raise SnnkitError(f"export: dt must be a finite number > 0 (one step's duration), got {dt!r}")
+        raise SnnkitError(
+            f"export: dt must be a finite number > 0 (one step's duration), got {dt!r}")
     stages = _stages(model)
     shapes = _trace_shapes(stages, tuple(int(d) for d in input_shape))
     out = _Exporter(nir, dt, strict)
@@ -137,7 +138,8 @@ def _dtype_of(module: nn.Module, default: torch.dtype) -> torch.dtype:
 def save(source: nn.Module | str | Path, out: str | Path, *,
          input_shape: Sequence[int] | None = None, dt: float = 1.0,
          strict: bool = False) -> tuple[Path, list[str]]:
-    """Export a model, a checkpoint (``.pt``) or a run folder to a NIR file; return (path, warnings).
+    """Export a model, a checkpoint (``.pt``) or a run folder to a NIR file; return
+    ``(path, warnings)``.
 
     For a checkpoint or run folder the model is rebuilt from the saved recipe and weights, and
     ``input_shape`` defaults to the recipe's dataset's sample shape (building that dataset).

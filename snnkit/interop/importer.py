@@ -111,7 +111,8 @@ def _uniform(where: str, field: str, value: Any) -> float:
         raise SnnkitError(f"{where}: {field} is empty")
     first = float(arr.reshape(-1)[0])
     if not np.all(arr == first):
-        raise SnnkitError(f"{where}: {field} varies across neurons ({arr.min():g} … {arr.max():g}); "
+        raise SnnkitError(f"{where}: {field} varies across neurons "
+                          f"({arr.min():g} … {arr.max():g}); "
                           "snnkit neurons hold one value per layer — make it uniform")
     return first
 
@@ -142,7 +143,8 @@ def _module_for(nir: Any, name: str, node: Any, nxt: Any, dt: float) -> tuple[nn
         if isinstance(node, (nir.Affine, nir.Linear)):
             weight = _tensor(node.weight)
             if weight.dim() != 2:
-                raise SnnkitError(f"{where}: weight must be 2-D [out, in], got {list(weight.shape)}")
+                raise SnnkitError(
+                    f"{where}: weight must be 2-D [out, in], got {list(weight.shape)}")
             has_bias = isinstance(node, nir.Affine)
             layer = L.Linear(weight.shape[1], weight.shape[0], bias=has_bias)
             with torch.no_grad():

@@ -1,10 +1,10 @@
 """The component registry: ``(kind, name) -> Component`` with provenance, checks and building.
 
-pluggy fills it (see :mod:`snnkit.plugins.loader`); afterwards it is a plain lookup table. A factory's
-signature is the component's schema: recipe values are coerced to its type hints and checked
-against the ranges it declares (``Annotated[float, Gt(1)]``, see :mod:`snnkit.constraints`)
-before anything is built. Arguments that snnkit supplies itself (``SUPPLIED``) may
-not be set by a recipe.
+pluggy fills it (see :mod:`snnkit.plugins.loader`); afterwards it is a plain lookup table.
+A factory's signature is the component's schema: recipe values are coerced to its type hints
+and checked against the ranges it declares (``Annotated[float, Gt(1)]``, see
+:mod:`snnkit.constraints`) before anything is built. Arguments that snnkit supplies itself
+(``SUPPLIED``) may not be set by a recipe.
 """
 
 from __future__ import annotations
@@ -192,7 +192,8 @@ def normalize_spec(spec: Any, *, at: str) -> dict[str, Any]:
     if isinstance(spec, Mapping):
         name = spec.get("name")
         if not isinstance(name, str) or not name:
-            raise ParameterError(f"{at}: missing 'name' — write {{name: ..., ...}} or just the name")
+            raise ParameterError(
+                f"{at}: missing 'name' — write {{name: ..., ...}} or just the name")
         return dict(spec)
     shown = type(spec).__name__ if isinstance(spec, (list, tuple, set)) else repr(spec)
     raise ParameterError(
@@ -280,7 +281,8 @@ class Registry:
         raise UnknownComponentError(msg)
 
     # -- checking and building ---------------------------------------------------------------
-    def check(self, kind: Kind | str, spec: Any, *, at: str | None = None) -> tuple[Component, dict[str, Any]]:
+    def check(self, kind: Kind | str, spec: Any, *,
+              at: str | None = None) -> tuple[Component, dict[str, Any]]:
         """Resolve ``spec`` and return the component with its coerced parameters; builds nothing."""
         kind = Kind.parse(kind)
         at = at or str(kind)
@@ -291,7 +293,8 @@ class Registry:
         supplied = SUPPLIED[kind] & set(params)
         if supplied:
             key = sorted(supplied)[0]
-            raise ParameterError(f"{at}.{key}: '{key}' is supplied by snnkit; remove it from the recipe")
+            raise ParameterError(
+                f"{at}.{key}: '{key}' is supplied by snnkit; remove it from the recipe")
         coerced: dict[str, Any] = {}
         for key, value in params.items():
             if key not in accepted:
@@ -371,7 +374,8 @@ def _adapter(annotation: Any) -> Any:
     import pydantic
 
     try:
-        adapter = pydantic.TypeAdapter(annotation, config=pydantic.ConfigDict(arbitrary_types_allowed=True))
+        config = pydantic.ConfigDict(arbitrary_types_allowed=True)
+        adapter = pydantic.TypeAdapter(annotation, config=config)
     except Exception:  # noqa: BLE001 - types pydantic cannot model are not coerced
         adapter = None
     try:

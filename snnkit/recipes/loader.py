@@ -63,7 +63,8 @@ def _no_bool(value: Any) -> Any:
 
 
 class TrainSettings(BaseModel):
-    """How to train: ``epochs``, ``batch_size``, ``device`` and the rest (README: Recipe reference)."""
+    """How to train: ``epochs``, ``batch_size``, ``device`` and the rest (README: Recipe
+    reference)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     epochs: int = Field(1, gt=0)
@@ -130,7 +131,8 @@ class Recipe(BaseModel):
         return self.model_dump(mode="json", exclude_none=False)
 
 
-def load_recipe(source: str | Path | Mapping[str, Any], overrides: list[str] | None = None) -> Recipe:
+def load_recipe(source: str | Path | Mapping[str, Any],
+                overrides: list[str] | None = None) -> Recipe:
     """Read, override and validate a recipe from a YAML path or a mapping."""
     if isinstance(source, Mapping):
         raw, where, base = copy.deepcopy(dict(source)), "recipe", Path.cwd()
@@ -200,12 +202,14 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         pos = _position(path, getattr(err, "problem_mark", None))
         problem = getattr(err, "problem", None) or one_line(err)
-        raise RecipeError(f"{pos}: invalid YAML: {problem} — fix the syntax at that position") from None
+        raise RecipeError(f"{pos}: invalid YAML: {problem} — fix the syntax at that "
+                          "position") from None
     if data is None:
         raise RecipeError(f"{path}: the recipe is empty — start from recipes/lif_mnist.yaml")
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe must be a mapping of sections (seed, dataset, model, "
-                          f"...), got {_a(type(data).__name__)} — start from recipes/lif_mnist.yaml")
+                          f"...), got {_a(type(data).__name__)} — start from "
+                          "recipes/lif_mnist.yaml")
     return data
 
 
