@@ -36,9 +36,9 @@ from snnkit.components.surrogates import Sigmoid, Surrogate
 from snnkit.constraints import FINITE, Why, check_arguments
 
 
-#: Declared parameter types: the range of each, and why it holds.
-Finite = Annotated[float, FINITE]
-FiniteOrNone = Annotated[float | None, FINITE]
+#: Declared parameter types: the range of each, and why it holds (Real: a finite float).
+Real = Annotated[float, FINITE]
+RealOrNone = Annotated[float | None, FINITE]
 Tau = Annotated[float, Gt(1), Why("the charge equation divides by tau; tau <= 1 overshoots")]
 TauMem = Annotated[float, Gt(1), Why("the charge equation divides by tau_mem; "
                                      "tau_mem <= 1 overshoots")]
@@ -209,8 +209,8 @@ class SpikingNeuron(BaseNeuron):
     Under hard reset (``v_reset`` a number) ``v_threshold > v_reset`` must hold.
     """
 
-    def __init__(self, surrogate: Surrogate | None = None, *, v_threshold: Finite = 1.0,
-                 v_reset: FiniteOrNone = 0.0, detach_reset: bool = False, kernel: str = "auto",
+    def __init__(self, surrogate: Surrogate | None = None, *, v_threshold: Real = 1.0,
+                 v_reset: RealOrNone = 0.0, detach_reset: bool = False, kernel: str = "auto",
                  step_mode: str = "m", record_v: bool = False, **params: Any) -> None:
         if surrogate is not None and not callable(surrogate):
             raise TypeError(f"surrogate must be a Surrogate module, got {type(surrogate).__name__}")
@@ -243,8 +243,8 @@ class IF(SpikingNeuron):
 
     step_fn = staticmethod(F.if_step)
 
-    def __init__(self, surrogate: Surrogate | None = None, *, v_threshold: Finite = 1.0,
-                 v_reset: FiniteOrNone = 0.0, detach_reset: bool = False,
+    def __init__(self, surrogate: Surrogate | None = None, *, v_threshold: Real = 1.0,
+                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
                  kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
         super().__init__(**_arguments(locals()))
 
@@ -260,8 +260,8 @@ class LIF(SpikingNeuron):
     step_fn = staticmethod(F.lif_step)
 
     def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0,
-                 decay_input: bool = True, v_threshold: Finite = 1.0,
-                 v_reset: FiniteOrNone = 0.0, detach_reset: bool = False,
+                 decay_input: bool = True, v_threshold: Real = 1.0,
+                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
                  kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
         super().__init__(**_arguments(locals()))
 
@@ -277,8 +277,8 @@ class PLIF(SpikingNeuron):
     step_fn = staticmethod(F.plif_step)
 
     def __init__(self, surrogate: Surrogate | None = None, *, init_tau: InitTau = 2.0,
-                 decay_input: bool = True, v_threshold: Finite = 1.0,
-                 v_reset: FiniteOrNone = 0.0, detach_reset: bool = False,
+                 decay_input: bool = True, v_threshold: Real = 1.0,
+                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
                  kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
         super().__init__(**_arguments(locals()))
         self.w = nn.Parameter(torch.tensor(F.plif_init_w(self.init_tau)))
@@ -301,9 +301,9 @@ class QIF(SpikingNeuron):
 
     step_fn = staticmethod(F.qif_step)
 
-    def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0, v_c: Finite = 0.8,
-                 a0: A0 = 1.0, v_rest: Finite = 0.0, v_threshold: Finite = 1.0,
-                 v_reset: FiniteOrNone = 0.0, detach_reset: bool = False,
+    def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0, v_c: Real = 0.8,
+                 a0: A0 = 1.0, v_rest: Real = 0.0, v_threshold: Real = 1.0,
+                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
                  kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
         super().__init__(**_arguments(locals()))
         if not self.v_c > self.v_rest:
@@ -323,8 +323,8 @@ class EIF(SpikingNeuron):
     step_fn = staticmethod(F.eif_step)
 
     def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0,
-                 delta_t: DeltaT = 1.0, theta_rh: Finite = 0.8, v_rest: Finite = 0.0,
-                 v_threshold: Finite = 1.0, v_reset: FiniteOrNone = 0.0,
+                 delta_t: DeltaT = 1.0, theta_rh: Real = 0.8, v_rest: Real = 0.0,
+                 v_threshold: Real = 1.0, v_reset: RealOrNone = 0.0,
                  detach_reset: bool = False, kernel: str = "auto", step_mode: str = "m",
                  record_v: bool = False) -> None:
         super().__init__(**_arguments(locals()))
@@ -343,9 +343,9 @@ class Izhikevich(SpikingNeuron):
     step_fn = staticmethod(F.izhikevich_step)
 
     def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0,
-                 tau_w: TauW = 10.0, a: Finite = 1.0, b: Finite = 0.1, a0: A0 = 1.0,
-                 v_c: Finite = 0.8, v_rest: Finite = 0.0, v_threshold: Finite = 1.0,
-                 v_reset: FiniteOrNone = 0.0, detach_reset: bool = False,
+                 tau_w: TauW = 10.0, a: Real = 1.0, b: Real = 0.1, a0: A0 = 1.0,
+                 v_c: Real = 0.8, v_rest: Real = 0.0, v_threshold: Real = 1.0,
+                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
                  kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
         super().__init__(**_arguments(locals()))
 
@@ -366,7 +366,7 @@ class ALIF(SpikingNeuron):
 
     def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0,
                  tau_adapt: TauAdapt = 20.0, beta: Beta = 0.2, decay_input: bool = True,
-                 v_threshold: Finite = 1.0, v_reset: FiniteOrNone = 0.0,
+                 v_threshold: Real = 1.0, v_reset: RealOrNone = 0.0,
                  detach_reset: bool = False, kernel: str = "auto", step_mode: str = "m",
                  record_v: bool = False) -> None:
         super().__init__(**_arguments(locals()))
@@ -391,8 +391,8 @@ class CubaLIF(SpikingNeuron):
     step_fn = staticmethod(F.cuba_lif_step)
 
     def __init__(self, surrogate: Surrogate | None = None, *, tau_syn: TauSyn = 5.0,
-                 tau_mem: TauMem = 2.0, v_threshold: Finite = 1.0,
-                 v_reset: FiniteOrNone = 0.0, detach_reset: bool = False,
+                 tau_mem: TauMem = 2.0, v_threshold: Real = 1.0,
+                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
                  kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
         super().__init__(**_arguments(locals()))
 
