@@ -7,6 +7,9 @@ and keep their tracebacks.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class SnnkitError(Exception):
     """A problem caused by the user's input; its message is one line: ``where: what — fix``."""
@@ -53,3 +56,34 @@ class TrainingError(SnnkitError):
     """Training failed (e.g. the loss became NaN); the last good checkpoint is kept."""
 
     exit_code = 1
+
+
+# -- message pieces shared by every error site ------------------------------------------------
+def one_line(err: BaseException, limit: int | None = None, *, first_line: bool = False,
+             typed: bool = False) -> str:
+    """The message of ``err`` fit for one line of an error message.
+
+    Whitespace runs (newlines included) collapse to one space; with ``first_line`` only the
+    first line is kept instead. A message longer than ``limit`` is cut to ``limit`` characters,
+    the last one ``…``. An empty message reads as the exception's class name; with ``typed``
+    the class name prefixes the text: ``ValueError: bad value``.
+    """
+    text = str(err).strip()
+    text = (text.splitlines() or [""])[0] if first_line else " ".join(text.split())
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    name = type(err).__name__
+    if not text:
+        return name
+    return f"{name}: {text}" if typed else text
+
+
+def close_matches(word: object, choices: Iterable[str], n: int = 3) -> list[str]:
+    """Up to ``n`` of ``choices`` that look like ``word`` (difflib ratio >= 0.6), best first."""
+    return difflib.get_close_matches(str(word), list(choices), n=n, cutoff=0.6)
+
+
+def did_you_mean(word: object, choices: Iterable[str], n: int = 3) -> str:
+    """``" — did you mean 'a' or 'b'?"`` for the close matches of ``word``; ``""`` if none."""
+    close = close_matches(word, choices, n)
+    return f" — did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

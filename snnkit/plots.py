@@ -82,7 +82,8 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None, *,
     out.mkdir(parents=True, exist_ok=True)
     paths = [_plot_curves(rows, out / CURVES_FILE), _plot_rates(rows, out / FIRING_RATES_FILE)]
     trace = sample_trace(run_dir, sample)
-    paths += [_plot_output(trace, out / OUTPUT_SPIKES_FILE), _plot_membrane(trace, out / MEMBRANE_FILE)]
+    paths += [_plot_output(trace, out / OUTPUT_SPIKES_FILE),
+              _plot_membrane(trace, out / MEMBRANE_FILE)]
     return paths
 
 
@@ -131,7 +132,7 @@ def sample_trace(run_dir: str | Path, sample: int = 0) -> dict[str, Any]:
     """
     from snnkit.assembly.assemble import assemble
     from snnkit.engine.checkpoint import load_checkpoint
-    from snnkit.engine.time_loop import predict
+    from snnkit.engine.time_loop import forward_batch, predict
     from snnkit.components.functional import reset_net
     from snnkit.components.neurons import BaseNeuron, SpikingNeuron
     from snnkit.plugins.loader import get_registry
@@ -158,19 +159,19 @@ def sample_trace(run_dir: str | Path, sample: int = 0) -> dict[str, Any]:
     x = exp.test_data.inputs[sample:sample + 1]
     label = int(exp.test_data.targets[sample])
     torch.manual_seed(recipe.seed)
+    recorded: list[torch.Tensor | None] = [None]  # the trace so far, kept before the reset
+    hook = neuron.register_forward_hook(lambda module, _i, _o: recorded.__setitem__(
+        0, module.v_seq))
     neuron.record_v = True
     try:
         with torch.no_grad():
-            seq = exp.encoder(x)
-            if getattr(exp.model, "step_mode", "m") == "s":
-                out = torch.stack([exp.model(seq[t]) for t in range(seq.shape[0])])
-            else:
-                out = exp.model(seq)
-            v = neuron.v_seq
+            out = forward_batch(exp, x)  # the time loop of training, in the model's step mode
             predicted = int(predict(exp.loss, out)[0])
     finally:
+        hook.remove()
         neuron.record_v = False
         reset_net(exp.model)
+    v = recorded[0]
     if v is None:  # pragma: no cover - every BaseNeuron records when record_v is set
         raise SnnkitError(f"plot: the output neuron {type(neuron).__name__} recorded no voltage")
     spiking = isinstance(neuron, SpikingNeuron)

@@ -105,7 +105,7 @@ def test_sphinx_roles_become_optional_autorefs_or_code() -> None:
     )
     out = roles.rewrite(text, pkg, obj)
     assert (
-        '<autoref identifier="snnkit.kernels.reference_only" optional>'
+        '<autoref identifier="snnkit.kernels.switches.reference_only" optional>'
         "<code>reference_only</code></autoref>"
     ) in out
     assert (

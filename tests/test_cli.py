@@ -60,6 +60,27 @@ def test_show_gives_parameters_types_defaults_and_supplied() -> None:
     assert "tau" in text and "supplied by snnkit: surrogate" in text
 
 
+def test_show_prints_declared_ranges() -> None:
+    info = json.loads(runner.invoke(app, ["show", "neuron", "lif", "--json"]).stdout)
+    params = {p["name"]: p for p in info["parameters"]}
+    assert params["tau"]["range"] == "> 1" and params["decay_input"]["range"] is None
+    text = runner.invoke(app, ["show", "neuron", "lif"]).stdout
+    tau_row = next(line for line in text.splitlines() if line.startswith("tau "))
+    assert tau_row.split() == ["tau", "float", ">", "1", "2.0"]
+
+
+def test_tables_print_square_brackets_as_written() -> None:
+    """Summaries and types are text, not rich markup: ``[h, w]`` must not vanish."""
+    wide = {"COLUMNS": "200"}
+    listed = runner.invoke(app, ["list", "layer"], env=wide).stdout
+    conv = next(line for line in listed.splitlines() if " conv2d " in line)
+    assert "sizes int or [h, w]" in conv
+    pool = next(line for line in listed.splitlines() if "adaptive_avgpool2d" in line)
+    assert "(int or [h, w])" in pool
+    shown = runner.invoke(app, ["show", "layer", "conv2d"], env=wide).stdout
+    assert "int | tuple[int, int]" in shown and "[C_in, H, W]" in shown
+
+
 def test_plugins_json_lists_the_builtins() -> None:
     rows = json.loads(runner.invoke(app, ["plugins", "--json"]).stdout)
     builtin = next(r for r in rows if r["name"] == "snnkit")

@@ -263,10 +263,7 @@ def test_neuron_subclasses_keep_or_lose_the_fused_kernel() -> None:
 
     class PluginIF(SpikingNeuron):
         step_fn = staticmethod(F.if_step)
-        kernel_charge = ChargeMode.IF
-
-        def step_kwargs(self):
-            return self._common_kwargs()
+        kernel_charge = ChargeMode.IF  # step_kwargs() is derived from step_fn's arguments
 
     assert "cpp" in kernels.kernel_names(Tuned) and form_of(Tuned()) is not None
     assert kernels.kernel_names(Swapped) == ("auto", "reference")

@@ -500,3 +500,28 @@ def test_builtin_neurons_table() -> None:
 def test_extra_repr_shows_parameters() -> None:
     text = repr(N.LIF(tau=3.0, v_reset=None))
     assert "tau=3.0" in text and "v_reset=None" in text and "step_mode='m'" in text
+
+
+def test_arguments_after_surrogate_are_keyword_only() -> None:
+    import inspect
+
+    for _, cls in BUILTIN_NEURONS:
+        params = list(inspect.signature(cls).parameters.values())
+        assert params[0].name == "surrogate"
+        assert all(p.kind is p.KEYWORD_ONLY for p in params[1:]), cls
+    with pytest.raises(TypeError):
+        N.LIF(None, 3.0)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in BUILTIN_NEURONS])
+def test_step_kwargs_and_repr_are_derived_from_the_signatures(cls: type[N.BaseNeuron]) -> None:
+    import inspect
+
+    neuron = cls()
+    step_names = [p.name for p in inspect.signature(cls.step_fn).parameters.values()
+                  if p.kind is p.KEYWORD_ONLY]
+    assert list(neuron.step_kwargs()) == step_names
+    declared = [p for p in inspect.signature(cls).parameters
+                if p not in ("surrogate", "kernel", "step_mode", "record_v")]
+    text = neuron.extra_repr()
+    assert [field.split("=")[0] for field in text.split(", ")][:len(declared)] == declared

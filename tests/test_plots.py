@@ -72,6 +72,24 @@ def test_sample_trace_records_the_output_neuron(run_dir: Path) -> None:
         sample_trace(run_dir, 32)
 
 
+def test_sample_trace_of_a_single_step_model_matches_multi_step(run_dir: Path,
+                                                               tmp_path: Path) -> None:
+    """The trace runs through the engine's time loop in either step mode, with equal results."""
+    import shutil
+
+    single = tmp_path / "single"
+    shutil.copytree(run_dir, single)
+    for name in ("best.pt", "last.pt"):
+        if (single / name).exists():
+            state = torch.load(single / name, weights_only=False)
+            state["recipe"]["model"]["step_mode"] = "s"
+            torch.save(state, single / name)
+    multi, one = sample_trace(run_dir, 5), sample_trace(single, 5)
+    assert torch.equal(multi["output"], one["output"])
+    torch.testing.assert_close(multi["v"], one["v"])  # fused vs reference kernel: rounding
+    assert multi["predicted"] == one["predicted"]
+
+
 def test_plot_run_refuses_a_folder_without_metrics(tmp_path: Path) -> None:
     with pytest.raises(SnnkitError, match="no metrics.jsonl rows"):
         plot_run(tmp_path)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Annotated
 
+import pydantic
+import pytest
+from annotated_types import Ge, Gt
+
+from snnkit.constraints import FINITE, Why
 from snnkit.errors import ComponentBuildError, ParameterError, PluginError, UnknownComponentError
 from snnkit.plugins.registry import Kind, Registry, coerce
 
@@ -165,3 +170,34 @@ def test_coerce_passes_through_untyped_values() -> None:
 
     sentinel = object()
     assert coerce(sentinel, Any, at="x") is sentinel
+
+
+BUILT: list[object] = []
+
+
+def ranged(tau: Annotated[float, Gt(1), Why("it divides")] = 2.0,
+           width: Annotated[int, pydantic.Field(ge=1)] = 4,
+           rest: Annotated[float, Ge(0), FINITE] = 0.0) -> None:
+    """A factory whose ranges live in its signature only."""
+    BUILT.append((tau, width, rest))
+
+
+def test_declared_ranges_are_checked_before_anything_is_built() -> None:
+    BUILT.clear()
+    r = Registry()
+    r.add(Kind.LOSS, "ranged", ranged, plugin="snnkit")
+    params = r.get("loss", "ranged").parameters()
+    assert params["tau"].type_name == "float" and params["tau"].range == "> 1"
+    assert params["width"].range == ">= 1" and params["rest"].range == ">= 0 (finite)"
+    with pytest.raises(ParameterError, match=r"^loss: loss 'ranged': tau must be > 1 "
+                                             r"\(it divides\), got 1\.0$"):
+        r.check("loss", {"name": "ranged", "tau": "1"}, at="loss")
+    with pytest.raises(ParameterError, match=r"width must be >= 1, got 0"):
+        r.build("loss", {"name": "ranged", "width": 0}, at="loss")
+    with pytest.raises(ParameterError, match=r"rest must be a finite number, got inf"):
+        r.build("loss", {"name": "ranged", "rest": float("inf")}, at="loss")
+    with pytest.raises(ParameterError, match=r"tau: expected float, got 'fast'"):
+        r.check("loss", {"name": "ranged", "tau": "fast"}, at="loss")
+    assert BUILT == []
+    r.build("loss", {"name": "ranged", "tau": 1.5}, at="loss")
+    assert BUILT == [(1.5, 4, 0.0)]

@@ -18,7 +18,6 @@ model), :func:`predict` (the loss's reading of the output) and :func:`evaluate`.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 from dataclasses import dataclass
@@ -35,6 +34,8 @@ from snnkit.errors import (
     RecipeError,
     SnnkitError,
     UnknownComponentError,
+    did_you_mean,
+    one_line,
 )
 from snnkit.components.functional import reset_net, set_step_mode
 from snnkit.kernels import reference_only
@@ -102,8 +103,7 @@ def make_builder(registry: Registry) -> Any:
         if is_layer:
             return registry.build(Kind.LAYER, spec, at=at)
         known = registry.names(Kind.LAYER) + registry.names(Kind.NEURON)
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-        hint = f" — did you mean {' or '.join(repr(c) for c in close)}?" if close else " —"
+        hint = did_you_mean(name, known) or " —"
         raise UnknownComponentError(f"{at}: unknown layer or neuron '{name}'{hint} see snnkit "
                                     "list layer and snnkit list neuron")
 
@@ -190,7 +190,7 @@ def check_shapes(model: nn.Module, recipe: Recipe, data: Any, loss: nn.Module | 
                 loss(x.float(), target)
         except Exception as err:  # noqa: BLE001 - a loss refusing the output is a recipe problem
             raise RecipeError(f"loss: '{recipe.loss['name']}' cannot take the model's output "
-                              f"[T, B, {x.shape[-1]}] ({_first_line(err)}) — pick a loss that "
+                              f"[T, B, {x.shape[-1]}] ({one_line(err, 300, first_line=True)}) — pick a loss that "
                               "fits the model's last layer (snnkit show loss NAME)") from None
     return elements + int(math.prod(data.input_shape))
 
@@ -225,7 +225,7 @@ def _mismatch(module: nn.Module, shape_in: list[int], err: BaseException) -> str
         if shape_in[0] != channels:
             return (f"expects in_channels={channels} but gets per-step input {shape_in} "
                     f"(channels first: {shape_in[0]}) — set in_channels: {shape_in[0]}")
-    return f"cannot take per-step input of shape {shape_in} ({_first_line(err)}) — {fix}"
+    return f"cannot take per-step input of shape {shape_in} ({one_line(err, 300, first_line=True)}) — {fix}"
 
 
 def check_encoder(encoder: nn.Module, recipe: Recipe, data: Any) -> torch.Tensor | None:
@@ -245,7 +245,7 @@ def check_encoder(encoder: nn.Module, recipe: Recipe, data: Any) -> torch.Tensor
             raise
         except Exception as err:  # noqa: BLE001 - a plugin encoder crashing on real data
             raise ComponentBuildError(f"encoder: '{recipe.encoder['name']}' fails on the first "
-                                      f"training samples ({type(err).__name__}: {_first_line(err)})"
+                                      f"training samples ({one_line(err, 300, first_line=True, typed=True)})"
                                       " — check the encoder's parameters against the data") from None
     if not isinstance(seq, torch.Tensor) or seq.dim() < 2 or seq.shape[1] != count:
         raise ComponentBuildError(f"encoder: '{recipe.encoder['name']}' must return [T, B, *] "
@@ -295,9 +295,4 @@ def _available_bytes(device: torch.device) -> int:
 
 def _spec_name(spec: Any) -> str:
     return spec if isinstance(spec, str) else str(spec.get("name", "?"))
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:300] if text else type(err).__name__
 

@@ -25,7 +25,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe file (YAML), e.g. recipes/lif_mnist.yaml.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option(
     "--set", help="Override a recipe value: --set train.epochs=1 (value parsed as YAML).")]
-DeviceOpt = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or cuda:N (overrides train.device).")]
+DeviceOpt = Annotated[Optional[str], typer.Option(
+    help="auto, cpu, cuda or cuda:N (overrides train.device).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -54,8 +55,10 @@ def reported_errors() -> Iterator[None]:
 @app.command()
 def run(recipe: Annotated[Optional[Path], typer.Argument(help="Recipe file (YAML).")] = None,
         overrides: SetOpt = None, device: DeviceOpt = None,
-        out: Annotated[Optional[Path], typer.Option(help="Run folder to create (must be new).")] = None,
-        resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from last.pt.")] = None,
+        out: Annotated[Optional[Path], typer.Option(
+            help="Run folder to create (must be new).")] = None,
+        resume: Annotated[Optional[Path], typer.Option(
+            help="Continue the run in this folder from last.pt.")] = None,
         quiet: Annotated[bool, typer.Option(help="Print only the final lines.")] = False) -> None:
     """Validate, train and evaluate a recipe; write a run folder with metrics and checkpoints."""
     from snnkit.engine.trainer import Interrupted
@@ -107,8 +110,10 @@ def eval_checkpoint(path: Annotated[Path, typer.Argument(help="Run folder or che
 
 @app.command("list")
 def list_components(kind: Annotated[Optional[str], typer.Argument(
-                        help="neuron, surrogate, encoder, loss, layer, model, optimizer, scheduler or dataset.")] = None,
-                    pattern: Annotated[str, typer.Option(help="Glob on names, e.g. 'piecewise*'.")] = "*",
+                        help="neuron, surrogate, encoder, loss, layer, model, optimizer, "
+                             "scheduler or dataset.")] = None,
+                    pattern: Annotated[str, typer.Option(
+                        help="Glob on names, e.g. 'piecewise*'.")] = "*",
                     as_json: JsonOpt = False) -> None:
     """List registered components and the plugin each came from."""
     from snnkit.plugins.loader import get_registry
@@ -127,7 +132,8 @@ def show(kind: Annotated[str, typer.Argument(help="Component kind, e.g. neuron."
          name: Annotated[str, typer.Argument(help="Component name, e.g. lif.")],
          as_json: JsonOpt = False,
          plot: Annotated[Optional[Path], typer.Option(
-             help="Surrogates only: also draw g(x) and g'(x) for several shape values into this PNG.")] = None) -> None:
+             help="Surrogates only: also draw g(x) and g'(x) for several shape values into "
+                  "this PNG.")] = None) -> None:
     """Show a component's documentation, parameters (types, defaults) and plugin."""
     from snnkit.plugins.loader import get_registry
     from snnkit.plugins.registry import SUPPLIED, Kind
@@ -142,8 +148,9 @@ def show(kind: Annotated[str, typer.Argument(help="Component kind, e.g. neuron."
 
             plot_surrogate(component.factory, plot)
             typer.echo(f"wrote {plot}", err=True)
-    params = [{"name": p.name, "type": p.type_name, "default": None if p.required else _jsonable(p.default),
-               "required": p.required} for p in component.parameters().values()]
+    params = [{"name": p.name, "type": p.type_name, "range": p.range or None,
+               "default": None if p.required else _jsonable(p.default), "required": p.required}
+              for p in component.parameters().values()]
     info = {**component.as_dict(), "doc": component.doc, "parameters": params,
             "supplied_by_snnkit": sorted(SUPPLIED[component.kind])}
     if as_json:
@@ -152,20 +159,24 @@ def show(kind: Annotated[str, typer.Argument(help="Component kind, e.g. neuron."
     typer.echo(f"{component.kind} '{component.name}' from {component.plugin} {component.version}\n")
     typer.echo(component.doc + "\n")
     _table(["parameter", "type", "default"],
-           [{"parameter": p["name"], "type": p["type"], "default": "(required)" if p["required"]
-             else repr(p["default"])} for p in params])
+           [{"parameter": p["name"], "type": f"{p['type']} {p['range'] or ''}".strip(),
+             "default": "(required)" if p["required"] else repr(p["default"])} for p in params])
     if info["supplied_by_snnkit"]:
         typer.echo(f"\nsupplied by snnkit: {', '.join(info['supplied_by_snnkit'])}")
 
 
 @app.command()
 def export(source: Annotated[Path, typer.Argument(help="Run folder or checkpoint (.pt).")],
-           output: Annotated[Path, typer.Option("-o", "--output", help="File to write, e.g. model.nir.")],
+           output: Annotated[Path, typer.Option("-o", "--output",
+                                                help="File to write, e.g. model.nir.")],
            fmt: Annotated[str, typer.Option("--format", help="Export format (nir).")] = "nir",
-           dt: Annotated[float, typer.Option(help="Duration of one time step in NIR's time unit.")] = 1.0,
+           dt: Annotated[float, typer.Option(
+               help="Duration of one time step in NIR's time unit.")] = 1.0,
            input_shape: Annotated[Optional[str], typer.Option(
-               help="One sample's shape per step, e.g. 1,28,28 (default: from the recipe's dataset).")] = None,
-           strict: Annotated[bool, typer.Option(help="Refuse lossy mappings instead of warning.")] = False) -> None:
+               help="One sample's shape per step, e.g. 1,28,28 (default: from the recipe's "
+                    "dataset).")] = None,
+           strict: Annotated[bool, typer.Option(
+               help="Refuse lossy mappings instead of warning.")] = False) -> None:
     """Export a trained model to NIR (the neuromorphic intermediate representation)."""
     from snnkit.interop import save
 
@@ -177,7 +188,8 @@ def export(source: Annotated[Path, typer.Argument(help="Run folder or checkpoint
             try:
                 shape = [int(d) for d in input_shape.replace("x", ",").split(",") if d.strip()]
             except ValueError:
-                raise SnnkitError(f"--input-shape: expected sizes like 1,28,28, got '{input_shape}'") from None
+                raise SnnkitError(f"--input-shape: expected sizes like 1,28,28, "
+                                  f"got '{input_shape}'") from None
         path, warnings = save(source, output, input_shape=shape, dt=dt, strict=strict)
     for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
@@ -188,7 +200,8 @@ def export(source: Annotated[Path, typer.Argument(help="Run folder or checkpoint
 def plot_run(run_dir: Annotated[Path, typer.Argument(help="Run folder written by snnkit run.")],
              out: Annotated[Optional[Path], typer.Option(
                  help="Folder for the PNG files (default: the run folder).")] = None,
-             sample: Annotated[int, typer.Option(help="Test-set index of the sample to trace.")] = 0) -> None:
+             sample: Annotated[int, typer.Option(
+                 help="Test-set index of the sample to trace.")] = 0) -> None:
     """Plot a run: learning curves, firing rates, output spikes and a membrane trace (PNG)."""
     from snnkit.plots import plot_run as plot
 
@@ -208,16 +221,20 @@ def plugins(as_json: JsonOpt = False) -> None:
         typer.echo(json.dumps(rows, indent=2))
         return
     _table(["name", "version", "hooks", "status"],
-           [{**r, "hooks": ", ".join(h.removeprefix("register_") for h in r["hooks"])} for r in rows])
+           [{**r, "hooks": ", ".join(h.removeprefix("register_") for h in r["hooks"])}
+            for r in rows])
 
 
 def _table(columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """Print ``rows`` as a plain rich table; cells are text, never rich markup (``[int]`` and
+    ``[default]`` stay as written)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(*columns, box=None, pad_edge=False)
     for row in rows:
-        table.add_row(*(str(row.get(c, "")) for c in columns))
+        table.add_row(*(escape(str(row.get(c, ""))) for c in columns))
     Console(width=max(120, Console().width), soft_wrap=False).print(table)
 
 

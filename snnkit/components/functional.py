@@ -16,8 +16,8 @@ Conventions (the same everywhere in snnkit):
   other use of S, e.g. threshold adaptation) keeps its gradient.
 - A step function ``<neuron>_step(state, x, *, params..., surrogate) -> (out, new_state)``
   composes charge, fire and reset for one time step. It is the single source of truth used by
-  both step modes of :mod:`snnkit.components.neurons`. States are NamedTuples whose first field is the
-  membrane potential ``v`` (the value after reset, V(t)).
+  both step modes of :mod:`snnkit.components.neurons`. States are NamedTuples whose first field
+  is the membrane potential ``v`` (the value after reset, V(t)).
 
 Everything here is a pure function of its arguments except :func:`reset_net` and
 :func:`set_step_mode`, which walk a model and act on its neuron modules.
@@ -36,6 +36,14 @@ Spike = Callable[[Tensor], Tensor]
 """A surrogate: Θ(x) forward, surrogate derivative backward (usually a ``Surrogate`` module)."""
 
 STEP_MODES = ("m", "s")
+
+
+def check_step_mode(mode: str) -> str:
+    """``mode`` if it names a step mode — ``'m'`` (multi-step, ``[T, B, *]``) or ``'s'``
+    (single-step, ``[B, *]``) — else ``ValueError``. The one check behind every ``step_mode``."""
+    if mode not in STEP_MODES:
+        raise ValueError(f"step_mode must be 'm' (multi-step) or 's' (single-step), got {mode!r}")
+    return mode
 
 
 # -- states ----------------------------------------------------------------------------------
@@ -288,8 +296,7 @@ def reset_net(model: nn.Module) -> None:
 def set_step_mode(model: nn.Module, mode: str) -> None:
     """Set ``step_mode`` to ``'m'`` (multi-step) or ``'s'`` (single-step) on every submodule of
     ``model`` that has a ``step_mode`` attribute."""
-    if mode not in STEP_MODES:
-        raise ValueError(f"step_mode must be 'm' (multi-step) or 's' (single-step), got {mode!r}")
+    check_step_mode(mode)
     for module in model.modules():
         if hasattr(module, "step_mode"):
             module.step_mode = mode

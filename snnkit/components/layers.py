@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from snnkit.components.functional import check_step_mode
+
 __all__ = [
     "AdaptiveAvgPool2d",
     "AvgPool2d",
@@ -30,16 +32,7 @@ __all__ = [
     "StepModeMixin",
 ]
 
-STEP_MODES = ("m", "s")
-
 Size2d = int | tuple[int, int]
-
-
-def _check_step_mode(step_mode: str) -> str:
-    if step_mode not in STEP_MODES:
-        raise ValueError(f"step_mode must be 'm' (multi-step, [T, B, *]) or 's' (single-step, "
-                         f"[B, *]), got {step_mode!r}")
-    return step_mode
 
 
 def _check_sizes(rule: str, minimum: int, **values: Any) -> None:
@@ -71,10 +64,8 @@ class StepModeMixin:
                                  f"got shape {tuple(x.shape)}")
             y = super().forward(x.flatten(0, 1))  # type: ignore[misc]
             return y.unflatten(0, x.shape[:2])
-        if self.step_mode == "s":
-            return super().forward(x)  # type: ignore[misc]
-        raise ValueError(f"{type(self).__name__}: step_mode must be 'm' or 's', "
-                         f"got {self.step_mode!r}")
+        check_step_mode(self.step_mode)
+        return super().forward(x)  # type: ignore[misc]
 
     def extra_repr(self) -> str:
         base = super().extra_repr()  # type: ignore[misc]
@@ -88,7 +79,7 @@ class Linear(StepModeMixin, nn.Linear):
                  step_mode: str = "m") -> None:
         _check_sizes("an int > 0", 1, in_features=in_features, out_features=out_features)
         super().__init__(in_features, out_features, bias=bias)
-        self.step_mode = _check_step_mode(step_mode)
+        self.step_mode = check_step_mode(step_mode)
 
 
 class Conv1d(StepModeMixin, nn.Conv1d):
@@ -102,7 +93,7 @@ class Conv1d(StepModeMixin, nn.Conv1d):
         _check_sizes("an int >= 0", 0, padding=padding)
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
                          dilation=dilation, groups=groups, bias=bias)
-        self.step_mode = _check_step_mode(step_mode)
+        self.step_mode = check_step_mode(step_mode)
 
 
 class Conv2d(StepModeMixin, nn.Conv2d):
@@ -117,7 +108,7 @@ class Conv2d(StepModeMixin, nn.Conv2d):
         _check_sizes("an int >= 0 (or a pair of them)", 0, padding=padding)
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
                          dilation=dilation, groups=groups, bias=bias)
-        self.step_mode = _check_step_mode(step_mode)
+        self.step_mode = check_step_mode(step_mode)
 
 
 def _check_batchnorm(num_features: int, eps: float, momentum: float) -> None:
@@ -138,7 +129,7 @@ class _StepBatchNorm(StepModeMixin):
         _check_batchnorm(num_features, eps, momentum)
         super().__init__(num_features, eps=eps, momentum=momentum,  # type: ignore[call-arg]
                          affine=affine, track_running_stats=track_running_stats)
-        self.step_mode = _check_step_mode(step_mode)
+        self.step_mode = check_step_mode(step_mode)
 
 
 class BatchNorm1d(_StepBatchNorm, nn.BatchNorm1d):
@@ -159,7 +150,7 @@ class MaxPool2d(StepModeMixin, nn.MaxPool2d):
         _check_sizes("an int >= 0 (or a pair of them)", 0, padding=padding)
         super().__init__(kernel_size, stride=stride, padding=padding, dilation=dilation,
                          ceil_mode=ceil_mode)
-        self.step_mode = _check_step_mode(step_mode)
+        self.step_mode = check_step_mode(step_mode)
 
 
 class AvgPool2d(StepModeMixin, nn.AvgPool2d):
@@ -173,7 +164,7 @@ class AvgPool2d(StepModeMixin, nn.AvgPool2d):
         _check_sizes("an int >= 0 (or a pair of them)", 0, padding=padding)
         super().__init__(kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
                          count_include_pad=count_include_pad)
-        self.step_mode = _check_step_mode(step_mode)
+        self.step_mode = check_step_mode(step_mode)
 
 
 class AdaptiveAvgPool2d(StepModeMixin, nn.AdaptiveAvgPool2d):
@@ -182,7 +173,7 @@ class AdaptiveAvgPool2d(StepModeMixin, nn.AdaptiveAvgPool2d):
     def __init__(self, output_size: Size2d, step_mode: str = "m") -> None:
         _check_sizes("an int > 0 (or a pair of them)", 1, output_size=output_size)
         super().__init__(output_size)
-        self.step_mode = _check_step_mode(step_mode)
+        self.step_mode = check_step_mode(step_mode)
 
 
 class Flatten(nn.Flatten):
@@ -190,7 +181,7 @@ class Flatten(nn.Flatten):
 
     def __init__(self, step_mode: str = "m") -> None:
         super().__init__(start_dim=1, end_dim=-1)
-        self.step_mode = _check_step_mode(step_mode)
+        self.step_mode = check_step_mode(step_mode)
 
     def forward(self, x: Tensor) -> Tensor:
         # flatten(2) keeps T and B without the [T*B] round trip (a view for contiguous input).
@@ -246,7 +237,7 @@ class Dropout(_SharedMaskDropout, nn.Dropout):
     def __init__(self, p: float = 0.5, step_mode: str = "m") -> None:
         _check_probability(p)
         super().__init__(p=p)
-        self.step_mode = _check_step_mode(step_mode)
+        self.step_mode = check_step_mode(step_mode)
         self.reset()
 
     def _mask_shape(self, step: torch.Size) -> tuple[int, ...]:
@@ -262,7 +253,7 @@ class Dropout2d(_SharedMaskDropout, nn.Dropout2d):
     def __init__(self, p: float = 0.5, step_mode: str = "m") -> None:
         _check_probability(p)
         super().__init__(p=p)
-        self.step_mode = _check_step_mode(step_mode)
+        self.step_mode = check_step_mode(step_mode)
         self.reset()
 
     def _mask_shape(self, step: torch.Size) -> tuple[int, ...]:
@@ -301,7 +292,7 @@ class RandomShift(nn.Module):
         super().__init__()
         _check_sizes("an int >= 0", 0, max_shift=max_shift)
         self.max_shift = max_shift
-        self.step_mode = _check_step_mode(step_mode)
+        self.step_mode = check_step_mode(step_mode)
         self.reset()
 
     def reset(self) -> None:
@@ -332,7 +323,7 @@ class Identity(nn.Identity):
 
     def __init__(self, step_mode: str = "m") -> None:
         super().__init__()
-        self.step_mode = _check_step_mode(step_mode)
+        self.step_mode = check_step_mode(step_mode)
 
     def forward(self, x: Tensor) -> Tensor:
         return x

@@ -12,7 +12,19 @@ from typing import Any
 
 from torch import nn
 
+from snnkit.components.functional import check_step_mode, set_step_mode
+
 Build = Callable[[Any, str], nn.Module]
+
+
+def _build_all(model: nn.Sequential, build: Build, specs: list[Any], step_mode: str) -> None:
+    """Fill ``model`` with ``build(spec, "layers[i]")`` for each spec, then set ``step_mode``
+    on the model and every layer and neuron in it."""
+    check_step_mode(step_mode)
+    for i, spec in enumerate(specs):
+        model.append(build(spec, f"layers[{i}]"))
+    model.step_mode = step_mode
+    set_step_mode(model, step_mode)
 
 
 class Sequential(nn.Sequential):
@@ -25,13 +37,8 @@ class Sequential(nn.Sequential):
     def __init__(self, build: Build, layers: list[Any], step_mode: str = "m") -> None:
         if not layers:
             raise ValueError("layers must list at least one layer or neuron")
-        if step_mode not in ("m", "s"):
-            raise ValueError(f"step_mode must be 'm' (multi-step) or 's' (single-step), got {step_mode!r}")
-        super().__init__(*(build(spec, f"layers[{i}]") for i, spec in enumerate(layers)))
-        self.step_mode = step_mode
-        for module in self.modules():
-            if module is not self and hasattr(module, "step_mode"):
-                module.step_mode = step_mode
+        super().__init__()
+        _build_all(self, build, layers, step_mode)
 
 
 class MLP(nn.Sequential):
@@ -50,10 +57,7 @@ class MLP(nn.Sequential):
         for n_in, n_out in zip(sizes[:-1], sizes[1:]):
             specs += [{"name": "linear", "in_features": n_in, "out_features": n_out, "bias": bias},
                       neuron]
-        super().__init__(*(build(spec, f"layers[{i}]") for i, spec in enumerate(specs)))
-        self.step_mode = step_mode
-        for module in self.modules():
-            if module is not self and hasattr(module, "step_mode"):
-                module.step_mode = step_mode
+        super().__init__()
+        _build_all(self, build, specs, step_mode)
 
 

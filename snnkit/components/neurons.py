@@ -1,8 +1,14 @@
-"""Neuron modules: thin ``nn.Module`` shells around the step functions of :mod:`snnkit.components.functional`.
+"""Neuron modules: thin ``nn.Module`` shells around the step functions of
+:mod:`snnkit.components.functional`.
 
-Each neuron names its pure step function (``step_fn``) and the keyword arguments it takes
-(``step_kwargs()``); ``step(state, x)`` is that pure call. :class:`BaseNeuron` owns everything
-else, once: the two step modes, state handling and voltage recording.
+Each neuron names its pure step function (``step_fn``) and declares its parameters once, in
+its ``__init__`` signature: every argument after ``surrogate`` is keyword-only, and value ranges
+are annotations (``tau: Tau = 2.0`` with ``Tau = Annotated[float, Gt(1), Why(...)]``, see
+:mod:`snnkit.constraints`) that the registry checks for recipes, ``snnkit show`` prints and the
+constructor checks for direct calls. The rest is derived: the parameters become attributes,
+``step_kwargs()`` reads the keyword arguments of ``step_fn`` from them, and the repr lists them.
+``step(state, x)`` is the pure call. :class:`BaseNeuron` owns everything else, once: the two
+step modes, state handling and voltage recording.
 
 - Multi-step (``step_mode='m'``, default): ``forward(x[T, B, *]) -> [T, B, *]``. The state is
   a local variable of the call (fresh every call); the T-loop lives only in
@@ -16,48 +22,71 @@ Initial state: V = v_reset under hard reset, else 0; every other state variable 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from typing import Any, ClassVar, NamedTuple
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, ClassVar, NamedTuple
 
 import torch
+from annotated_types import Ge, Gt
 from torch import Tensor, nn
 
 from snnkit import kernels
 from snnkit.components import functional as F
 from snnkit.components.surrogates import Sigmoid, Surrogate
+from snnkit.constraints import FINITE, Why, check_arguments
 from snnkit.kernels.forms import ChargeMode, NeuronForm, neuron_form
 
 
-def _time_constant(name: str, value: float, why: str) -> float:
-    value = float(value)
-    if not value > 1:  # also rejects NaN
-        raise ValueError(f"{name} must be > 1 ({why}; {name} <= 1 overshoots), got {value!r}")
-    return value
+#: Declared parameter types: the range of each, and why it holds (Real: a finite float).
+Real = Annotated[float, FINITE]
+RealOrNone = Annotated[float | None, FINITE]
+Tau = Annotated[float, Gt(1), Why("the charge equation divides by tau; tau <= 1 overshoots")]
+TauMem = Annotated[float, Gt(1), Why("the charge equation divides by tau_mem; "
+                                     "tau_mem <= 1 overshoots")]
+TauSyn = Annotated[float, Gt(1), Why("the current decays by 1 - 1/tau_syn per step; "
+                                     "tau_syn <= 1 overshoots")]
+TauW = Annotated[float, Gt(1), Why("the adaptation equation divides by tau_w; "
+                                   "tau_w <= 1 overshoots")]
+TauAdapt = Annotated[float, Gt(1), Why("the trace decays by 1 - 1/tau_adapt per step; "
+                                       "tau_adapt <= 1 overshoots")]
+InitTau = Annotated[float, Gt(1), Why("the charge equation divides by tau; "
+                                      "init_tau <= 1 overshoots")]
+A0 = Annotated[float, Gt(0), FINITE, Why("the quadratic term drives the upswing")]
+DeltaT = Annotated[float, Gt(0), FINITE, Why("the exponential term divides by it")]
+Beta = Annotated[float, Ge(0), FINITE, Why("spikes raise the threshold")]
+
+#: ``__init__`` arguments that configure how a neuron runs, not what it computes.
+_RUN_SETTINGS = ("surrogate", "kernel", "step_mode", "record_v")
 
 
-def _finite(name: str, value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return value
+def _arguments(local_vars: Mapping[str, Any]) -> dict[str, Any]:
+    """A constructor's arguments from its ``locals()`` (all but ``self`` and ``__class__``),
+    so ``super().__init__(**_arguments(locals()))`` forwards every declared parameter."""
+    return {k: v for k, v in local_vars.items() if k not in ("self", "__class__")}
 
 
 class BaseNeuron(nn.Module):
     """Base of all neurons: step modes, state and recording around a pure ``step_fn``.
 
-    Subclasses set ``step_fn`` (a function of :mod:`snnkit.components.functional`), implement
-    ``step_kwargs()`` and ``initial_state(x)``, and list their parameters in ``_repr_fields``.
+    Subclasses set ``step_fn`` (a function of :mod:`snnkit.components.functional`), declare
+    their parameters in ``__init__`` (keyword-only after ``surrogate``, ranges as annotations)
+    and pass them all on: ``super().__init__(**_arguments(locals()))``; they implement
+    ``initial_state(x)`` if the state has more than V. The base checks the parameters against
+    their declarations and stores each as an attribute; ``step_kwargs()`` and the repr are
+    derived from ``step_fn``'s and ``__init__``'s signatures.
     ``kernel`` names the multi-step kernel (:mod:`snnkit.kernels`: ``auto``, ``reference``,
     and ``cpp`` / ``triton`` for fusable neurons); single-step always calls ``step_fn``.
     """
 
     step_fn: Callable[..., tuple[Tensor, Any]]
-    _repr_fields: tuple[str, ...] = ()
-    _common_fields: tuple[str, ...] = ()
 
-    def __init__(self, step_mode: str = "m", record_v: bool = False, kernel: str = "auto") -> None:
+    def __init__(self, surrogate: Surrogate | None = None, *, kernel: str = "auto",
+                 step_mode: str = "m", record_v: bool = False, **params: Any) -> None:
+        del surrogate  # a non-spiking neuron never fires; SpikingNeuron keeps it
+        params = check_arguments(type(self).__init__, params)
         super().__init__()
+        for name, value in params.items():
+            setattr(self, name, value)
         self.kernel = kernels.check_kernel(type(self), kernel)
         self.record_v = bool(record_v)
         self.state: Any = None
@@ -68,8 +97,9 @@ class BaseNeuron(nn.Module):
 
     # -- the pure step ------------------------------------------------------------------------
     def step_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``step_fn`` besides ``state`` and ``x`` (parameters, surrogate)."""
-        raise NotImplementedError
+        """Keyword arguments of ``step_fn`` besides ``state`` and ``x`` (parameters, surrogate):
+        each keyword-only argument of ``step_fn``, read from the attribute of that name."""
+        return {name: getattr(self, name) for name in _keyword_names(type(self).step_fn)}
 
     def initial_state(self, x: Tensor) -> NamedTuple:
         """The state before the first step, shaped, typed and placed like one step's input."""
@@ -87,11 +117,7 @@ class BaseNeuron(nn.Module):
 
     @step_mode.setter
     def step_mode(self, mode: str) -> None:
-        if mode not in F.STEP_MODES:
-            raise ValueError(
-                f"step_mode must be 'm' (multi-step) or 's' (single-step), got {mode!r}"
-            )
-        self._step_mode = mode
+        self._step_mode = F.check_step_mode(mode)
         self.reset()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -142,7 +168,9 @@ class BaseNeuron(nn.Module):
         return self._v_seq
 
     def extra_repr(self) -> str:
-        names = self._repr_fields + self._common_fields
+        """The declared parameters in signature order, then kernel (if not auto), step_mode
+        and record_v (if set)."""
+        names = [n for n in _parameter_names(type(self).__init__) if hasattr(self, n)]
         fields = [f"{name}={getattr(self, name)!r}" for name in names]
         if self.kernel != "auto":
             fields.append(f"kernel={self.kernel!r}")
@@ -152,8 +180,34 @@ class BaseNeuron(nn.Module):
         return ", ".join(fields)
 
 
+_NAMES: dict[tuple[Callable[..., Any], str], tuple[str, ...]] = {}
+
+
+def _keyword_names(step_fn: Callable[..., Any]) -> tuple[str, ...]:
+    """The keyword-only arguments of a step function (its parameters and surrogate), cached."""
+    key = (step_fn, "step")
+    if key not in _NAMES:
+        _NAMES[key] = tuple(p.name for p in inspect.signature(step_fn).parameters.values()
+                            if p.kind is p.KEYWORD_ONLY)
+    return _NAMES[key]
+
+
+def _parameter_names(init: Callable[..., Any]) -> tuple[str, ...]:
+    """The declared parameters of a neuron's ``__init__``: its named arguments but ``self``
+    and the run settings (surrogate, kernel, step_mode, record_v), cached."""
+    key = (init, "init")
+    if key not in _NAMES:
+        _NAMES[key] = tuple(
+            p.name for p in inspect.signature(init).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.name != "self" and p.name not in _RUN_SETTINGS)
+    return _NAMES[key]
+
+
 class SpikingNeuron(BaseNeuron):
     """Base of the spiking neurons: surrogate, threshold, reset (hard or soft), detach_reset.
+
+    Under hard reset (``v_reset`` a number) ``v_threshold > v_reset`` must hold.
 
     Fused kernels: a class declares the charge law its ``step_fn`` computes in ``kernel_charge``
     (IF, LIF or PLIF of :class:`~snnkit.kernels.forms.ChargeMode`; None: reference loop only);
@@ -161,31 +215,25 @@ class SpikingNeuron(BaseNeuron):
     :class:`~snnkit.kernels.forms.NeuronForm` (a plugin may override it instead).
     """
 
-    _common_fields = ("v_threshold", "v_reset", "detach_reset")
     kernel_charge: ClassVar[ChargeMode | None] = None
 
-    def __init__(self, surrogate: Surrogate | None = None, v_threshold: float = 1.0,
-                 v_reset: float | None = 0.0, detach_reset: bool = False,
-                 step_mode: str = "m", record_v: bool = False, kernel: str = "auto") -> None:
-        v_threshold = _finite("v_threshold", v_threshold)
-        if v_reset is not None:
-            v_reset = _finite("v_reset", v_reset)
-            if not v_threshold > v_reset:
-                raise ValueError(
-                    "v_threshold must be > v_reset under hard reset, got "
-                    f"v_threshold={v_threshold!r}, v_reset={v_reset!r} (set v_reset: null for soft reset)"
-                )
+    def __init__(self, surrogate: Surrogate | None = None, *, v_threshold: Real = 1.0,
+                 v_reset: RealOrNone = 0.0, detach_reset: bool = False, kernel: str = "auto",
+                 step_mode: str = "m", record_v: bool = False, **params: Any) -> None:
         if surrogate is not None and not callable(surrogate):
             raise TypeError(f"surrogate must be a Surrogate module, got {type(surrogate).__name__}")
-        super().__init__(step_mode, record_v, kernel)
+        common = check_arguments(SpikingNeuron.__init__, {
+            "v_threshold": v_threshold, "v_reset": v_reset, "detach_reset": detach_reset})
+        v_threshold, v_reset = common["v_threshold"], common["v_reset"]
+        if v_reset is not None and not v_threshold > v_reset:
+            raise ValueError(
+                "v_threshold must be > v_reset under hard reset, got "
+                f"v_threshold={v_threshold!r}, v_reset={v_reset!r} "
+                "(set v_reset: null for soft reset)"
+            )
+        super().__init__(kernel=kernel, step_mode=step_mode, record_v=record_v, **params,
+                         **common)
         self.surrogate = Sigmoid() if surrogate is None else surrogate
-        self.v_threshold = v_threshold
-        self.v_reset = v_reset
-        self.detach_reset = bool(detach_reset)
-
-    def _common_kwargs(self) -> dict[str, Any]:
-        return {"v_threshold": self.v_threshold, "v_reset": self.v_reset,
-                "detach_reset": self.detach_reset, "surrogate": self.surrogate}
 
     def _v0(self, x: Tensor) -> Tensor:
         return torch.full_like(x, 0.0 if self.v_reset is None else self.v_reset)
@@ -225,14 +273,10 @@ class IF(SpikingNeuron):
     step_fn = staticmethod(F.if_step)
     kernel_charge = ChargeMode.IF
 
-    def __init__(self, surrogate: Surrogate | None = None, v_threshold: float = 1.0,
-                 v_reset: float | None = 0.0, detach_reset: bool = False,
+    def __init__(self, surrogate: Surrogate | None = None, *, v_threshold: Real = 1.0,
+                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
                  kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
-        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v,
-                         kernel)
-
-    def step_kwargs(self) -> dict[str, Any]:
-        return self._common_kwargs()
+        super().__init__(**_arguments(locals()))
 
 
 class LIF(SpikingNeuron):
@@ -245,20 +289,12 @@ class LIF(SpikingNeuron):
 
     step_fn = staticmethod(F.lif_step)
     kernel_charge = ChargeMode.LIF
-    _repr_fields = ("tau", "decay_input")
 
-    def __init__(self, surrogate: Surrogate | None = None, tau: float = 2.0,
-                 decay_input: bool = True, v_threshold: float = 1.0,
-                 v_reset: float | None = 0.0, detach_reset: bool = False,
+    def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0,
+                 decay_input: bool = True, v_threshold: Real = 1.0,
+                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
                  kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
-        tau = _time_constant("tau", tau, "the charge equation divides by tau")
-        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v,
-                         kernel)
-        self.tau = tau
-        self.decay_input = bool(decay_input)
-
-    def step_kwargs(self) -> dict[str, Any]:
-        return {"tau": self.tau, "decay_input": self.decay_input, **self._common_kwargs()}
+        super().__init__(**_arguments(locals()))
 
 
 class PLIF(SpikingNeuron):
@@ -271,26 +307,18 @@ class PLIF(SpikingNeuron):
 
     step_fn = staticmethod(F.plif_step)
     kernel_charge = ChargeMode.PLIF
-    _repr_fields = ("init_tau", "decay_input")
 
-    def __init__(self, surrogate: Surrogate | None = None, init_tau: float = 2.0,
-                 decay_input: bool = True, v_threshold: float = 1.0,
-                 v_reset: float | None = 0.0, detach_reset: bool = False,
+    def __init__(self, surrogate: Surrogate | None = None, *, init_tau: InitTau = 2.0,
+                 decay_input: bool = True, v_threshold: Real = 1.0,
+                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
                  kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
-        init_tau = _time_constant("init_tau", init_tau, "the charge equation divides by tau")
-        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v,
-                         kernel)
-        self.init_tau = init_tau
-        self.decay_input = bool(decay_input)
-        self.w = nn.Parameter(torch.tensor(F.plif_init_w(init_tau)))
+        super().__init__(**_arguments(locals()))
+        self.w = nn.Parameter(torch.tensor(F.plif_init_w(self.init_tau)))
 
     @property
     def tau(self) -> float:
         """The current time constant 1 / sigmoid(w)."""
         return float(1.0 / torch.sigmoid(self.w.detach()))
-
-    def step_kwargs(self) -> dict[str, Any]:
-        return {"w": self.w, "decay_input": self.decay_input, **self._common_kwargs()}
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, tau={self.tau:.4g}"
@@ -304,28 +332,17 @@ class QIF(SpikingNeuron):
     """
 
     step_fn = staticmethod(F.qif_step)
-    _repr_fields = ("tau", "v_c", "a0", "v_rest")
 
-    def __init__(self, surrogate: Surrogate | None = None, tau: float = 2.0, v_c: float = 0.8,
-                 a0: float = 1.0, v_rest: float = 0.0, v_threshold: float = 1.0,
-                 v_reset: float | None = 0.0, detach_reset: bool = False,
+    def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0, v_c: Real = 0.8,
+                 a0: A0 = 1.0, v_rest: Real = 0.0, v_threshold: Real = 1.0,
+                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
                  kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
-        tau = _time_constant("tau", tau, "the charge equation divides by tau")
-        a0, v_c, v_rest = _finite("a0", a0), _finite("v_c", v_c), _finite("v_rest", v_rest)
-        if not a0 > 0:
-            raise ValueError(f"a0 must be > 0 (the quadratic term drives the upswing), got {a0!r}")
-        if not v_c > v_rest:
+        super().__init__(**_arguments(locals()))
+        if not self.v_c > self.v_rest:
             raise ValueError(
-                f"v_c must be > v_rest (the critical voltage lies above rest), got v_c={v_c!r}, "
-                f"v_rest={v_rest!r}"
+                f"v_c must be > v_rest (the critical voltage lies above rest), got "
+                f"v_c={self.v_c!r}, v_rest={self.v_rest!r}"
             )
-        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v,
-                         kernel)
-        self.tau, self.v_c, self.a0, self.v_rest = tau, v_c, a0, v_rest
-
-    def step_kwargs(self) -> dict[str, Any]:
-        return {"tau": self.tau, "v_c": self.v_c, "a0": self.a0, "v_rest": self.v_rest,
-                **self._common_kwargs()}
 
 
 class EIF(SpikingNeuron):
@@ -336,25 +353,13 @@ class EIF(SpikingNeuron):
     """
 
     step_fn = staticmethod(F.eif_step)
-    _repr_fields = ("tau", "delta_t", "theta_rh", "v_rest")
 
-    def __init__(self, surrogate: Surrogate | None = None, tau: float = 2.0,
-                 delta_t: float = 1.0, theta_rh: float = 0.8, v_rest: float = 0.0,
-                 v_threshold: float = 1.0, v_reset: float | None = 0.0,
+    def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0,
+                 delta_t: DeltaT = 1.0, theta_rh: Real = 0.8, v_rest: Real = 0.0,
+                 v_threshold: Real = 1.0, v_reset: RealOrNone = 0.0,
                  detach_reset: bool = False, kernel: str = "auto", step_mode: str = "m",
                  record_v: bool = False) -> None:
-        tau = _time_constant("tau", tau, "the charge equation divides by tau")
-        delta_t = _finite("delta_t", delta_t)
-        if not delta_t > 0:
-            raise ValueError(f"delta_t must be > 0 (the exponential term divides by it), got {delta_t!r}")
-        theta_rh, v_rest = _finite("theta_rh", theta_rh), _finite("v_rest", v_rest)
-        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v,
-                         kernel)
-        self.tau, self.delta_t, self.theta_rh, self.v_rest = tau, delta_t, theta_rh, v_rest
-
-    def step_kwargs(self) -> dict[str, Any]:
-        return {"tau": self.tau, "delta_t": self.delta_t, "theta_rh": self.theta_rh,
-                "v_rest": self.v_rest, **self._common_kwargs()}
+        super().__init__(**_arguments(locals()))
 
 
 class Izhikevich(SpikingNeuron):
@@ -368,30 +373,16 @@ class Izhikevich(SpikingNeuron):
     """
 
     step_fn = staticmethod(F.izhikevich_step)
-    _repr_fields = ("tau", "tau_w", "a", "b", "a0", "v_c", "v_rest")
 
-    def __init__(self, surrogate: Surrogate | None = None, tau: float = 2.0,
-                 tau_w: float = 10.0, a: float = 1.0, b: float = 0.1, a0: float = 1.0,
-                 v_c: float = 0.8, v_rest: float = 0.0, v_threshold: float = 1.0,
-                 v_reset: float | None = 0.0, detach_reset: bool = False,
+    def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0,
+                 tau_w: TauW = 10.0, a: Real = 1.0, b: Real = 0.1, a0: A0 = 1.0,
+                 v_c: Real = 0.8, v_rest: Real = 0.0, v_threshold: Real = 1.0,
+                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
                  kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
-        tau = _time_constant("tau", tau, "the charge equation divides by tau")
-        tau_w = _time_constant("tau_w", tau_w, "the adaptation equation divides by tau_w")
-        a, b, a0 = _finite("a", a), _finite("b", b), _finite("a0", a0)
-        v_c, v_rest = _finite("v_c", v_c), _finite("v_rest", v_rest)
-        if not a0 > 0:
-            raise ValueError(f"a0 must be > 0 (the quadratic term drives the upswing), got {a0!r}")
-        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v,
-                         kernel)
-        self.tau, self.tau_w, self.a, self.b = tau, tau_w, a, b
-        self.a0, self.v_c, self.v_rest = a0, v_c, v_rest
+        super().__init__(**_arguments(locals()))
 
     def initial_state(self, x: Tensor) -> NamedTuple:
         return F.IzhikevichState(self._v0(x), torch.zeros_like(x))
-
-    def step_kwargs(self) -> dict[str, Any]:
-        return {"tau": self.tau, "tau_w": self.tau_w, "a": self.a, "b": self.b, "a0": self.a0,
-                "v_c": self.v_c, "v_rest": self.v_rest, **self._common_kwargs()}
 
 
 class ALIF(SpikingNeuron):
@@ -404,30 +395,21 @@ class ALIF(SpikingNeuron):
     """
 
     step_fn = staticmethod(F.alif_step)
-    _repr_fields = ("tau", "tau_adapt", "beta", "decay_input")
 
-    def __init__(self, surrogate: Surrogate | None = None, tau: float = 2.0,
-                 tau_adapt: float = 20.0, beta: float = 0.2, decay_input: bool = True,
-                 v_threshold: float = 1.0, v_reset: float | None = 0.0,
+    def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0,
+                 tau_adapt: TauAdapt = 20.0, beta: Beta = 0.2, decay_input: bool = True,
+                 v_threshold: Real = 1.0, v_reset: RealOrNone = 0.0,
                  detach_reset: bool = False, kernel: str = "auto", step_mode: str = "m",
                  record_v: bool = False) -> None:
-        tau = _time_constant("tau", tau, "the charge equation divides by tau")
-        tau_adapt = _time_constant("tau_adapt", tau_adapt,
-                                   "the trace decays by 1 - 1/tau_adapt per step")
-        beta = _finite("beta", beta)
-        if not beta >= 0:
-            raise ValueError(f"beta must be >= 0 (spikes raise the threshold), got {beta!r}")
-        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v,
-                         kernel)
-        self.tau, self.tau_adapt, self.beta = tau, tau_adapt, beta
-        self.decay_input = bool(decay_input)
+        super().__init__(**_arguments(locals()))
+
+    @property
+    def decay(self) -> float:
+        """Per-step decay of the adaptation trace: 1 − 1/tau_adapt."""
+        return 1.0 - 1.0 / self.tau_adapt
 
     def initial_state(self, x: Tensor) -> NamedTuple:
         return F.ALIFState(self._v0(x), torch.zeros_like(x))
-
-    def step_kwargs(self) -> dict[str, Any]:
-        return {"tau": self.tau, "decay_input": self.decay_input,
-                "decay": 1.0 - 1.0 / self.tau_adapt, "beta": self.beta, **self._common_kwargs()}
 
 
 class CubaLIF(SpikingNeuron):
@@ -439,23 +421,15 @@ class CubaLIF(SpikingNeuron):
     """
 
     step_fn = staticmethod(F.cuba_lif_step)
-    _repr_fields = ("tau_syn", "tau_mem")
 
-    def __init__(self, surrogate: Surrogate | None = None, tau_syn: float = 5.0,
-                 tau_mem: float = 2.0, v_threshold: float = 1.0,
-                 v_reset: float | None = 0.0, detach_reset: bool = False,
+    def __init__(self, surrogate: Surrogate | None = None, *, tau_syn: TauSyn = 5.0,
+                 tau_mem: TauMem = 2.0, v_threshold: Real = 1.0,
+                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
                  kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
-        tau_syn = _time_constant("tau_syn", tau_syn, "the current decays by 1 - 1/tau_syn per step")
-        tau_mem = _time_constant("tau_mem", tau_mem, "the charge equation divides by tau_mem")
-        super().__init__(surrogate, v_threshold, v_reset, detach_reset, step_mode, record_v,
-                         kernel)
-        self.tau_syn, self.tau_mem = tau_syn, tau_mem
+        super().__init__(**_arguments(locals()))
 
     def initial_state(self, x: Tensor) -> NamedTuple:
         return F.CubaLIFState(self._v0(x), torch.zeros_like(x))
-
-    def step_kwargs(self) -> dict[str, Any]:
-        return {"tau_syn": self.tau_syn, "tau_mem": self.tau_mem, **self._common_kwargs()}
 
 
 class LI(BaseNeuron):
@@ -466,17 +440,10 @@ class LI(BaseNeuron):
     """
 
     step_fn = staticmethod(F.li_step)
-    _repr_fields = ("tau",)
 
-    def __init__(self, surrogate: Surrogate | None = None, tau: float = 2.0,
+    def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0,
                  kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
-        del surrogate  # a readout never fires
-        tau = _time_constant("tau", tau, "the charge equation divides by tau")
-        super().__init__(step_mode, record_v, kernel)
-        self.tau = tau
+        super().__init__(**_arguments(locals()))
 
     def initial_state(self, x: Tensor) -> NamedTuple:
         return F.MembraneState(torch.zeros_like(x))
-
-    def step_kwargs(self) -> dict[str, Any]:
-        return {"tau": self.tau}

@@ -2,8 +2,8 @@
 
 A dataset factory is ``factory(train, **params) -> InMemoryDataset`` (see
 :func:`snnkit.hookspecs.register_datasets`). Inputs stay in their storage dtype (uint8 images
-take a quarter of the memory of float32 ones); :func:`as_float` turns a batch into float32 in
-[0, 1] when it is used. Batching is by index, with no per-sample Python work.
+take a quarter of the memory of float32 ones); the encoder reads them as intensities in [0, 1]
+(:func:`snnkit.components.encoders.intensity`).
 
 Files are read directly (IDX for the MNIST family, the python pickles for CIFAR-10) and checked
 (magic number, dimensions, exact size, label range); a missing or corrupt file raises
@@ -23,17 +23,17 @@ import socket
 import struct
 import sys
 import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from snnkit.errors import DataError
+from snnkit.errors import DataError, one_line
 
-__all__ = ["InMemoryDataset", "as_float", "cifar10", "fashion_mnist", "kmnist",
+__all__ = ["InMemoryDataset", "cifar10", "fashion_mnist", "kmnist",
            "mnist", "resolve_root", "synthetic"]
 
 #: Seconds a single network operation of a download may block before it is given up.
@@ -45,20 +45,11 @@ DOWNLOAD_TIMEOUT_S = 5.0
 # --------------------------------------------------------------------------------------------
 
 
-def as_float(x: Tensor) -> Tensor:
-    """A batch as floats in [0, 1]: uint8 ``v`` becomes float32 ``v / 255``; floats pass unchanged."""
-    if x.dtype == torch.uint8:
-        return x.to(torch.float32).div_(255.0)
-    if x.is_floating_point():
-        return x
-    raise TypeError(f"as_float expects a uint8 or floating tensor, got {x.dtype}")
-
-
 @dataclass(eq=False)
 class InMemoryDataset:
     """A whole split as two tensors: ``inputs [N, *]`` and ``targets [N]`` (int64).
 
-    ``inputs`` is uint8 (read as value/255, see :func:`as_float`) or float in [0, 1].
+    ``inputs`` is uint8 (read as value/255) or float in [0, 1].
     """
 
     inputs: Tensor
@@ -100,46 +91,6 @@ class InMemoryDataset:
     def device(self) -> torch.device:
         return self.inputs.device
 
-    def to(self, device: torch.device | str) -> InMemoryDataset:
-        """A copy whose tensors live on ``device`` (this object is left as it is)."""
-        device = torch.device(device)
-        return replace(self, inputs=self.inputs.to(device, copy=True),
-                       targets=self.targets.to(device, copy=True))
-
-    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
-        """How many batches :meth:`batches` yields per epoch."""
-        _check_batch_size(batch_size)
-        n = len(self)
-        return n // batch_size if drop_last else -(-n // batch_size)
-
-    def batches(self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None,
-                drop_last: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
-        """One epoch of ``(x [b, *], y [b])`` batches, in storage dtype and on the data's device.
-
-        With ``shuffle`` the order is one ``torch.randperm`` drawn now from ``generator`` (or the
-        global RNG); otherwise batches are contiguous slices (views). Each index appears once,
-        except the last ``N mod batch_size`` ones when ``drop_last``.
-        """
-        _check_batch_size(batch_size)
-        n = len(self)
-        stop = n - n % batch_size if drop_last else n
-        if not shuffle:
-            return (
-                (self.inputs[s:s + batch_size], self.targets[s:s + batch_size])
-                for s in range(0, stop, batch_size)
-            )
-        rng_device = generator.device if generator is not None else torch.device("cpu")
-        order = torch.randperm(n, generator=generator, device=rng_device).to(self.inputs.device)
-        return (
-            (self.inputs[idx], self.targets[idx])
-            for idx in (order[s:s + batch_size] for s in range(0, stop, batch_size))
-        )
-
-
-def _check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-
 
 # --------------------------------------------------------------------------------------------
 # Where the files are
@@ -171,11 +122,6 @@ def _writable(path: Path) -> bool:
     return os.access(p, os.W_OK | os.X_OK)
 
 
-def _one_line(err: BaseException, limit: int = 160) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _fetch_missing(name: str, root: Path, folder: Path, missing: list[str], download: bool,
                    what: str, fetch: Callable[[], object]) -> None:
     """Download missing files with ``fetch`` or raise a DataError that says what to place where."""
@@ -192,9 +138,10 @@ def _fetch_missing(name: str, root: Path, folder: Path, missing: list[str], down
         with contextlib.redirect_stdout(sys.stderr):  # keep torchvision's chatter off stdout
             fetch()
     except ImportError:
-        raise DataError(f"{base}; cannot download them: torchvision is not installed — {fix}") from None
+        raise DataError(
+            f"{base}; cannot download them: torchvision is not installed — {fix}") from None
     except Exception as err:  # noqa: BLE001 - any torchvision/network failure becomes one message
-        reason = f"{type(err).__name__}: {_one_line(err)}"
+        reason = f"{type(err).__name__}: {one_line(err, 160)}"
         raise DataError(f"{base}; download failed ({reason}) — {fix}") from None
     finally:
         socket.setdefaulttimeout(previous)
@@ -218,10 +165,10 @@ def _read_bytes(path: Path, name: str) -> bytearray:
             got = f.readinto(buf)
         return buf[:got] if got != len(buf) else buf
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
-        raise DataError(f"dataset {name}: {path} is not a valid gzip file ({_one_line(err)}) — "
+        raise DataError(f"dataset {name}: {path} is not a valid gzip file ({one_line(err, 160)}) — "
                         f"{_FIX_CORRUPT}") from None
     except OSError as err:
-        raise DataError(f"dataset {name}: cannot read {path} ({_one_line(err)}) — "
+        raise DataError(f"dataset {name}: cannot read {path} ({one_line(err, 160)}) — "
                         f"check its permissions or {_FIX_CORRUPT}") from None
 
 
@@ -234,7 +181,8 @@ def _read_idx(path: Path, ndim: int, name: str) -> Tensor:
         raise DataError(f"{where} is truncated ({len(data)} bytes, no IDX header) — {_FIX_CORRUPT}")
     magic = struct.unpack(">I", data[:4])[0]
     if magic != 0x0800 + ndim:
-        raise DataError(f"{where} has a wrong magic number 0x{magic:08x} (expected 0x{0x800 + ndim:08x}:"
+        raise DataError(f"{where} has a wrong magic number 0x{magic:08x} "
+                        f"(expected 0x{0x800 + ndim:08x}:"
                         f" an IDX file of {ndim}-d unsigned bytes) — {_FIX_CORRUPT}")
     if len(data) < header:
         raise DataError(f"{where} is truncated ({len(data)} bytes, the header alone is {header}) — "
@@ -292,8 +240,8 @@ def _load_idx_set(spec: _IdxSet, train: bool, root: str | None, download: bool) 
     images = _read_idx(image_path, 3, spec.name)
     labels = _read_idx(label_path, 1, spec.name)
     if images.shape[1:] != (28, 28):
-        raise DataError(f"dataset {spec.name}: {image_path} holds {images.shape[1]}x{images.shape[2]} "
-                        f"images, expected 28x28 — {_FIX_CORRUPT}")
+        raise DataError(f"dataset {spec.name}: {image_path} holds "
+                        f"{images.shape[1]}x{images.shape[2]} images, expected 28x28 — {_FIX_CORRUPT}")
     if labels.shape[0] != images.shape[0]:
         raise DataError(f"dataset {spec.name}: {label_path} has {labels.shape[0]} labels but "
                         f"{image_path} has {images.shape[0]} images — replace the mismatched file")
@@ -303,8 +251,8 @@ def _load_idx_set(spec: _IdxSet, train: bool, root: str | None, download: bool) 
 
 def _check_labels(labels: Tensor, num_classes: int, path: Path, name: str) -> None:
     if labels.numel() and int(labels.max()) >= num_classes:
-        raise DataError(f"dataset {name}: {path} has label {int(labels.max())}, but labels must be in "
-                        f"0..{num_classes - 1} — {_FIX_CORRUPT}")
+        raise DataError(f"dataset {name}: {path} has label {int(labels.max())}, but labels "
+                        f"must be in 0..{num_classes - 1} — {_FIX_CORRUPT}")
 
 
 def mnist(train: bool, root: str | None = None, download: bool = True) -> InMemoryDataset:
@@ -368,23 +316,25 @@ def _read_cifar_batch(path: Path, name: str) -> tuple[Tensor, Tensor]:
         with open(path, "rb") as f:
             batch = _BatchUnpickler(f, encoding="bytes").load()
     except OSError as err:
-        raise DataError(f"{where} cannot be read ({_one_line(err)}) — check its permissions or "
+        raise DataError(f"{where} cannot be read ({one_line(err, 160)}) — check its permissions or "
                         f"{_FIX_CORRUPT}") from None
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise DataError(f"{where} is not a CIFAR-10 python batch ({_one_line(err)}) — "
+        raise DataError(f"{where} is not a CIFAR-10 python batch ({one_line(err, 160)}) — "
                         f"{_FIX_CORRUPT}") from None
     if not isinstance(batch, dict):
         raise DataError(f"{where} is not a CIFAR-10 python batch (no dict inside) — {_FIX_CORRUPT}")
     data = batch.get(b"data", batch.get("data"))
     labels = batch.get(b"labels", batch.get("labels"))
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+    if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
+            or data.shape[1] != 3072):
         shape = getattr(data, "shape", None)
         raise DataError(f"{where} has no uint8 'data' array of shape [N, 3072] (found "
                         f"{type(data).__name__} {shape}) — {_FIX_CORRUPT}")
     try:
         targets = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     except (TypeError, ValueError) as err:
-        raise DataError(f"{where} has unreadable 'labels' ({_one_line(err)}) — {_FIX_CORRUPT}") from None
+        raise DataError(
+            f"{where} has unreadable 'labels' ({one_line(err, 160)}) — {_FIX_CORRUPT}") from None
     if targets.dim() != 1 or targets.shape[0] != data.shape[0]:
         raise DataError(f"{where} has {targets.numel()} labels but {data.shape[0]} images — "
                         f"{_FIX_CORRUPT}")
@@ -449,7 +399,8 @@ def synthetic(train: bool, num_samples: int = 256, shape: tuple[int, ...] = (1, 
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     prototypes = torch.rand((num_classes, *dims), generator=torch.Generator().manual_seed(seed))
-    split_seed = int(np.random.SeedSequence([seed, 1 if train else 2]).generate_state(1, np.uint64)[0])
+    sequence = np.random.SeedSequence([seed, 1 if train else 2])
+    split_seed = int(sequence.generate_state(1, np.uint64)[0])
     g = torch.Generator().manual_seed(split_seed)
     targets = torch.randint(num_classes, (num_samples,), generator=g)
     noise = torch.randn((num_samples, *dims), generator=g)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from snnkit.errors import CheckpointError
+from snnkit.errors import CheckpointError, one_line
 
 FORMAT_VERSION = 1
 #: Keys every snnkit checkpoint holds (besides ``format_version``).
@@ -83,7 +83,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
                               "weights_only=True (tensors and plain data only) — use a checkpoint "
                               "written by snnkit run") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError) as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(err)}) — it may be "
+        raise CheckpointError(f"{path}: not a readable checkpoint ({one_line(err, 200, first_line=True)}) — it may be "
                               "truncated; use the run's other checkpoint (best.pt / last.pt)") from None
     if not isinstance(state, dict) or "format_version" not in state:
         raise CheckpointError(f"{path}: not an snnkit checkpoint (no format_version) — pass a "
@@ -154,8 +154,3 @@ def _culprit(err: BaseException) -> str:
         return found.group(0).rstrip(".,")
     found = re.search(r"Unsupported operand \d+", text)
     return f"pickle opcode not allowed: {found.group(0)}" if found else "not tensors or plain data"
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__

@@ -40,7 +40,7 @@ from snnkit.engine.checkpoint import (
     seed_everything,
 )
 from snnkit.engine.distributed import World, current_world, device_for, setup, teardown
-from snnkit.errors import CheckpointError, RecipeError, TrainingError
+from snnkit.errors import CheckpointError, RecipeError, TrainingError, one_line
 from snnkit.engine.signals import stop_signals
 from snnkit.engine.progress import Reporter, SilentReporter
 from snnkit.recipes.loader import Recipe, check_resume_changes, load_recipe
@@ -385,7 +385,7 @@ class Trainer:
                             p["global_step"], dict(p["sums"]))
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
             raise CheckpointError(f"{where}: does not fit the run's recipe.yaml "
-                                  f"({_first_line(err)}) — resume with the recipe the run "
+                                  f"({one_line(err, 200, first_line=True)}) — resume with the recipe the run "
                                   "started with, or start a new run") from None
         saved_opt = state.get("recipe", {}).get("optimizer", {})
         self._apply_optimizer_changes(saved_opt, fresh)
@@ -455,17 +455,12 @@ def evaluate_checkpoint(path: str | Path, *, device: str | None = None,
         exp.model.load_state_dict(state["model"])
     except (RuntimeError, ValueError, TypeError) as err:
         raise CheckpointError(f"{path}: the weights do not fit the checkpoint's own recipe "
-                              f"({_first_line(err)}) — the file is damaged or was edited") from None
+                              f"({one_line(err, 200, first_line=True)}) — the file is damaged or was edited") from None
     seed_everything(recipe.seed)
     xs, ys = on_device(exp.test_data, exp.device)
     loss, acc, rates = evaluate(exp, xs, ys)
     return {"checkpoint": str(path), "epoch": state["position"]["epoch"] - 1, "test_loss": loss,
             "test_acc": acc, "firing_rates": rates}
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 @contextmanager

@@ -19,8 +19,8 @@ Izhikevich, ALIF, plugin neurons) raise :class:`~snnkit.errors.SnnkitError` nami
 
 ``nir`` is an optional dependency, imported on first use.
 
-Layout: :mod:`~snnkit.interop.exporter` (export_nir, save), :mod:`~snnkit.interop.mapping` (each layer
-and neuron to NIR nodes), :mod:`~snnkit.interop.importer` (import_nir, load) and
+Layout: :mod:`~snnkit.interop.exporter` (export_nir, save), :mod:`~snnkit.interop.mapping`
+(each layer and neuron to NIR nodes), :mod:`~snnkit.interop.importer` (import_nir, load) and
 :mod:`~snnkit.interop.common` (the lazy ``nir`` import).
 """
 

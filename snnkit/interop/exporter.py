@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from snnkit.components import neurons as N
-from snnkit.errors import SnnkitError
+from snnkit.errors import SnnkitError, one_line
 from snnkit.interop.common import _nir
 from snnkit.interop.mapping import _Exporter
 
@@ -36,7 +36,8 @@ def export_nir(model: nn.Module, input_shape: Sequence[int], *, dt: float = 1.0,
     nir = _nir()
     dt = float(dt)
     if not (math.isfinite(dt) and dt > 0):
-        raise SnnkitError(f"export: dt must be a finite number > 0 (one step's duration), got {dt!r}")
+        raise SnnkitError(
+            f"export: dt must be a finite number > 0 (one step's duration), got {dt!r}")
     stages = _stages(model)
     shapes = _trace_shapes(stages, tuple(int(d) for d in input_shape))
     out = _Exporter(nir, dt, strict)
@@ -115,7 +116,7 @@ def _trace_shapes(stages: list[tuple[str, nn.Module]],
                 except (RuntimeError, ValueError) as err:
                     raise SnnkitError(f"export: layer {name} ({type(stage).__name__}) cannot take "
                                       f"input of shape {list(x.shape[2:])} per step "
-                                      f"({str(err).strip().splitlines()[0]}) — check input_shape"
+                                      f"({one_line(err, first_line=True)}) — check input_shape"
                                       ) from None
                 shapes.append(tuple(x.shape[2:]))
     finally:
@@ -137,7 +138,8 @@ def _dtype_of(module: nn.Module, default: torch.dtype) -> torch.dtype:
 def save(source: nn.Module | str | Path, out: str | Path, *,
          input_shape: Sequence[int] | None = None, dt: float = 1.0,
          strict: bool = False) -> tuple[Path, list[str]]:
-    """Export a model, a checkpoint (``.pt``) or a run folder to a NIR file; return (path, warnings).
+    """Export a model, a checkpoint (``.pt``) or a run folder to a NIR file; return
+    ``(path, warnings)``.
 
     For a checkpoint or run folder the model is rebuilt from the saved recipe and weights, and
     ``input_shape`` defaults to the recipe's dataset's sample shape (building that dataset).

@@ -17,7 +17,7 @@ from torch import nn
 
 from snnkit.components import layers as L
 from snnkit.components import neurons as N
-from snnkit.errors import SnnkitError
+from snnkit.errors import SnnkitError, one_line
 from snnkit.interop.common import _nir
 from snnkit.components.surrogates import Sigmoid
 
@@ -35,9 +35,8 @@ def load(path: str | Path, *, dt: float | None = None) -> nn.Module:
     try:
         graph = _nir().read(path)
     except (OSError, ValueError, KeyError, AssertionError) as err:
-        raise SnnkitError(f"{path}: not a readable NIR file ({type(err).__name__}: "
-                          f"{str(err).strip()[:200]}) — write it with nir.write or snnkit export"
-                          ) from None
+        raise SnnkitError(f"{path}: not a readable NIR file ({one_line(err, 200, typed=True)})"
+                          " — write it with nir.write or snnkit export") from None
     return import_nir(graph, dt=dt)
 
 
@@ -112,7 +111,8 @@ def _uniform(where: str, field: str, value: Any) -> float:
         raise SnnkitError(f"{where}: {field} is empty")
     first = float(arr.reshape(-1)[0])
     if not np.all(arr == first):
-        raise SnnkitError(f"{where}: {field} varies across neurons ({arr.min():g} … {arr.max():g}); "
+        raise SnnkitError(f"{where}: {field} varies across neurons "
+                          f"({arr.min():g} … {arr.max():g}); "
                           "snnkit neurons hold one value per layer — make it uniform")
     return first
 
@@ -143,7 +143,8 @@ def _module_for(nir: Any, name: str, node: Any, nxt: Any, dt: float) -> tuple[nn
         if isinstance(node, (nir.Affine, nir.Linear)):
             weight = _tensor(node.weight)
             if weight.dim() != 2:
-                raise SnnkitError(f"{where}: weight must be 2-D [out, in], got {list(weight.shape)}")
+                raise SnnkitError(
+                    f"{where}: weight must be 2-D [out, in], got {list(weight.shape)}")
             has_bias = isinstance(node, nir.Affine)
             layer = L.Linear(weight.shape[1], weight.shape[0], bias=has_bias)
             with torch.no_grad():

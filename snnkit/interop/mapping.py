@@ -43,7 +43,8 @@ class _Exporter:
         if self.surrogates:
             self.warnings.append(
                 "surrogate gradients are not part of NIR (they only shape training): "
-                + ", ".join(self.surrogates) + "; snnkit.interop.load gives every neuron a fresh Sigmoid()")
+                + ", ".join(self.surrogates)
+                + "; snnkit.interop.load gives every neuron a fresh Sigmoid()")
         return self.warnings
 
     # -- one stage --------------------------------------------------------------------------
@@ -73,7 +74,8 @@ class _Exporter:
                 return folded
             if module.padding_mode != "zeros" or isinstance(module.padding, str):
                 raise SnnkitError(f"{where}: only explicit zero padding maps to NIR, got "
-                                  f"padding={module.padding!r}, padding_mode={module.padding_mode!r}")
+                                  f"padding={module.padding!r}, "
+                                  f"padding_mode={module.padding_mode!r}")
             if b is None:
                 b = np.zeros(w.shape[0], dtype=w.dtype)
             if isinstance(module, nn.Conv1d):

@@ -107,7 +107,7 @@ def register_optimizers(register: Register) -> None:
 @hookimpl
 def register_schedulers(register: Register) -> None:
     register("cosine", optim.cosine)
-    register("step", optim.step)
+    register("step", optim.step_lr)
 
 
 @hookimpl

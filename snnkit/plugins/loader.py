@@ -13,7 +13,6 @@ names); set but empty loads none. Built-ins always load.
 from __future__ import annotations
 
 import collections
-import difflib
 import re
 import functools
 import importlib.metadata
@@ -25,7 +24,7 @@ from typing import Any
 import pluggy
 
 from snnkit import hookspecs
-from snnkit.errors import PluginError
+from snnkit.errors import PluginError, did_you_mean, one_line
 from snnkit.plugins.registry import Kind, PluginInfo, Registry
 
 ENTRY_POINT_GROUP = "snnkit"
@@ -53,7 +52,7 @@ def build_registry(*, plugins: Iterable[object] = (), entry_points: bool = True,
             try:
                 plugin = load()
             except (Exception, SystemExit) as err:  # noqa: BLE001 - a failed import is skipped
-                raise PluginError(f"import failed: {_describe(err)}") from err
+                raise PluginError(f"import failed: {one_line(err, typed=True)}") from err
             _collect(registry, pm, plugin, name, version)
         except PluginError as err:
             registry.note_plugin(PluginInfo(name, version, (), f"failed: {err}"))
@@ -98,7 +97,7 @@ def _collect(registry: Registry, pm: pluggy.PluginManager, plugin: Any, name: st
     except PluginError:
         raise
     except (Exception, SystemExit) as err:  # noqa: BLE001 - import and pluggy validation errors
-        raise PluginError(_describe(err)) from err
+        raise PluginError(one_line(err, typed=True)) from err
     try:
         hooks = _check_hooks(pm, plugin)
         staged: list[tuple[Kind, str, Any]] = []
@@ -125,7 +124,7 @@ def _collect(registry: Registry, pm: pluggy.PluginManager, plugin: Any, name: st
         raise
     except (Exception, SystemExit) as err:  # noqa: BLE001 - whatever a plugin's factories trigger
         pm.unregister(plugin)
-        raise PluginError(_describe(err)) from err
+        raise PluginError(one_line(err, typed=True)) from err
     registry.note_plugin(PluginInfo(name, version, tuple(hooks)))
 
 
@@ -135,8 +134,7 @@ def _check_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     for caller in pm.get_hookcallers(plugin) or []:
         if caller.spec is None:
             known = [k.hook for k in Kind]
-            close = difflib.get_close_matches(caller.name, known, n=1, cutoff=0.6)
-            hint = f" — did you mean '{close[0]}'?" if close else f" — hooks are: {', '.join(known)}"
+            hint = did_you_mean(caller.name, known, n=1) or f" — hooks are: {', '.join(known)}"
             raise PluginError(f"implements unknown hook '{caller.name}'{hint}")
         hooks.append(caller.name)
     for kind in Kind:  # pluggy silently ignores functions that lack the marker
@@ -155,12 +153,7 @@ def _call_hook(function: Callable[..., Any], kind: Kind, staged: list[tuple[Kind
     except PluginError:
         raise
     except (Exception, SystemExit) as err:  # noqa: BLE001 - a raising hook fails its plugin
-        raise PluginError(f"hook {kind.hook} raised {_describe(err)}") from err
-
-
-def _describe(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+        raise PluginError(f"hook {kind.hook} raised {one_line(err, typed=True)}") from err
 
 
 def _dist_name(ep: importlib.metadata.EntryPoint) -> str:

@@ -1,14 +1,14 @@
 """The component registry: ``(kind, name) -> Component`` with provenance, checks and building.
 
-pluggy fills it (see :mod:`snnkit.plugins.loader`); afterwards it is a plain lookup table. A factory's
-signature is the component's schema: recipe values are checked against it and coerced to its
-type hints before anything is built. Arguments that snnkit supplies itself (``SUPPLIED``) may
-not be set by a recipe.
+pluggy fills it (see :mod:`snnkit.plugins.loader`); afterwards it is a plain lookup table.
+A factory's signature is the component's schema: recipe values are coerced to its type hints
+and checked against the ranges it declares (``Annotated[float, Gt(1)]``, see
+:mod:`snnkit.constraints`) before anything is built. Arguments that snnkit supplies itself
+(``SUPPLIED``) may not be set by a recipe.
 """
 
 from __future__ import annotations
 
-import difflib
 import enum
 import fnmatch
 import inspect
@@ -17,12 +17,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from snnkit import constraints
 from snnkit.errors import (
     ComponentBuildError,
     ParameterError,
     PluginError,
     SnnkitError,
     UnknownComponentError,
+    did_you_mean,
+    one_line,
 )
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -62,8 +65,6 @@ class Kind(str, enum.Enum):
         raise UnknownComponentError(f"unknown component kind '{value}' — use one of: {known}")
 
 
-KIND_HOOKS: dict[Kind, str] = {kind: kind.hook for kind in Kind}
-
 #: Arguments snnkit passes to factories of each kind; a recipe may not set them.
 SUPPLIED: dict[Kind, frozenset[str]] = {
     Kind.NEURON: frozenset({"surrogate"}),
@@ -82,11 +83,13 @@ _MISSING = object()
 
 @dataclass(frozen=True)
 class Parameter:
-    """One recipe-settable parameter of a factory."""
+    """One recipe-settable parameter of a factory: its type (``annotation``, without the
+    range), default and declared range (``constraints``, e.g. ``(Gt(gt=1),)``)."""
 
     name: str
     annotation: Any
     default: Any = _MISSING
+    constraints: tuple[Any, ...] = ()
 
     @property
     def required(self) -> bool:
@@ -95,6 +98,17 @@ class Parameter:
     @property
     def type_name(self) -> str:
         return _type_name(self.annotation)
+
+    @property
+    def range(self) -> str:
+        """The declared range as text, e.g. ``"> 1"``; ``""`` if none."""
+        return constraints.describe(self.constraints)
+
+    def check(self, value: Any, *, at: str) -> Any:
+        """``value`` coerced to the type, then checked against the range (``ValueError``)."""
+        value = coerce(value, self.annotation, at=at)
+        constraints.check(self.name, value, self.constraints)
+        return value
 
     def describe(self) -> str:
         return self.name if self.required else f"{self.name}={self.default!r}"
@@ -133,10 +147,10 @@ class Component:
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in SUPPLIED[self.kind]:
                 continue
             default = _MISSING if p.default is p.empty else p.default
-            annotation = p.annotation
+            annotation, declared = constraints.split(p.annotation)
             if annotation is p.empty:
                 annotation = type(default) if isinstance(default, (bool, int, float, str)) else Any
-            out[p.name] = Parameter(p.name, annotation, default)
+            out[p.name] = Parameter(p.name, annotation, default, declared)
         return out
 
     def accepts_extra(self) -> bool:
@@ -167,16 +181,23 @@ class PluginInfo:
 
 
 def normalize_spec(spec: Any, *, at: str) -> dict[str, Any]:
-    """``"atan"`` -> ``{"name": "atan"}``; a mapping must carry a string ``name``."""
-    if isinstance(spec, str):
+    """A component spec as a mapping: ``"atan"`` -> ``{"name": "atan"}``, a mapping copied.
+
+    The one rule for every spec (recipe sections, layers, neurons, surrogates): a non-empty
+    name, or a mapping whose ``name`` is one. Anything else is a :class:`ParameterError`
+    ``{at}: ...``.
+    """
+    if isinstance(spec, str) and spec:
         return {"name": spec}
     if isinstance(spec, Mapping):
         name = spec.get("name")
         if not isinstance(name, str) or not name:
-            raise ParameterError(f"{at}: missing 'name' — write {{name: ..., ...}} or just the name")
+            raise ParameterError(
+                f"{at}: missing 'name' — write {{name: ..., ...}} or just the name")
         return dict(spec)
+    shown = type(spec).__name__ if isinstance(spec, (list, tuple, set)) else repr(spec)
     raise ParameterError(
-        f"{at}: expected a component name or a mapping with 'name', got {type(spec).__name__}"
+        f"{at}: expected a component name or a mapping {{name: ..., ...}}, got {shown}"
     )
 
 
@@ -251,8 +272,7 @@ class Registry:
             pass
         known = self.names(kind)
         where = f"{at}: " if at else ""
-        close = difflib.get_close_matches(str(name).lower(), known, n=3, cutoff=0.6)
-        hint = f" — did you mean {_quoted(close)}?" if close else ""
+        hint = did_you_mean(str(name).lower(), known)
         msg = (f"{where}unknown {kind} '{name}'{hint} Known: {', '.join(known) or 'none'}"
                f" (snnkit list {kind})")
         failed = [f"plugin '{p.name}' {p.status}" for p in self.failures]
@@ -261,7 +281,8 @@ class Registry:
         raise UnknownComponentError(msg)
 
     # -- checking and building ---------------------------------------------------------------
-    def check(self, kind: Kind | str, spec: Any, *, at: str | None = None) -> tuple[Component, dict[str, Any]]:
+    def check(self, kind: Kind | str, spec: Any, *,
+              at: str | None = None) -> tuple[Component, dict[str, Any]]:
         """Resolve ``spec`` and return the component with its coerced parameters; builds nothing."""
         kind = Kind.parse(kind)
         at = at or str(kind)
@@ -272,19 +293,22 @@ class Registry:
         supplied = SUPPLIED[kind] & set(params)
         if supplied:
             key = sorted(supplied)[0]
-            raise ParameterError(f"{at}.{key}: '{key}' is supplied by snnkit; remove it from the recipe")
+            raise ParameterError(
+                f"{at}.{key}: '{key}' is supplied by snnkit; remove it from the recipe")
         coerced: dict[str, Any] = {}
         for key, value in params.items():
             if key not in accepted:
                 if component.accepts_extra():
                     coerced[key] = value
                     continue
-                close = difflib.get_close_matches(key, list(accepted), n=3, cutoff=0.6)
-                hint = f" — did you mean {_quoted(close)}?" if close else ""
+                hint = did_you_mean(key, accepted)
                 valid = ", ".join(p.describe() for p in accepted.values()) or "none"
                 raise ParameterError(f"{at}: {kind} '{component.name}' has no parameter '{key}'"
                                      f"{hint} Parameters: {valid}")
-            coerced[key] = coerce(value, accepted[key].annotation, at=f"{at}.{key}")
+            try:
+                coerced[key] = accepted[key].check(value, at=f"{at}.{key}")
+            except ValueError as err:  # out of the declared range: as if the factory said so
+                raise ParameterError(f"{at}: {kind} '{component.name}': {err}") from None
         missing = [p.name for p in accepted.values() if p.required and p.name not in coerced]
         if missing:
             raise ParameterError(f"{at}: {kind} '{component.name}' needs '{missing[0]}' — add "
@@ -308,11 +332,11 @@ class Registry:
         except SnnkitError:
             raise
         except (ValueError, TypeError) as err:
-            raise ParameterError(f"{at}: {kind} '{component.name}': {_one_line(err)}") from err
+            raise ParameterError(f"{at}: {kind} '{component.name}': {one_line(err)}") from err
         except Exception as err:  # noqa: BLE001 - a plugin's fault, reported with provenance
             raise ComponentBuildError(
                 f"{at}: building {kind} '{component.name}' (plugin '{component.plugin}') failed: "
-                f"{type(err).__name__}: {_one_line(err)}"
+                f"{one_line(err, typed=True)}"
             ) from err
 
 
@@ -350,7 +374,8 @@ def _adapter(annotation: Any) -> Any:
     import pydantic
 
     try:
-        adapter = pydantic.TypeAdapter(annotation, config=pydantic.ConfigDict(arbitrary_types_allowed=True))
+        config = pydantic.ConfigDict(arbitrary_types_allowed=True)
+        adapter = pydantic.TypeAdapter(annotation, config=config)
     except Exception:  # noqa: BLE001 - types pydantic cannot model are not coerced
         adapter = None
     try:
@@ -367,10 +392,3 @@ def _type_name(annotation: Any) -> str:
         return annotation.__name__
     return str(annotation).replace("typing.", "")
 
-
-def _quoted(names: list[str]) -> str:
-    return " or ".join(f"'{n}'" for n in names)
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__

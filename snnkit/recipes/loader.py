@@ -17,7 +17,6 @@ Relative paths (``dataset.root``, ``output.dir``) follow one rule: a path writte
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +25,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from snnkit.errors import RecipeError
+from snnkit.errors import ParameterError, RecipeError, did_you_mean, one_line
+from snnkit.plugins.registry import normalize_spec
 
 SECTIONS = ("seed", "time_steps", "dataset", "encoder", "model", "loss", "optimizer",
             "scheduler", "train", "output")
@@ -62,8 +62,9 @@ def _no_bool(value: Any) -> Any:
     return value
 
 
-class TrainSpec(BaseModel):
-    """How to train: ``epochs``, ``batch_size``, ``device`` and the rest (README: Recipe reference)."""
+class TrainSettings(BaseModel):
+    """How to train: ``epochs``, ``batch_size``, ``device`` and the rest (README: Recipe
+    reference)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     epochs: int = Field(1, gt=0)
@@ -89,7 +90,7 @@ class TrainSpec(BaseModel):
         raise ValueError(f"must be auto, cpu, cuda or cuda:N, got {value!r}")
 
 
-class OutputSpec(BaseModel):
+class OutputSettings(BaseModel):
     """Where a run writes: ``dir``/<name>/<timestamp>/ with TensorBoard and checkpoints."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -111,24 +112,12 @@ class Recipe(BaseModel):
     loss: dict[str, Any]
     optimizer: dict[str, Any]
     scheduler: dict[str, Any] | None = None
-    train: TrainSpec = TrainSpec()
-    output: OutputSpec = OutputSpec()
+    train: TrainSettings = TrainSettings()
+    output: OutputSettings = OutputSettings()
     source: str | None = Field(None, exclude=True)
 
     _ints = field_validator("seed", "time_steps", mode="before")(
         classmethod(lambda cls, v: _no_bool(v)))
-
-    @field_validator(*COMPONENT_SECTIONS, mode="before")
-    @classmethod
-    def _spec(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return {"name": value}
-        if not isinstance(value, Mapping):
-            raise ValueError(f"must be a component name or a mapping {{name: ..., ...}}, "
-                             f"got {value!r}")
-        if not isinstance(value.get("name"), str):
-            raise ValueError("needs a 'name' (write {name: ..., ...} or just the name)")
-        return value
 
     @property
     def label(self) -> str:
@@ -142,7 +131,8 @@ class Recipe(BaseModel):
         return self.model_dump(mode="json", exclude_none=False)
 
 
-def load_recipe(source: str | Path | Mapping[str, Any], overrides: list[str] | None = None) -> Recipe:
+def load_recipe(source: str | Path | Mapping[str, Any],
+                overrides: list[str] | None = None) -> Recipe:
     """Read, override and validate a recipe from a YAML path or a mapping."""
     if isinstance(source, Mapping):
         raw, where, base = copy.deepcopy(dict(source)), "recipe", Path.cwd()
@@ -154,6 +144,12 @@ def load_recipe(source: str | Path | Mapping[str, Any], overrides: list[str] | N
         apply_override(raw, text)
     _check_sections(raw, where)
     raw = {k: v for k, v in raw.items() if v is not None}  # `train:` left empty = defaults
+    try:
+        for section in COMPONENT_SECTIONS:
+            if section in raw:
+                raw[section] = normalize_spec(raw[section], at=section)
+    except ParameterError as err:
+        raise RecipeError(f"{where}: {err}") from None
     try:
         return Recipe(**raw, source=None if isinstance(source, Mapping) else str(source))
     except ValidationError as err:
@@ -191,7 +187,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise RecipeError(f"{path}: cannot read the file ({err.__class__.__name__}: "
-                          f"{_one_line(err)}) — pass a UTF-8 text file") from None
+                          f"{one_line(err)}) — pass a UTF-8 text file") from None
     try:
         data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.constructor.ConstructorError as err:
@@ -205,13 +201,15 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise RecipeError(f"{pos}: {problem}") from None
     except yaml.YAMLError as err:
         pos = _position(path, getattr(err, "problem_mark", None))
-        problem = getattr(err, "problem", None) or _one_line(err)
-        raise RecipeError(f"{pos}: invalid YAML: {problem} — fix the syntax at that position") from None
+        problem = getattr(err, "problem", None) or one_line(err)
+        raise RecipeError(f"{pos}: invalid YAML: {problem} — fix the syntax at that "
+                          "position") from None
     if data is None:
         raise RecipeError(f"{path}: the recipe is empty — start from recipes/lif_mnist.yaml")
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe must be a mapping of sections (seed, dataset, model, "
-                          f"...), got {_a(type(data).__name__)} — start from recipes/lif_mnist.yaml")
+                          f"...), got {_a(type(data).__name__)} — start from "
+                          "recipes/lif_mnist.yaml")
     return data
 
 
@@ -297,7 +295,7 @@ def _check_sections(raw: dict[str, Any], where: str) -> None:
         if key not in SECTIONS:
             raise RecipeError(f"{where}: unknown section '{key}'{_close(key, SECTIONS)} "
                               f"Sections: {', '.join(SECTIONS)}")
-    for section, model in (("train", TrainSpec), ("output", OutputSpec)):
+    for section, model in (("train", TrainSettings), ("output", OutputSettings)):
         value = raw.get(section)
         if value is None:
             continue
@@ -317,8 +315,7 @@ def _check_sections(raw: dict[str, Any], where: str) -> None:
 
 
 def _close(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=2, cutoff=0.6)
-    return f" — did you mean {' or '.join(repr(c) for c in close)}?" if close else " —"
+    return did_you_mean(word, choices, n=2) or " —"
 
 
 _RULES = {
@@ -376,6 +373,3 @@ def _position(path: Path, mark: Any) -> str:
 def _a(noun: str) -> str:
     return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
 
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__

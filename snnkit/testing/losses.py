@@ -69,7 +69,8 @@ def check_loss(
                 raise _fail(check, loss, f"predict(output) must have shape [B] = [{batch}], got "
                             f"{got} ({tag})")
             if pred.is_floating_point() or pred.dtype == torch.bool:
-                raise _fail(check, loss, f"predict(output) must hold integer classes, got {pred.dtype}")
+                raise _fail(check, loss,
+                            f"predict(output) must hold integer classes, got {pred.dtype}")
             if pred.numel() and (int(pred.min()) < 0 or int(pred.max()) >= classes):
                 raise _fail(check, loss, f"predict(output) must lie in [0, {classes}), got "
                             f"{pred.tolist()}")

@@ -103,9 +103,9 @@ def check_neuron(
     """Check a neuron against the ``register_neurons`` contract.
 
     ``neuron`` is a built module or a factory. A factory is called with a fresh surrogate as
-    ``surrogate=`` when its signature takes one (as snnkit does; ``surrogate`` is a zero-argument
-    callable making them, default ``snnkit.components.surrogates.Sigmoid``), else with no arguments; pass
-    ``functools.partial(Factory, tau=3.0)`` to set parameters. Checked:
+    ``surrogate=`` when its signature takes one (as snnkit does; ``surrogate`` is a
+    zero-argument callable making them, default ``snnkit.components.surrogates.Sigmoid``), else
+    with no arguments; pass ``functools.partial(Factory, tau=3.0)`` to set parameters. Checked:
 
     1. it has ``step_mode``; in ``"m"`` mode input ``[T, B, *]`` maps to output of the same
        shape, dtype and device, for each of ``shapes`` (or for ``inputs``, default uniform in
@@ -148,7 +148,8 @@ def check_neuron(
         else:
             module = neuron()
         if not isinstance(module, nn.Module):
-            raise _fail(check, neuron, f"the factory returned {type(module).__name__}, not an nn.Module")
+            raise _fail(check, neuron,
+                        f"the factory returned {type(module).__name__}, not an nn.Module")
         return module.to(device=dev, dtype=dtype)
 
     reference = build(new_surrogate())

@@ -79,7 +79,8 @@ def check_surrogate(
     for attribute in ("primitive", "derivative"):
         if not callable(getattr(surrogate, attribute, None)):
             raise _fail(check, surrogate, f"has no method '{attribute}' — subclass "
-                        "snnkit.components.surrogates.Surrogate and write primitive (and derivative)")
+                        "snnkit.components.surrogates.Surrogate and write primitive "
+                        "(and derivative)")
     if not hasattr(surrogate, "spiking"):
         raise _fail(check, surrogate, "has no 'spiking' attribute — subclass "
                     "snnkit.components.surrogates.Surrogate (spiking=False returns the primitive)")
@@ -124,7 +125,8 @@ def _check_surrogate_forward_backward(surrogate: nn.Module, base: Tensor, dtype:
         if not y.requires_grad:
             raise _fail(check, surrogate, f"forward output does not require grad {tag}: the "
                         "surrogate gradient must flow through the spike")
-        grad_out = (torch.rand(sample.shape, generator=g, dtype=torch.float64) + 0.5).to(device, dtype)
+        grad_out = torch.rand(sample.shape, generator=g, dtype=torch.float64) + 0.5
+        grad_out = grad_out.to(device, dtype)
         (grad,) = torch.autograd.grad(y, leaf, grad_out)
         with torch.no_grad():
             d = surrogate.derivative(sample)
@@ -139,8 +141,9 @@ def _check_surrogate_forward_backward(surrogate: nn.Module, base: Tensor, dtype:
         atol, rtol = _TOLERANCES.get(dtype, (1e-2, 2e-2))
         bad = ~_close(grad, expected, atol, rtol)
         if bad.any():
+            worst = _worst(bad, sample, ("backward", grad), ("expected", expected))
             raise _fail(check, surrogate, "backward must be grad_output · derivative(x) "
-                        f"{tag}, " + _worst(bad, sample, ("backward", grad), ("expected", expected)))
+                        f"{tag}, " + worst)
 
 
 def _check_surrogate_derivative(surrogate: nn.Module, x: Tensor,
