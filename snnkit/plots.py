@@ -131,7 +131,7 @@ def sample_trace(run_dir: str | Path, sample: int = 0) -> dict[str, Any]:
     """
     from snnkit.assembly.assemble import assemble
     from snnkit.engine.checkpoint import load_checkpoint
-    from snnkit.engine.time_loop import predict
+    from snnkit.engine.evaluation import predict
     from snnkit.components.functional import reset_net
     from snnkit.components.neurons import BaseNeuron, SpikingNeuron
     from snnkit.plugins.loader import get_registry

@@ -98,7 +98,7 @@ def test_plif_is_captured_too(tmp_path: Path, graph_steps: list[Any]) -> None:
 def test_a_step_that_reads_back_to_the_host_runs_eagerly() -> None:
     """Capture fails (a .item() inside the step): one warning, then None = run it eagerly."""
     from snnkit.engine.cuda_graphs import WARMUP, GraphStep
-    from snnkit.engine.time_loop import predict
+    from snnkit.engine.evaluation import predict
     from snnkit.components.losses import MSERate
 
     lin = torch.nn.Linear(4, 3).cuda()
@@ -113,10 +113,10 @@ def test_a_step_that_reads_back_to_the_host_runs_eagerly() -> None:
     step = GraphStep(forward, MSERate(), predict, opt)
     x, y = torch.rand(5, 4, device="cuda"), torch.tensor([0, 1, 2, 0, 1], device="cuda")
     for _ in range(WARMUP):
-        assert step.step(x, y) is None
+        assert step.replay(x, y) is None
     with pytest.warns(RuntimeWarning, match="cannot be captured as a CUDA graph"):
-        assert step.step(x, y) is None
-    assert step.failed and not step.captured and step.step(x, y) is None
+        assert step.replay(x, y) is None
+    assert step.failed and not step.captured and step.replay(x, y) is None
     out = forward(x)  # the GPU still works eagerly afterwards
     MSERate()(out, y).backward()
     assert lin.weight.grad is not None and torch.isfinite(lin.weight.grad).all()

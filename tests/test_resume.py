@@ -22,7 +22,7 @@ import snnkit
 from snnkit.engine.checkpoint import load_checkpoint
 from snnkit.cli.app import app
 from snnkit.engine.trainer import Interrupted
-from snnkit.engine.trainer import run as run_engine
+from snnkit.engine.run import run as run_engine
 from snnkit.engine.progress import SilentReporter
 
 runner = CliRunner()

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from snnkit.engine.checkpoint import load_checkpoint
 from snnkit.cli.app import app
-from snnkit.engine.trainer import run as run_engine
+from snnkit.engine.run import run as run_engine
 from snnkit.engine.progress import SilentReporter
 
 runner = CliRunner()

@@ -6,16 +6,20 @@ whole forward + loss + backward replays as one launch. The optimizer step stays 
 graph, so the engine reads the loss first and stops before a non-finite update exactly as in
 eager mode.
 
-Contract (:class:`GraphStep`):
+:class:`GraphStep` is a :class:`~snnkit.engine.steps.TrainStep`: ``step(x, y)`` replays the
+graph where it can and otherwise runs the batch eagerly (on the side stream during warm-up,
+zeroing the graph's ``.grad`` tensors in place after capture), so the trainer's loop has one
+call per batch whatever happens. Underneath:
 
-- ``step(x, y)`` returns ``(loss, correct)`` after the gradients of batch ``(x, y)`` are in the
+- ``replay(x, y)`` returns ``(loss, correct)`` after the gradients of batch ``(x, y)`` are in the
   parameters' ``.grad`` (written, not accumulated), or None when the caller must run that batch
   eagerly: the first ``WARMUP`` full batches (they warm cuBLAS, Triton's compiler and autograd
   up, on a side stream, as CUDA graph capture requires), any batch of another shape (the last,
   partial one) and everything after a capture that failed (one warning; e.g. a layer that reads
   a value back to the host).
 - After capture, the parameters' ``.grad`` tensors belong to the graph: eager steps must zero
-  them in place (``zero_grad(set_to_none=False)``) — :attr:`captured` tells.
+  them in place (``zero_grad(set_to_none=False)``) — :attr:`captured` tells, and ``step``
+  does so.
 - Random numbers come from the CUDA generator inside the graph (graph-safe Philox offsets), so a
   run stays seeded and reproducible; a resumed run re-captures, so CUDA runs with graphs resume
   with the same distribution of draws, not bit for bit (CPU runs do).
@@ -30,6 +34,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from snnkit.engine.steps import EagerStep
 
 WARMUP = 3
 
@@ -47,13 +53,23 @@ class GraphStep:
         self.replays = 0
         self.shapes: tuple[torch.Size, torch.Size] | None = None
         self._x = self._y = self._loss = self._correct = None
+        self._eager = EagerStep(forward, loss, optimizer)
 
     @property
     def captured(self) -> bool:
         """True once the graph owns the parameters' ``.grad`` tensors."""
         return self.graph is not None
 
-    def step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor] | None:
+    def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """The gradients of ``(x, y)`` in ``.grad``: replayed, or computed eagerly."""
+        replayed = self.replay(x, y)
+        if replayed is not None:
+            return replayed
+        with self.eager():
+            self._eager.set_to_none = self.graph is None
+            return self._eager(x, y)
+
+    def replay(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor] | None:
         """Replay the graph on ``(x, y)``: ``(loss, correct)``, or None (run it eagerly)."""
         if self.failed:
             return None
