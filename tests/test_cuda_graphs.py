@@ -120,3 +120,7 @@ def test_a_step_that_reads_back_to_the_host_runs_eagerly() -> None:
     out = forward(x)  # the GPU still works eagerly afterwards
     MSERate()(out, y).backward()
     assert lin.weight.grad is not None and torch.isfinite(lin.weight.grad).all()
+    want = lin.weight.grad.clone()
+    loss, correct = step(x, y)  # as a train step: the batch runs eagerly, gradients written anew
+    assert loss.dim() == 0 and correct.dim() == 0
+    torch.testing.assert_close(lin.weight.grad, want)

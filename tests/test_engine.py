@@ -110,6 +110,52 @@ def test_eval_json_reports_the_checkpoint(finished) -> None:
     assert text.exit_code == 0 and "test accuracy" in text.stdout
 
 
+def test_restore_experiment_prefers_best_or_last(finished) -> None:
+    from snnkit.engine.restore import restore_experiment
+
+    out, _ = finished
+    for prefer, name in (("best", "best.pt"), ("last", "last.pt")):
+        exp, state = restore_experiment(out, prefer=prefer)
+        saved = load_checkpoint(out / name)
+        assert state["position"] == saved["position"]
+        for key, value in exp.model.state_dict().items():
+            assert torch.equal(value, saved["model"][key]), (prefer, key)
+    exp, state = restore_experiment(out / "last.pt", prefer="best")  # a file is taken as is
+    assert state["position"] == load_checkpoint(out / "last.pt")["position"]
+    assert exp.recipe.train.epochs == 2
+
+
+def test_train_state_round_trips_through_the_checkpoint_dict(finished) -> None:
+    from snnkit.engine.restore import restore_experiment
+    from snnkit.engine.state import Totals, TrainState
+
+    out, _ = finished
+    exp, saved = restore_experiment(out, prefer="last")
+    state = TrainState.from_checkpoint(saved, exp, out / "last.pt")
+    assert isinstance(state.totals, Totals) and state.totals.to_dict() == saved["position"]["sums"]
+    again = state.to_checkpoint(exp)
+    assert set(again) == set(saved) - {"format_version"}
+    assert again["position"] == saved["position"]
+    assert torch.equal(again["order_state"], saved["order_state"])
+    assert torch.equal(again["order_epoch_start"], saved["order_epoch_start"])
+    assert state.describe() == "the state after epoch 2"
+
+
+def test_the_step_strategy_is_chosen_once_per_run(tmp_path: Path) -> None:
+    from snnkit.assembly.assemble import assemble
+    from snnkit.engine.distributed import World
+    from snnkit.engine.steps import AutocastStep, EagerStep
+    from snnkit.engine.trainer import choose_step
+
+    exp = assemble(snnkit.load_recipe(tiny(tmp_path, amp=True)), build_registry(entry_points=False))
+    step = choose_step(exp, exp.forward_module, World())
+    assert type(step) is EagerStep  # AMP and CUDA graphs are for CUDA only
+    assert not isinstance(step, AutocastStep)
+    loss, correct = step(exp.train_data.inputs[:16], exp.train_data.targets[:16])
+    assert loss.dim() == 0 and 0 <= int(correct) <= 16
+    assert all(p.grad is not None for p in exp.model.parameters())
+
+
 def test_quiet_prints_only_the_final_lines(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", str(write(tmp_path, tiny(tmp_path, epochs=1))), "--quiet",
                                  "--out", str(tmp_path / "q")])
