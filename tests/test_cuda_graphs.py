@@ -97,9 +97,9 @@ def test_plif_is_captured_too(tmp_path: Path, graph_steps: list[Any]) -> None:
 @cuda
 def test_a_step_that_reads_back_to_the_host_runs_eagerly() -> None:
     """Capture fails (a .item() inside the step): one warning, then None = run it eagerly."""
+    from snnkit.components.losses import MSERate
     from snnkit.engine.cuda_graphs import WARMUP, GraphStep
     from snnkit.engine.evaluation import predict
-    from snnkit.components.losses import MSERate
 
     lin = torch.nn.Linear(4, 3).cuda()
     opt = torch.optim.SGD(lin.parameters(), lr=0.1)

@@ -1,4 +1,5 @@
-"""The engine on a tiny synthetic recipe: run folder, metrics, printed lines, eval, step modes, NaN."""
+"""The engine on a tiny synthetic recipe: run folder, metrics, printed lines, eval, step modes,
+NaN, restoring a checkpoint and the step strategy."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import yaml
 from typer.testing import CliRunner
 
 import snnkit
-from snnkit.engine.checkpoint import load_checkpoint
 from snnkit.cli.app import app
-from snnkit.hookspecs import hookimpl
 from snnkit.components.losses import MSERate
+from snnkit.engine.checkpoint import load_checkpoint
+from snnkit.hookspecs import hookimpl
 from snnkit.plugins.loader import build_registry
 
 runner = CliRunner()
@@ -60,7 +61,8 @@ def finished(tmp_path_factory) -> tuple[Path, Any]:
 def test_run_folder_layout(finished) -> None:
     out, _ = finished
     names = {p.name for p in out.iterdir()}
-    assert names == {"recipe.yaml", "plugins.json", "metrics.jsonl", "tensorboard", "last.pt", "best.pt"}
+    assert names == {"recipe.yaml", "plugins.json", "metrics.jsonl", "tensorboard", "last.pt",
+                     "best.pt"}
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     plugins = json.loads((out / "plugins.json").read_text())
     assert any(p["name"] == "snnkit" and p["version"] == snnkit.__version__ for p in plugins)
@@ -232,9 +234,11 @@ def nan_registry(monkeypatch):
     return registry
 
 
-def test_nan_loss_stops_with_exit_1_and_keeps_the_last_good_state(tmp_path: Path, nan_registry) -> None:
+def test_nan_loss_stops_with_exit_1_and_keeps_the_last_good_state(tmp_path: Path,
+                                                                  nan_registry) -> None:
     recipe = tiny(tmp_path, epochs=3)
-    recipe["loss"] = {"name": "nan_after", "after": 4}  # 4 batches per epoch: NaN at epoch 2, batch 1
+    # 4 batches per epoch: NaN at epoch 2, batch 1
+    recipe["loss"] = {"name": "nan_after", "after": 4}
     out = tmp_path / "nan"
     result = runner.invoke(app, ["run", str(write(tmp_path, recipe)), "--out", str(out)])
     assert result.exit_code == 1, result.output
@@ -269,7 +273,8 @@ def test_nan_in_the_first_step_keeps_the_initial_state(tmp_path: Path, nan_regis
 
 @pytest.mark.e2e
 def test_a_short_run_of_the_default_recipe_learns_mnist(tmp_path: Path, monkeypatch) -> None:
-    root = os.environ.get("SNNKIT_DATA") or str(Path(__file__).resolve().parents[2] / "shared" / "data")
+    root = (os.environ.get("SNNKIT_DATA")
+            or str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     if not (Path(root) / "MNIST" / "raw").is_dir():
         pytest.skip("real MNIST not found (set SNNKIT_DATA)")
     monkeypatch.setenv("SNNKIT_DATA", root)

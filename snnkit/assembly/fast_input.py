@@ -26,7 +26,9 @@ import torch
 from torch import Tensor, nn
 
 from snnkit.assembly.forward import EncodedForward
+from snnkit.components.encoders import PoissonEncoder
 from snnkit.components.functional import reset_net
+from snnkit.components.layers import Flatten, Linear
 from snnkit.kernels.event_input import event_linear
 
 
@@ -37,11 +39,12 @@ class FastInput(nn.Module):
     event layer replaces (after a Flatten when ``flatten``) and that the C++ kernels exist.
     """
 
-    def __init__(self, encoder: nn.Module, model: nn.Sequential, index: int, ext: Any) -> None:
+    def __init__(self, encoder: PoissonEncoder, model: nn.Sequential, index: int,
+                 ext: Any) -> None:
         super().__init__()
         self.dense = EncodedForward.dense(encoder, model)
         self.model = model
-        self.linear = model[index]
+        self.linear: Linear = model[index]  # type: ignore[assignment]
         self.rest = list(model)[index + 1:]
         self.flatten = index == 1
         self.time_steps = int(encoder.time_steps)
@@ -70,11 +73,10 @@ def fast_input_module(encoder: nn.Module, model: nn.Module) -> FastInput | None:
     ``nn.Sequential`` on the CPU starting with ``[Flatten,] Linear`` (snnkit layers in step
     mode ``'m'``, no subclass overriding ``forward``), with the C++ kernels built.
     """
-    from snnkit.components.encoders import PoissonEncoder
-    from snnkit.components.layers import Flatten, Linear
     from snnkit.kernels.cpu.build import cpu_extension
 
-    if type(encoder).forward is not PoissonEncoder.forward or not isinstance(encoder, PoissonEncoder):
+    if (type(encoder).forward is not PoissonEncoder.forward
+            or not isinstance(encoder, PoissonEncoder)):
         return None
     if not isinstance(model, nn.Sequential) or getattr(model, "step_mode", "m") != "m":
         return None
@@ -86,7 +88,7 @@ def fast_input_module(encoder: nn.Module, model: nn.Module) -> FastInput | None:
         i = 1
     if len(mods) <= i or not _plain_forward(mods[i], Linear) or mods[i].step_mode != "m":
         return None
-    if mods[i].weight.device.type != "cpu":
+    if mods[i].weight.device.type != "cpu":  # type: ignore[union-attr]
         return None  # a CUDA model: the dense encoder (Triton) is the fast path there
     ext = cpu_extension()
     if ext is None:
@@ -100,6 +102,6 @@ def build_forward(encoder: nn.Module, model: nn.Module, *, fast_input: bool) -> 
     return fast if fast is not None else EncodedForward.dense(encoder, model)
 
 
-def _plain_forward(module: nn.Module, cls: type) -> bool:
+def _plain_forward(module: nn.Module, cls: type[nn.Module]) -> bool:
     return (isinstance(module, cls) and type(module).forward in (cls.forward,)
             and not module._forward_hooks and not module._forward_pre_hooks)

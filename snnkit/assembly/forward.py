@@ -1,4 +1,4 @@
-"""An Experiment's forward module: a raw batch ``x [B, *]`` in, the model's output ``[T, B, C]`` out.
+"""An Experiment's forward module: a raw batch ``x [B, *]`` in, the output ``[T, B, C]`` out.
 
 :class:`TimeLoop` turns a model into one module mapping a sequence ``[T, B, *]`` to
 ``[T, B, C]`` whatever its step mode: multi-step models take the sequence at once, single-step

@@ -44,7 +44,8 @@ class GraphStep:
     """Captures ``loss_fn(forward(x), y).backward()`` on the first full batch after warm-up."""
 
     def __init__(self, forward: Callable[[Tensor], Tensor], loss: Any,
-                 predict: Callable[[Any, Tensor], Tensor], optimizer: torch.optim.Optimizer) -> None:
+                 predict: Callable[[Any, Tensor], Tensor],
+                 optimizer: torch.optim.Optimizer) -> None:
         self.forward, self.loss, self.predict, self.optimizer = forward, loss, predict, optimizer
         self.stream = torch.cuda.Stream()
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -52,7 +53,10 @@ class GraphStep:
         self.warm = 0
         self.replays = 0
         self.shapes: tuple[torch.Size, torch.Size] | None = None
-        self._x = self._y = self._loss = self._correct = None
+        self._x: Tensor | None = None
+        self._y: Tensor | None = None
+        self._loss: Tensor | None = None
+        self._correct: Tensor | None = None
         self._eager = EagerStep(forward, loss, optimizer)
 
     @property
@@ -104,16 +108,16 @@ class GraphStep:
 
     def _capture(self, x: Tensor, y: Tensor) -> bool:
         torch.cuda.current_stream().wait_stream(self.stream)
-        self._x, self._y = x.clone(), y.clone()
+        self._x, self._y = static_x, static_y = x.clone(), y.clone()
         self.optimizer.zero_grad(set_to_none=True)  # backward in the graph creates the grads
         graph = torch.cuda.CUDAGraph()
         try:
             with torch.cuda.graph(graph):
-                out = self.forward(self._x)
-                loss = self.loss(out.float(), self._y)
+                out = self.forward(static_x)
+                loss = self.loss(out.float(), static_y)
                 loss.backward()
                 with torch.no_grad():
-                    correct = (self.predict(self.loss, out) == self._y).sum()
+                    correct = (self.predict(self.loss, out) == static_y).sum()
         except Exception as err:  # noqa: BLE001 - anything not capturable: run eagerly instead
             self.failed = True
             self.optimizer.zero_grad(set_to_none=True)

@@ -73,7 +73,8 @@ def setup(world: World, device: torch.device, batch_size: int) -> None:
         return
     if batch_size % world.size:
         raise RecipeError(f"train.batch_size: {batch_size} is the global batch and must be "
-                          f"divisible by the {world.size} processes — use a multiple of {world.size}")
+                          f"divisible by the {world.size} processes — use a multiple of "
+                          f"{world.size}")
     timeout = datetime.timedelta(seconds=float(os.environ.get("SNNKIT_DIST_TIMEOUT", "120")))
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend, timeout=timeout)

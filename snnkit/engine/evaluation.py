@@ -39,8 +39,9 @@ def evaluate(exp: Any, xs: torch.Tensor, ys: torch.Tensor) -> tuple[float, float
 
 def predict(loss: nn.Module, out: torch.Tensor) -> torch.Tensor:
     """The loss's own ``predict`` if it has one, else the class with the highest mean output."""
-    if hasattr(loss, "predict"):
-        return loss.predict(out)
+    own = getattr(loss, "predict", None)
+    if own is not None:
+        return own(out)
     return out.mean(0).argmax(-1)
 
 

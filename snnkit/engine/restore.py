@@ -55,5 +55,6 @@ def restore_experiment(path: str | Path, *, prefer: Prefer = "best", device: str
         exp.model.load_state_dict(state["model"])
     except (RuntimeError, ValueError, TypeError) as err:
         raise CheckpointError(f"{path}: the weights do not fit the checkpoint's own recipe "
-                              f"({first_line(err)}) — the file is damaged or was edited") from None
+                              f"({first_line(err)}) — the file is damaged or was edited"
+                              ) from None
     return exp, state

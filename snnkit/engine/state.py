@@ -61,7 +61,7 @@ class TrainState:
     global_step: int = 0
     totals: Totals = field(default_factory=Totals)
     order: torch.Generator = field(default_factory=torch.Generator)
-    order_epoch_start: torch.Tensor | None = None
+    order_epoch_start: torch.Tensor = field(default_factory=lambda: torch.Generator().get_state())
 
     @classmethod
     def start(cls, seed: int) -> TrainState:

@@ -19,6 +19,7 @@ written) stops the run with :class:`TrainingError`, naming the epoch and batch, 
 from __future__ import annotations
 
 import math
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,7 +123,7 @@ class Trainer:
                         rundir.append_metrics(self.run_dir, row)
                     self.reporter.epoch_done(row)
                     if self._stop_requested() and epoch < r.train.epochs:
-                        raise Interrupted(self._signal, self.run_dir)
+                        raise self._interrupted()
         finally:
             if self.log is not None:
                 self.log.close()
@@ -177,15 +178,15 @@ class Trainer:
                     s.correct += int(pending)
                 self._check_finite(epoch, b)
                 self._save_last(state)
-                raise Interrupted(self._signal, self.run_dir)
+                raise self._interrupted()
         if pending is not None:
             s.correct += int(pending)
         self._check_finite(epoch, batches - 1)
         t0 = time.perf_counter()
         test_loss, test_acc, rates = self.evaluate()
-        loss_sum, correct, seen = self.world.sum([s.loss, s.correct, s.seen], self.device)
+        loss_sum, correct_sum, seen = self.world.sum([s.loss, s.correct, s.seen], self.device)
         row = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1.0),
-               "train_acc": correct / max(seen, 1.0), "test_loss": test_loss,
+               "train_acc": correct_sum / max(seen, 1.0), "test_loss": test_loss,
                "test_acc": test_acc, "train_seconds": s.seconds,
                "test_seconds": time.perf_counter() - t0,
                "samples_per_second": seen / max(s.seconds, 1e-9),
@@ -240,6 +241,11 @@ class Trainer:
 
     def _on_signal(self, signum: int) -> None:
         self._signal = signum  # no printing here: a handler may interrupt a print
+
+    def _interrupted(self) -> Interrupted:
+        """What stops the run after a signal (SIGINT when another rank received it)."""
+        return Interrupted(self._signal if self._signal is not None else int(signal.SIGINT),
+                           self.run_dir)
 
     def _stop_requested(self) -> bool:
         """A signal reached this process (or, when distributed, any process)."""
