@@ -306,3 +306,30 @@ def test_event_gradient_does_not_depend_on_thread_count(ext) -> None:
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(grads[0], grads[1]) and torch.equal(grads[0], grads[2])
+
+
+@pytest.mark.usefixtures("only_builtins")
+def test_a_training_run_asks_assembly_for_fast_input(ext, tmp_path, monkeypatch) -> None:
+    import snnkit
+    from snnkit.assembly import assemble as assembly
+
+    built: list[nn.Module] = []
+
+    def recording(*args, **kwargs):
+        built.append(build_forward(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(assembly, "build_forward", recording)
+    recipe = {
+        "seed": 0, "time_steps": 4,
+        "dataset": {"name": "synthetic", "num_samples": 32, "shape": [1, 4, 4], "num_classes": 4},
+        "encoder": "poisson",
+        "model": {"name": "sequential", "layers": [
+            "flatten", {"name": "linear", "in_features": 16, "out_features": 4}, "lif"]},
+        "loss": "mse_rate", "optimizer": "adam",
+        "train": {"epochs": 1, "batch_size": 16, "device": "cpu"},
+        "output": {"tensorboard": False},
+    }
+    snnkit.run(recipe, out=tmp_path / "fast")
+    snnkit.run(recipe, ["train.fast_input=false"], out=tmp_path / "dense")
+    assert [type(m) for m in built] == [FastInput, EncodedForward]
