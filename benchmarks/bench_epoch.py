@@ -1,7 +1,7 @@
 """One training epoch of the default recipe (recipes/lif_mnist.yaml) on real MNIST.
 
 Prints seconds per epoch (938 batches of 64), ms per batch, test accuracy after the epoch and
-peak RSS, for the event-driven input path (``fuse_input``: fused Poisson + Linear, C++ LIF
+peak RSS, for the fast input path (``FastInput``: event-driven Poisson + Linear, C++ LIF
 kernel). For comparison it times a few batches of the dense path (Poisson encoder, Linear,
 C++ LIF) and of the plain reference path (dense, autograd loop) in the same process and prints
 their extrapolated epoch time and ratio. When ``spikingjelly`` is importable it also times
@@ -155,7 +155,7 @@ def _cuda_main(args: argparse.Namespace) -> None:
     lean = _epoch_s(exp, forward, xs, ys, bs, read=False)
     print(f"cuda, no per-batch read: {lean:.2f} s/epoch ({lean / batches * 1e3:.3f} ms/batch)")
     fast_ms = _per_batch_ms(exp, forward, xs, ys, args.compare)
-    import snnkit.kernels.random_stream as ev
+    import snnkit.kernels.event_input as ev
 
     ref_poisson = ev.poisson_spikes
     plain = lambda x: exp.model(ref_poisson(x.reshape(len(x), -1), 100, ev.draw_seed(dev)))  # noqa: E731
@@ -202,32 +202,32 @@ def main() -> None:
         return
 
     from snnkit.assembly.assemble import on_device
-    from snnkit.assembly.event_input import fuse_input
+    from snnkit.assembly.fast_input import fast_input_module
 
     torch.manual_seed(0)
     exp = _experiment()
     xs, ys = on_device(exp.train_data, torch.device("cpu"))
     tx, ty = on_device(exp.test_data, torch.device("cpu"))
-    fused = fuse_input(exp.encoder, exp.model)
-    if fused is None:
-        sys.exit("fuse_input returned None (C++ kernels unavailable?)")
+    fast = fast_input_module(exp.encoder, exp.model)
+    if fast is None:
+        sys.exit("fast_input_module returned None (C++ kernels unavailable?)")
     order = torch.randperm(len(ys), generator=torch.Generator().manual_seed(0))
     xs, ys = xs[order], ys[order]
     bs = 64
     batches = math.ceil(len(ys) / bs)
-    _step(exp, fused, xs[:bs], ys[:bs])  # warm-up (compiles on first use)
+    _step(exp, fast, xs[:bs], ys[:bs])  # warm-up (compiles on first use)
     t0 = time.perf_counter()
     for b in range(batches):
-        _step(exp, fused, xs[b * bs:(b + 1) * bs], ys[b * bs:(b + 1) * bs])
+        _step(exp, fast, xs[b * bs:(b + 1) * bs], ys[b * bs:(b + 1) * bs])
     epoch = time.perf_counter() - t0
     t1 = time.perf_counter()
-    acc = _accuracy(exp, fused, tx, ty)
+    acc = _accuracy(exp, fast, tx, ty)
     test_s = time.perf_counter() - t1
     print(f"event input + cpp LIF: {epoch:.2f} s/epoch ({batches} batches, "
           f"{epoch / batches * 1e3:.2f} ms/batch), test acc after 1 epoch {acc:.2%} "
           f"(eval {test_s:.2f} s)")
 
-    fast_ms = _per_batch_ms(exp, fused, xs, ys, args.compare)
+    fast_ms = _per_batch_ms(exp, fast, xs, ys, args.compare)
     dense_ms = _per_batch_ms(exp, _dense(exp), xs, ys, args.compare)
     _set_kernel(exp.model, "reference")
     ref_ms = _per_batch_ms(exp, _dense(exp), xs, ys, args.compare)

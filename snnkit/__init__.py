@@ -17,6 +17,7 @@ __all__ = ["Kind", "Registry", "SnnkitError", "__version__", "get_registry", "ho
            "load_recipe", "run"]
 
 if TYPE_CHECKING:
+    from snnkit.engine.trainer import RunResult
     from snnkit.recipes.loader import Recipe
 
 
@@ -34,8 +35,12 @@ def load_recipe(source: Any, overrides: list[str] | None = None) -> Recipe:
     return _load(source, overrides=overrides)
 
 
-def run(recipe: Any, overrides: list[str] | None = None, **options: Any) -> Any:
-    """Train and evaluate a recipe (path or mapping); returns the run's results."""
-    from snnkit.engine.trainer import run as _run
+def run(recipe: Any, overrides: list[str] | None = None, **options: Any) -> RunResult:
+    """Train and evaluate a recipe (path or mapping); returns the run's results.
+
+    ``options``: ``device``, ``out``, ``resume``, ``registry``, ``reporter`` (see
+    :func:`snnkit.engine.run.run`).
+    """
+    from snnkit.engine.run import run as _run
 
     return _run(recipe, overrides=overrides, **options)

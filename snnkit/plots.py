@@ -130,24 +130,15 @@ def sample_trace(run_dir: str | Path, sample: int = 0) -> dict[str, Any]:
     membrane trace), ``label``, ``predicted``, ``spiking`` (whether the output neuron fires),
     ``v_threshold`` (or None), ``neuron`` (its class name) and ``checkpoint`` (file name).
     """
-    from snnkit.assembly.assemble import assemble
-    from snnkit.engine.checkpoint import load_checkpoint
-    from snnkit.engine.time_loop import forward_batch, predict
     from snnkit.components.functional import reset_net
     from snnkit.components.neurons import BaseNeuron, SpikingNeuron
-    from snnkit.plugins.loader import get_registry
-    from snnkit.recipes.loader import load_recipe
+    from snnkit.engine.evaluation import predict
+    from snnkit.engine.restore import checkpoint_file, restore_experiment
 
     run_dir = Path(run_dir)
-    checkpoint = run_dir  # load_checkpoint names what is missing
-    for name in ("best.pt", "last.pt"):
-        if (run_dir / name).exists():
-            checkpoint = run_dir / name
-            break
-    state = load_checkpoint(checkpoint)
-    recipe = load_recipe(state["recipe"])
-    exp = assemble(recipe, get_registry(), device="cpu")
-    exp.model.load_state_dict(state["model"])
+    checkpoint = checkpoint_file(run_dir, "best")
+    exp, _ = restore_experiment(checkpoint, device="cpu")
+    recipe = exp.recipe
     exp.model.eval()
     neurons = [m for m in exp.model.modules() if isinstance(m, BaseNeuron)]
     if not neurons:
@@ -165,7 +156,7 @@ def sample_trace(run_dir: str | Path, sample: int = 0) -> dict[str, Any]:
     neuron.record_v = True
     try:
         with torch.no_grad():
-            out = forward_batch(exp, x)  # the time loop of training, in the model's step mode
+            out = exp.forward_module(x)  # the time loop of training, in the model's step mode
             predicted = int(predict(exp.loss, out)[0])
     finally:
         hook.remove()

@@ -97,9 +97,9 @@ def test_plif_is_captured_too(tmp_path: Path, graph_steps: list[Any]) -> None:
 @cuda
 def test_a_step_that_reads_back_to_the_host_runs_eagerly() -> None:
     """Capture fails (a .item() inside the step): one warning, then None = run it eagerly."""
-    from snnkit.engine.cuda_graphs import WARMUP, GraphStep
-    from snnkit.engine.time_loop import predict
     from snnkit.components.losses import MSERate
+    from snnkit.engine.cuda_graphs import WARMUP, GraphStep
+    from snnkit.engine.evaluation import predict
 
     lin = torch.nn.Linear(4, 3).cuda()
     opt = torch.optim.SGD(lin.parameters(), lr=0.1)
@@ -113,10 +113,14 @@ def test_a_step_that_reads_back_to_the_host_runs_eagerly() -> None:
     step = GraphStep(forward, MSERate(), predict, opt)
     x, y = torch.rand(5, 4, device="cuda"), torch.tensor([0, 1, 2, 0, 1], device="cuda")
     for _ in range(WARMUP):
-        assert step.step(x, y) is None
+        assert step.replay(x, y) is None
     with pytest.warns(RuntimeWarning, match="cannot be captured as a CUDA graph"):
-        assert step.step(x, y) is None
-    assert step.failed and not step.captured and step.step(x, y) is None
+        assert step.replay(x, y) is None
+    assert step.failed and not step.captured and step.replay(x, y) is None
     out = forward(x)  # the GPU still works eagerly afterwards
     MSERate()(out, y).backward()
     assert lin.weight.grad is not None and torch.isfinite(lin.weight.grad).all()
+    want = lin.weight.grad.clone()
+    loss, correct = step(x, y)  # as a train step: the batch runs eagerly, gradients written anew
+    assert loss.dim() == 0 and correct.dim() == 0
+    torch.testing.assert_close(lin.weight.grad, want)

@@ -1,4 +1,5 @@
-"""The engine on a tiny synthetic recipe: run folder, metrics, printed lines, eval, step modes, NaN."""
+"""The engine on a tiny synthetic recipe: run folder, metrics, printed lines, eval, step modes,
+NaN, restoring a checkpoint and the step strategy."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import yaml
 from typer.testing import CliRunner
 
 import snnkit
-from snnkit.engine.checkpoint import load_checkpoint
 from snnkit.cli.app import app
-from snnkit.hookspecs import hookimpl
 from snnkit.components.losses import MSERate
+from snnkit.engine.checkpoint import load_checkpoint
+from snnkit.hookspecs import hookimpl
 from snnkit.plugins.loader import build_registry
 
 runner = CliRunner()
@@ -60,7 +61,8 @@ def finished(tmp_path_factory) -> tuple[Path, Any]:
 def test_run_folder_layout(finished) -> None:
     out, _ = finished
     names = {p.name for p in out.iterdir()}
-    assert names == {"recipe.yaml", "plugins.json", "metrics.jsonl", "tensorboard", "last.pt", "best.pt"}
+    assert names == {"recipe.yaml", "plugins.json", "metrics.jsonl", "tensorboard", "last.pt",
+                     "best.pt"}
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     plugins = json.loads((out / "plugins.json").read_text())
     assert any(p["name"] == "snnkit" and p["version"] == snnkit.__version__ for p in plugins)
@@ -108,6 +110,52 @@ def test_eval_json_reports_the_checkpoint(finished) -> None:
     assert again["epoch"] == best
     text = runner.invoke(app, ["eval", str(out)])
     assert text.exit_code == 0 and "test accuracy" in text.stdout
+
+
+def test_restore_experiment_prefers_best_or_last(finished) -> None:
+    from snnkit.engine.restore import restore_experiment
+
+    out, _ = finished
+    for prefer, name in (("best", "best.pt"), ("last", "last.pt")):
+        exp, state = restore_experiment(out, prefer=prefer)
+        saved = load_checkpoint(out / name)
+        assert state["position"] == saved["position"]
+        for key, value in exp.model.state_dict().items():
+            assert torch.equal(value, saved["model"][key]), (prefer, key)
+    exp, state = restore_experiment(out / "last.pt", prefer="best")  # a file is taken as is
+    assert state["position"] == load_checkpoint(out / "last.pt")["position"]
+    assert exp.recipe.train.epochs == 2
+
+
+def test_train_state_round_trips_through_the_checkpoint_dict(finished) -> None:
+    from snnkit.engine.restore import restore_experiment
+    from snnkit.engine.state import Totals, TrainState
+
+    out, _ = finished
+    exp, saved = restore_experiment(out, prefer="last")
+    state = TrainState.from_checkpoint(saved, exp, out / "last.pt")
+    assert isinstance(state.totals, Totals) and state.totals.to_dict() == saved["position"]["sums"]
+    again = state.to_checkpoint(exp)
+    assert set(again) == set(saved) - {"format_version"}
+    assert again["position"] == saved["position"]
+    assert torch.equal(again["order_state"], saved["order_state"])
+    assert torch.equal(again["order_epoch_start"], saved["order_epoch_start"])
+    assert state.describe() == "the state after epoch 2"
+
+
+def test_the_step_strategy_is_chosen_once_per_run(tmp_path: Path) -> None:
+    from snnkit.assembly.assemble import assemble
+    from snnkit.engine.distributed import World
+    from snnkit.engine.steps import AutocastStep, EagerStep
+    from snnkit.engine.trainer import choose_step
+
+    exp = assemble(snnkit.load_recipe(tiny(tmp_path, amp=True)), build_registry(entry_points=False))
+    step = choose_step(exp, exp.forward_module, World())
+    assert type(step) is EagerStep  # AMP and CUDA graphs are for CUDA only
+    assert not isinstance(step, AutocastStep)
+    loss, correct = step(exp.train_data.inputs[:16], exp.train_data.targets[:16])
+    assert loss.dim() == 0 and 0 <= int(correct) <= 16
+    assert all(p.grad is not None for p in exp.model.parameters())
 
 
 def test_quiet_prints_only_the_final_lines(tmp_path: Path) -> None:
@@ -186,9 +234,11 @@ def nan_registry(monkeypatch):
     return registry
 
 
-def test_nan_loss_stops_with_exit_1_and_keeps_the_last_good_state(tmp_path: Path, nan_registry) -> None:
+def test_nan_loss_stops_with_exit_1_and_keeps_the_last_good_state(tmp_path: Path,
+                                                                  nan_registry) -> None:
     recipe = tiny(tmp_path, epochs=3)
-    recipe["loss"] = {"name": "nan_after", "after": 4}  # 4 batches per epoch: NaN at epoch 2, batch 1
+    # 4 batches per epoch: NaN at epoch 2, batch 1
+    recipe["loss"] = {"name": "nan_after", "after": 4}
     out = tmp_path / "nan"
     result = runner.invoke(app, ["run", str(write(tmp_path, recipe)), "--out", str(out)])
     assert result.exit_code == 1, result.output
@@ -223,7 +273,8 @@ def test_nan_in_the_first_step_keeps_the_initial_state(tmp_path: Path, nan_regis
 
 @pytest.mark.e2e
 def test_a_short_run_of_the_default_recipe_learns_mnist(tmp_path: Path, monkeypatch) -> None:
-    root = os.environ.get("SNNKIT_DATA") or str(Path(__file__).resolve().parents[2] / "shared" / "data")
+    root = (os.environ.get("SNNKIT_DATA")
+            or str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     if not (Path(root) / "MNIST" / "raw").is_dir():
         pytest.skip("real MNIST not found (set SNNKIT_DATA)")
     monkeypatch.setenv("SNNKIT_DATA", root)

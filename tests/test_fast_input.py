@@ -1,4 +1,5 @@
-"""Event-driven input layer: same draws, same currents and gradients as the dense path."""
+"""Fast input: the event input layer has the same draws, currents and gradients as the dense
+path, and assembly rewrites the forward module to use it where it fits."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from snnkit.components import encoders
-
-from snnkit.components import layers
+from snnkit.assembly.fast_input import FastInput, build_forward, fast_input_module
+from snnkit.assembly.forward import EncodedForward
+from snnkit.components import encoders, layers
 from snnkit.components import neurons as N
 from snnkit.kernels.cpu import build
-from snnkit.assembly.event_input import fuse_input
 from snnkit.kernels.event_linear import dense_event_linear, event_linear
 from snnkit.kernels.random_stream import draw_seed, poisson_spikes, threshold16
 
@@ -112,14 +112,16 @@ def _model(double: bool = True) -> nn.Sequential:
     return model.double() if double else model
 
 
-def test_fuse_input_runs_event_layer_then_rest(ext) -> None:
+def test_fast_input_runs_event_layer_then_rest(ext) -> None:
     enc = encoders.PoissonEncoder(time_steps=16)
     model = _model()
-    fused = fuse_input(enc, model)
-    assert fused is not None
+    fast = fast_input_module(enc, model)
+    assert isinstance(fast, FastInput)
+    resets: list[int] = []
+    model[2].reset = lambda: resets.append(1)  # neuron state is cleared after every batch
     x = _images(4, 12, seed=3).view(4, 3, 4)
     torch.manual_seed(0)
-    out = fused(x)
+    out = fast(x)
     torch.manual_seed(0)
     seed = draw_seed()
     lin = model[1]
@@ -127,30 +129,66 @@ def test_fuse_input_runs_event_layer_then_rest(ext) -> None:
     assert out.shape == (16, 4, 3) and torch.equal(out, expect)
     out.sum().backward()
     assert lin.weight.grad is not None and lin.bias.grad is not None
+    assert resets == [1]
 
 
-def test_fuse_input_falls_back_for_float_input(ext) -> None:
+def test_fast_input_falls_back_for_float_input(ext) -> None:
     enc = encoders.PoissonEncoder(time_steps=8)
     model = _model(double=False)
-    fused = fuse_input(enc, model)
+    fast = fast_input_module(enc, model)
     x = torch.rand(2, 3, 4)
     torch.manual_seed(1)
-    out = fused(x)
+    out = fast(x)
     torch.manual_seed(1)
     assert torch.equal(out, model(enc(x)))
 
 
-def test_fuse_input_recognises_only_poisson_then_linear(ext) -> None:
+def test_fast_input_recognises_only_poisson_then_linear(ext) -> None:
     enc = encoders.PoissonEncoder(time_steps=8)
-    assert fuse_input(enc, nn.Sequential(layers.Linear(12, 3), N.LIF())) is not None
-    assert fuse_input(encoders.LatencyEncoder(time_steps=8), _model()) is None
+    assert fast_input_module(enc, nn.Sequential(layers.Linear(12, 3), N.LIF())) is not None
+    assert fast_input_module(encoders.LatencyEncoder(time_steps=8), _model()) is None
     conv = nn.Sequential(layers.Conv2d(1, 2, 3), layers.Flatten(), N.LIF())
-    assert fuse_input(enc, conv) is None
+    assert fast_input_module(enc, conv) is None
     single = _model()
     for m in single:
         m.step_mode = "s"
-    assert fuse_input(enc, single) is None
-    assert fuse_input(enc, N.LIF()) is None
+    assert fast_input_module(enc, single) is None
+    assert fast_input_module(enc, N.LIF()) is None
+
+
+def test_build_forward_rewrites_only_when_asked(ext) -> None:
+    enc, model = encoders.PoissonEncoder(time_steps=8), _model(double=False)
+    assert isinstance(build_forward(enc, model, fast_input=True), FastInput)
+    dense = build_forward(enc, model, fast_input=False)
+    assert isinstance(dense, EncodedForward)
+    assert isinstance(build_forward(encoders.LatencyEncoder(time_steps=8), model,
+                                    fast_input=True), EncodedForward)
+    x = torch.rand(2, 3, 4)
+    torch.manual_seed(2)
+    out = dense(x)
+    torch.manual_seed(2)
+    assert torch.equal(out, model(enc(x)))
+
+
+def test_assembly_builds_the_forward_module_the_engine_asks_for(ext) -> None:
+    from snnkit.assembly.assemble import assemble
+    from snnkit.plugins.loader import build_registry
+    from snnkit.recipes.loader import load_recipe
+
+    recipe = {
+        "seed": 0, "time_steps": 4,
+        "dataset": {"name": "synthetic", "num_samples": 8, "shape": [1, 4, 4], "num_classes": 4},
+        "encoder": "poisson",
+        "model": {"name": "sequential", "layers": [
+            "flatten", {"name": "linear", "in_features": 16, "out_features": 4}, "lif"]},
+        "loss": "mse_rate", "optimizer": "adam", "train": {"device": "cpu"},
+    }
+    registry = build_registry(entry_points=False)
+    fast = assemble(load_recipe(recipe), registry, fast_input=True)
+    assert isinstance(fast.forward_module, FastInput) and fast.forward_module.model is fast.model
+    assert isinstance(assemble(load_recipe(recipe), registry).forward_module, EncodedForward)
+    off = load_recipe(recipe, ["train.fast_input=false"])
+    assert isinstance(assemble(off, registry, fast_input=True).forward_module, EncodedForward)
 
 
 def test_uint8_input_gets_no_gradient(ext) -> None:
@@ -161,9 +199,9 @@ def test_uint8_input_gets_no_gradient(ext) -> None:
     assert not x.requires_grad and math.isfinite(float(gw.sum()))
 
 
-def test_fuse_input_leaves_models_off_the_cpu_alone(ext) -> None:
+def test_fast_input_leaves_models_off_the_cpu_alone(ext) -> None:
     model = _model().to("meta")  # stands in for a CUDA model: the dense (Triton) path runs there
-    assert fuse_input(encoders.PoissonEncoder(time_steps=8), model) is None
+    assert fast_input_module(encoders.PoissonEncoder(time_steps=8), model) is None
 
 
 _TRITON_POISSON_SCRIPT = """
@@ -195,7 +233,7 @@ def test_triton_poisson_kernel_draws_the_same_spikes_in_interpreter() -> None:
     import sys
 
     env = {**os.environ, "TRITON_INTERPRET": "1"}
-    proc = subprocess.run([sys.executable, "-c", _TRITON_POISSON_SCRIPT], env=env,
+    proc = subprocess.run([sys.executable, "-c", _TRITON_POISSON_SCRIPT], env=env, check=False,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
 
@@ -263,3 +301,30 @@ def test_event_gradient_does_not_depend_on_thread_count(ext) -> None:
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(grads[0], grads[1]) and torch.equal(grads[0], grads[2])
+
+
+@pytest.mark.usefixtures("only_builtins")
+def test_a_training_run_asks_assembly_for_fast_input(ext, tmp_path, monkeypatch) -> None:
+    import snnkit
+    from snnkit.assembly import assemble as assembly
+
+    built: list[nn.Module] = []
+
+    def recording(*args, **kwargs):
+        built.append(build_forward(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(assembly, "build_forward", recording)
+    recipe = {
+        "seed": 0, "time_steps": 4,
+        "dataset": {"name": "synthetic", "num_samples": 32, "shape": [1, 4, 4], "num_classes": 4},
+        "encoder": "poisson",
+        "model": {"name": "sequential", "layers": [
+            "flatten", {"name": "linear", "in_features": 16, "out_features": 4}, "lif"]},
+        "loss": "mse_rate", "optimizer": "adam",
+        "train": {"epochs": 1, "batch_size": 16, "device": "cpu"},
+        "output": {"tensorboard": False},
+    }
+    snnkit.run(recipe, out=tmp_path / "fast")
+    snnkit.run(recipe, ["train.fast_input=false"], out=tmp_path / "dense")
+    assert [type(m) for m in built] == [FastInput, EncodedForward]

@@ -19,11 +19,11 @@ import yaml
 from typer.testing import CliRunner
 
 import snnkit
-from snnkit.engine.checkpoint import load_checkpoint
 from snnkit.cli.app import app
-from snnkit.engine.trainer import Interrupted
-from snnkit.engine.trainer import run as run_engine
+from snnkit.engine.checkpoint import load_checkpoint
 from snnkit.engine.progress import SilentReporter
+from snnkit.engine.run import run as run_engine
+from snnkit.engine.trainer import Interrupted
 
 runner = CliRunner()
 NUMBERS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "firing_rates")
@@ -146,11 +146,13 @@ def test_a_new_learning_rate_on_resume_is_applied(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("override,expected", [
-    ("time_steps=8", "--resume: cannot change 'time_steps' of a run that has started (--set time_steps=8)"),
+    ("time_steps=8",
+     "--resume: cannot change 'time_steps' of a run that has started (--set time_steps=8)"),
     ("model.layers.1.out_features=9", "--resume: cannot change 'model'"),
     ("optimizer.name=sgd", "--resume: cannot change optimizer.name"),
 ])
-def test_resume_refuses_changes_to_the_experiment(override: str, expected: str, tmp_path: Path) -> None:
+def test_resume_refuses_changes_to_the_experiment(override: str, expected: str,
+                                                  tmp_path: Path) -> None:
     out = tmp_path / "run"
     snnkit.run(recipe(tmp_path, 1), out=out)
     result = runner.invoke(app, ["run", "--resume", str(out), "--set", override])

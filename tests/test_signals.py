@@ -1,4 +1,5 @@
-"""SIGINT / SIGTERM during training: finish the step, save last.pt, print the resume command, exit 128+N.
+"""SIGINT / SIGTERM during training: finish the step, save last.pt, print the resume command,
+exit 128+N.
 
 Two real processes (`python -m snnkit run ...`) are signalled after their first epoch line;
 they run side by side to keep the test short.
@@ -19,10 +20,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from snnkit.engine.checkpoint import load_checkpoint
 from snnkit.cli.app import app
-from snnkit.engine.trainer import run as run_engine
+from snnkit.engine.checkpoint import load_checkpoint
 from snnkit.engine.progress import SilentReporter
+from snnkit.engine.run import run as run_engine
 
 runner = CliRunner()
 

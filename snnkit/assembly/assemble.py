@@ -12,8 +12,9 @@ activations fit in memory (before anything of that size is allocated); the encod
 first training samples (e.g. Poisson intensities in [0, 1]). Errors about the recipe are
 prefixed with the recipe file.
 
-How an Experiment's parts meet at run time lives here too: :func:`forward_batch` (encoder ->
-model), :func:`predict` (the loss's reading of the output) and :func:`evaluate`.
+The parts meet in one forward module, ``Experiment.forward_module``: a raw batch ``x [B, *]``
+to the model's output ``[T, B, C]`` (encoder then time loop, or the fast input rewrite of
+:mod:`snnkit.assembly.fast_input` when asked for and the recipe allows it).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from snnkit.errors import (
     did_you_mean,
     one_line,
 )
+from snnkit.assembly.fast_input import build_forward
 from snnkit.components.functional import reset_net, set_step_mode
 from snnkit.kernels import reference_only
 from snnkit.recipes.loader import Recipe
@@ -59,6 +61,8 @@ class Experiment:
     scheduler: Any
     train_data: Any
     test_data: Any
+    #: ``x [B, *] -> [T, B, C]``: what training and evaluation run (wraps encoder and model)
+    forward_module: nn.Module
 
     def summary(self) -> str:
         """One line: what would run."""
@@ -110,17 +114,24 @@ def make_builder(registry: Registry) -> Any:
     return build
 
 
-def assemble(recipe: Recipe, registry: Registry, *, device: str | None = None) -> Experiment:
-    """Build and check every component of ``recipe``; raises SnnkitError on the first problem."""
+def assemble(recipe: Recipe, registry: Registry, *, device: str | None = None,
+             fast_input: bool = False) -> Experiment:
+    """Build and check every component of ``recipe``; raises SnnkitError on the first problem.
+
+    ``fast_input``: make ``forward_module`` the fast input rewrite where ``train.fast_input``
+    is on and the model fits it (the engine asks for it when it trains in one process; a
+    distributed run keeps the dense path); otherwise encoder then time loop.
+    """
     try:
-        return _assemble(recipe, registry, device)
+        return _assemble(recipe, registry, device, fast_input)
     except (RecipeError, ParameterError, UnknownComponentError, ComponentBuildError) as err:
         if not recipe.source:
             raise
         raise type(err)(f"{recipe.source}: {err}") from err.__cause__
 
 
-def _assemble(recipe: Recipe, registry: Registry, device: str | None) -> Experiment:
+def _assemble(recipe: Recipe, registry: Registry, device: str | None,
+              fast_input: bool) -> Experiment:
     dev = resolve_device(device or recipe.train.device)
     train_data = registry.build(Kind.DATASET, recipe.dataset, at="dataset", train=True)
     test_data = registry.build(Kind.DATASET, recipe.dataset, at="dataset", train=False)
@@ -139,8 +150,9 @@ def _assemble(recipe: Recipe, registry: Registry, device: str | None) -> Experim
     if recipe.scheduler is not None:
         scheduler = registry.build(Kind.SCHEDULER, recipe.scheduler, at="scheduler",
                                    optimizer=optimizer, epochs=recipe.train.epochs)
+    forward = build_forward(encoder, model, fast_input=fast_input and recipe.train.fast_input)
     return Experiment(recipe, registry, dev, model, encoder, loss, optimizer, scheduler,
-                      train_data, test_data)
+                      train_data, test_data, forward)
 
 
 def check_shapes(model: nn.Module, recipe: Recipe, data: Any, loss: nn.Module | None = None,

@@ -61,8 +61,8 @@ def run(recipe: Annotated[Optional[Path], typer.Argument(help="Recipe file (YAML
             help="Continue the run in this folder from last.pt.")] = None,
         quiet: Annotated[bool, typer.Option(help="Print only the final lines.")] = False) -> None:
     """Validate, train and evaluate a recipe; write a run folder with metrics and checkpoints."""
+    from snnkit.engine.run import run as run_recipe
     from snnkit.engine.trainer import Interrupted
-    from snnkit.engine.trainer import run as run_recipe
     from snnkit.engine.progress import SilentReporter, default_reporter
 
     reporter = SilentReporter() if quiet else default_reporter()
@@ -97,7 +97,7 @@ def validate(recipe: RecipeArg, overrides: SetOpt = None, device: DeviceOpt = No
 def eval_checkpoint(path: Annotated[Path, typer.Argument(help="Run folder or checkpoint (.pt).")],
                     device: DeviceOpt = None, as_json: JsonOpt = False) -> None:
     """Test-set loss and accuracy of a checkpoint."""
-    from snnkit.engine.trainer import evaluate_checkpoint
+    from snnkit.engine.run import evaluate_checkpoint
 
     with reported_errors():
         result = evaluate_checkpoint(path, device=device)

@@ -7,8 +7,9 @@ removed by the next successful save). Loading uses ``torch.load(weights_only=Tru
 that carries arbitrary pickled objects is refused before any of it runs. Files of another
 ``format_version`` are refused with a message naming both versions.
 
-:func:`seed_everything` seeds them; :func:`capture_rng` / :func:`restore_rng` turn the Python, NumPy and torch (CPU and CUDA)
-random states into plain data that such a load accepts, so a resumed run draws the same numbers.
+:func:`seed_everything` seeds the global RNGs; :func:`capture_rng` / :func:`restore_rng` turn
+the Python, NumPy and torch (CPU and CUDA) random states into plain data that such a load
+accepts, so a resumed run draws the same numbers.
 """
 
 from __future__ import annotations
@@ -80,11 +81,13 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     except pickle.UnpicklingError as err:
         raise CheckpointError(f"{path}: refused: it holds pickled Python objects ({_culprit(err)}) "
                               "that could run code when loaded; snnkit loads checkpoints with "
-                              "weights_only=True (tensors and plain data only) — use a checkpoint "
-                              "written by snnkit run") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError) as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({one_line(err, 200, first_line=True)}) — it may be "
-                              "truncated; use the run's other checkpoint (best.pt / last.pt)") from None
+                              "weights_only=True (tensors and plain data only) — use a "
+                              "checkpoint written by snnkit run") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
+            AttributeError) as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({one_line(err, 200, first_line=True)}) — it may "
+                              "be truncated; use the run's other checkpoint (best.pt / last.pt)"
+                              ) from None
     if not isinstance(state, dict) or "format_version" not in state:
         raise CheckpointError(f"{path}: not an snnkit checkpoint (no format_version) — pass a "
                               "file written by snnkit run")
@@ -110,7 +113,7 @@ def seed_everything(seed: int) -> None:
 def capture_rng() -> dict[str, Any]:
     """Every global RNG state (Python, NumPy, torch CPU and CUDA) as weights_only-loadable data."""
     py = random.getstate()
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = np.random.get_state()  # type: ignore[assignment]
     state: dict[str, Any] = {
         "python": [py[0], list(py[1]), py[2]],
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),

@@ -6,16 +6,20 @@ whole forward + loss + backward replays as one launch. The optimizer step stays 
 graph, so the engine reads the loss first and stops before a non-finite update exactly as in
 eager mode.
 
-Contract (:class:`GraphStep`):
+:class:`GraphStep` is a :class:`~snnkit.engine.steps.TrainStep`: ``step(x, y)`` replays the
+graph where it can and otherwise runs the batch eagerly (on the side stream during warm-up,
+zeroing the graph's ``.grad`` tensors in place after capture), so the trainer's loop has one
+call per batch whatever happens. Underneath:
 
-- ``step(x, y)`` returns ``(loss, correct)`` after the gradients of batch ``(x, y)`` are in the
+- ``replay(x, y)`` returns ``(loss, correct)`` after the gradients of batch ``(x, y)`` are in the
   parameters' ``.grad`` (written, not accumulated), or None when the caller must run that batch
   eagerly: the first ``WARMUP`` full batches (they warm cuBLAS, Triton's compiler and autograd
   up, on a side stream, as CUDA graph capture requires), any batch of another shape (the last,
   partial one) and everything after a capture that failed (one warning; e.g. a layer that reads
   a value back to the host).
 - After capture, the parameters' ``.grad`` tensors belong to the graph: eager steps must zero
-  them in place (``zero_grad(set_to_none=False)``) — :attr:`captured` tells.
+  them in place (``zero_grad(set_to_none=False)``) — :attr:`captured` tells, and ``step``
+  does so.
 - Random numbers come from the CUDA generator inside the graph (graph-safe Philox offsets), so a
   run stays seeded and reproducible; a resumed run re-captures, so CUDA runs with graphs resume
   with the same distribution of draws, not bit for bit (CPU runs do).
@@ -31,6 +35,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from snnkit.engine.steps import EagerStep
+
 WARMUP = 3
 
 
@@ -38,7 +44,8 @@ class GraphStep:
     """Captures ``loss_fn(forward(x), y).backward()`` on the first full batch after warm-up."""
 
     def __init__(self, forward: Callable[[Tensor], Tensor], loss: Any,
-                 predict: Callable[[Any, Tensor], Tensor], optimizer: torch.optim.Optimizer) -> None:
+                 predict: Callable[[Any, Tensor], Tensor],
+                 optimizer: torch.optim.Optimizer) -> None:
         self.forward, self.loss, self.predict, self.optimizer = forward, loss, predict, optimizer
         self.stream = torch.cuda.Stream()
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -46,14 +53,27 @@ class GraphStep:
         self.warm = 0
         self.replays = 0
         self.shapes: tuple[torch.Size, torch.Size] | None = None
-        self._x = self._y = self._loss = self._correct = None
+        self._x: Tensor | None = None
+        self._y: Tensor | None = None
+        self._loss: Tensor | None = None
+        self._correct: Tensor | None = None
+        self._eager = EagerStep(forward, loss, optimizer)
 
     @property
     def captured(self) -> bool:
         """True once the graph owns the parameters' ``.grad`` tensors."""
         return self.graph is not None
 
-    def step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor] | None:
+    def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """The gradients of ``(x, y)`` in ``.grad``: replayed, or computed eagerly."""
+        replayed = self.replay(x, y)
+        if replayed is not None:
+            return replayed
+        with self.eager():
+            self._eager.set_to_none = self.graph is None
+            return self._eager(x, y)
+
+    def replay(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor] | None:
         """Replay the graph on ``(x, y)``: ``(loss, correct)``, or None (run it eagerly)."""
         if self.failed:
             return None
@@ -88,16 +108,16 @@ class GraphStep:
 
     def _capture(self, x: Tensor, y: Tensor) -> bool:
         torch.cuda.current_stream().wait_stream(self.stream)
-        self._x, self._y = x.clone(), y.clone()
+        self._x, self._y = static_x, static_y = x.clone(), y.clone()
         self.optimizer.zero_grad(set_to_none=True)  # backward in the graph creates the grads
         graph = torch.cuda.CUDAGraph()
         try:
             with torch.cuda.graph(graph):
-                out = self.forward(self._x)
-                loss = self.loss(out.float(), self._y)
+                out = self.forward(static_x)
+                loss = self.loss(out.float(), static_y)
                 loss.backward()
                 with torch.no_grad():
-                    correct = (self.predict(self.loss, out) == self._y).sum()
+                    correct = (self.predict(self.loss, out) == static_y).sum()
         except Exception as err:  # noqa: BLE001 - anything not capturable: run eagerly instead
             self.failed = True
             self.optimizer.zero_grad(set_to_none=True)

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
+from snnkit.assembly.forward import EncodedForward, TimeLoop
 from snnkit.errors import RecipeError
 
 
@@ -71,7 +73,8 @@ def setup(world: World, device: torch.device, batch_size: int) -> None:
         return
     if batch_size % world.size:
         raise RecipeError(f"train.batch_size: {batch_size} is the global batch and must be "
-                          f"divisible by the {world.size} processes — use a multiple of {world.size}")
+                          f"divisible by the {world.size} processes — use a multiple of "
+                          f"{world.size}")
     timeout = datetime.timedelta(seconds=float(os.environ.get("SNNKIT_DIST_TIMEOUT", "120")))
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend, timeout=timeout)
@@ -88,3 +91,17 @@ def device_for(world: World, device: torch.device) -> torch.device:
         torch.cuda.set_device(world.local_rank)
         return torch.device("cuda", world.local_rank)
     return device
+
+
+def ddp_forward(encoder: nn.Module, model: nn.Module, device: torch.device) -> nn.Module:
+    """The forward module of a distributed run: ``x [B, *] -> [T, B, C]``.
+
+    The model's time loop is wrapped in DistributedDataParallel (it must see every forward to
+    average the gradients); the encoder stays outside it, and the dense path is kept (no fast
+    input).
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    loop = DistributedDataParallel(TimeLoop(model), device_ids=ids)
+    return EncodedForward(encoder, loop)

@@ -55,7 +55,13 @@ class RichReporter(LineReporter):
         self._task: Any = None
 
     def epoch_started(self, epoch: int, epochs: int, batches: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self._progress = Progress(
             TextColumn(f"epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),

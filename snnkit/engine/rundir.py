@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 
 from snnkit.errors import RecipeError
-from snnkit.recipes.loader import Recipe, read_yaml
 from snnkit.plugins.registry import Registry
+from snnkit.recipes.loader import Recipe, read_yaml
 
 RECIPE_FILE = "recipe.yaml"
 PLUGINS_FILE = "plugins.json"

@@ -38,5 +38,5 @@ def stop_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
     try:
         yield
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        for signum, previous in old.items():
+            signal.signal(signum, previous)

@@ -162,21 +162,16 @@ def save(source: nn.Module | str | Path, out: str | Path, *,
 
 def model_from_checkpoint(path: str | Path, *, need_input_shape: bool = True,
                           ) -> tuple[nn.Module, tuple[int, ...] | None]:
-    """The model of a checkpoint or run folder (weights loaded) and its dataset's sample shape."""
-    from snnkit.assembly.assemble import make_builder
-    from snnkit.engine.checkpoint import load_checkpoint
+    """The model of a checkpoint or run folder (``best.pt`` first; weights loaded, eval mode)
+    and its dataset's sample shape (read only when ``need_input_shape``)."""
+    from snnkit.engine.restore import restore_model
     from snnkit.plugins.loader import get_registry
-    from snnkit.recipes.loader import load_recipe
     from snnkit.plugins.registry import Kind
 
-    state = load_checkpoint(path)
-    recipe = load_recipe(state["recipe"])
-    registry = get_registry()
-    model = registry.build(Kind.MODEL, recipe.model, at="model", build=make_builder(registry))
-    model.load_state_dict(state["model"])
+    model, recipe, _ = restore_model(path, prefer="best")
     model.eval()
     shape = None
     if need_input_shape:
-        data = registry.build(Kind.DATASET, recipe.dataset, at="dataset", train=False)
+        data = get_registry().build(Kind.DATASET, recipe.dataset, at="dataset", train=False)
         shape = tuple(int(d) for d in data.input_shape)
     return model, shape

@@ -9,7 +9,7 @@ of ``dL/dout`` over t and b, no gradient for the uint8 input.
 :func:`dense_event_linear` computes the same layer with dense PyTorch ops from the same draws
 (the test oracle). :func:`poisson_spikes_like` picks the fastest generator of the same draws
 (compiled on the CPU, Triton on CUDA, else PyTorch). The rewrite that puts this layer into a
-model is :func:`snnkit.assembly.event_input.fuse_input`.
+model is :func:`snnkit.assembly.fast_input.fast_input_module`.
 """
 
 from __future__ import annotations

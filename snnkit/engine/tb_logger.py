@@ -1,0 +1,71 @@
+"""TensorBoard logging of a run: batch scalars, per-epoch scalars, weight histograms, a raster.
+
+Written to ``<run folder>/tensorboard`` by the main process when ``output.tensorboard`` is on
+(:func:`open_log` returns None otherwise). A resumed run purges the events after its
+``global_step`` so the curves continue without duplicates. Per epoch: ``epoch/{train_loss,
+train_acc, test_loss, test_acc, lr}``, ``firing_rate/<layer>``, ``weights/<parameter>``
+histograms and ``raster/output_layer``: the output activity of test sample 0 over time as an
+image ``[1, classes, T]`` scaled to [0, 1] (drawn under a forked RNG, so logging does not
+change the run).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from snnkit.assembly.assemble import Experiment
+from snnkit.assembly.forward import EncodedForward
+
+
+class TensorBoardLog:
+    """One run's TensorBoard writer."""
+
+    def __init__(self, run_dir: Path, purge_step: int) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step or None)
+
+    def batch(self, step: int, loss: float, correct: torch.Tensor, size: int) -> None:
+        """``train/batch_loss`` and ``train/batch_acc`` at global step ``step``."""
+        self.writer.add_scalar("train/batch_loss", loss, step)
+        self.writer.add_scalar("train/batch_acc", int(correct) / size, step)
+
+    def epoch(self, row: dict[str, Any], exp: Experiment, test_x: torch.Tensor) -> None:
+        """An epoch's metrics ``row``, the weights and the raster of ``test_x[:1]``."""
+        e = row["epoch"]
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
+            self.writer.add_scalar(f"epoch/{key}", row[key], e)
+        for name, rate in row["firing_rates"].items():
+            self.writer.add_scalar(f"firing_rate/{name}", rate, e)
+        for name, param in exp.model.named_parameters():
+            self.writer.add_histogram(f"weights/{name}", param.detach().float().cpu(), e)
+        self.writer.add_image("raster/output_layer", raster(exp, test_x[:1]), e)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def open_log(run_dir: Path, purge_step: int, *, enabled: bool) -> TensorBoardLog | None:
+    """A :class:`TensorBoardLog` for ``run_dir``, or None when logging is off."""
+    return TensorBoardLog(run_dir, purge_step) if enabled else None
+
+
+@torch.no_grad()
+def raster(exp: Experiment, x: torch.Tensor) -> torch.Tensor:
+    """Output-layer activity of one sample ``x [1, *]`` as an image ``[1, classes, T]`` in [0, 1].
+
+    Runs the dense path (encoder, then the model), under a forked RNG.
+    """
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # the picture must not shift the run's RNG
+        exp.model.eval()
+        try:
+            out = EncodedForward.dense(exp.encoder, exp.model)(x)[:, 0].float().T
+        finally:
+            exp.model.train()
+    span = (out.max() - out.min()).clamp_min(1e-12)
+    return ((out - out.min()) / span).unsqueeze(0).cpu()
