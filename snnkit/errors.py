@@ -53,3 +53,11 @@ class TrainingError(SnnkitError):
     """Training failed (e.g. the loss became NaN); the last good checkpoint is kept."""
 
     exit_code = 1
+
+
+class StorageError(SnnkitError, OSError):
+    """Writing to the run folder failed (disk full, read-only, I/O error) while running; what
+    was saved before is kept. Also an :class:`OSError`, so callers that caught the raw write
+    error keep working."""
+
+    exit_code = 1

@@ -13,7 +13,9 @@ saved.
 On resume the run folder's ``recipe.yaml`` is read again; overrides may change ``train``,
 ``output``, ``scheduler`` and the optimizer's hyperparameters (applied to the restored
 optimizer), and ``dataset.root`` / ``dataset.download``; changing what the weights or the
-data mean (seed, time_steps, dataset, encoder, model, loss, optimizer name) is refused.
+data mean (seed, time_steps, dataset, encoder, model, loss, optimizer name) relative to the
+recipe saved in ``last.pt`` is refused, whether by ``--set`` or by an edited ``recipe.yaml``.
+A run holds its folder's lock (:mod:`snnkit.engine.run_lock`) while it writes there.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from snnkit.engine import rundir
+from snnkit.engine import rundir, run_lock
 from snnkit.assembly.assemble import Experiment, assemble, on_device
 from snnkit.engine.time_loop import TimeLoop, evaluate, forward_batch, predict
 from snnkit.engine.checkpoint import (
@@ -94,9 +96,11 @@ def run(source: str | Path | Mapping[str, Any] | None = None, overrides: list[st
                               "no --out (a resumed run stays in its folder)")
         run_dir = Path(resume)
         raw = rundir.read_run_recipe(run_dir)
+        run_lock.ensure_free(run_dir, "--resume")  # faults: in use -> one line with the PID
+        rundir.check_writable(run_dir, "--resume")  # faults: read-only -> one line
         state = load_checkpoint(run_dir / "last.pt")
         recipe = load_recipe(raw, overrides)
-        check_resume_changes(load_recipe(raw), recipe, overrides)
+        check_resume_changes(load_recipe(state["recipe"]), recipe, overrides)  # faults: vs last.pt
         seed_everything(recipe.seed)
         exp = _assemble(recipe, registry, world)
         note = f"resumed from {run_dir}"
@@ -109,12 +113,14 @@ def run(source: str | Path | Mapping[str, Any] | None = None, overrides: list[st
         exp = _assemble(recipe, registry, world)
         run_dir = rundir.new_run_dir(recipe, out) if world.is_main else Path(out or "")
         state, note = None, ""
-    if world.is_main:
-        rundir.write_run_info(run_dir, recipe, registry, note=note)
-    try:
-        return Trainer(exp, run_dir, reporter, world).fit(state)
-    finally:
-        teardown(world)
+    option = "--resume" if resume is not None else "--out" if out is not None else "output.dir"
+    with run_lock.hold(run_dir, option) if world.is_main else nullcontext():  # faults: lock
+        if world.is_main:
+            rundir.write_run_info(run_dir, recipe, registry, note=note)
+        try:
+            return Trainer(exp, run_dir, reporter, world).fit(state)
+        finally:
+            teardown(world)
 
 
 def _assemble(recipe: Recipe, registry: Registry, world: World) -> Experiment:
