@@ -15,8 +15,9 @@ their zip CRC-32s), and older snnkit versions read sealed files. Loading uses
 before any of it runs. Files of another ``format_version`` are refused with a message naming
 both versions.
 
-:func:`seed_everything` seeds them; :func:`capture_rng` / :func:`restore_rng` turn the Python, NumPy and torch (CPU and CUDA)
-random states into plain data that such a load accepts, so a resumed run draws the same numbers.
+:func:`seed_everything` seeds the RNGs; :func:`capture_rng` / :func:`restore_rng` turn the
+Python, NumPy and torch (CPU and CUDA) random states into plain data that such a load accepts,
+so a resumed run draws the same numbers.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 import torch
@@ -61,7 +62,7 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             writer = HashingWriter(handle)
-            torch.save(payload, writer)
+            torch.save(payload, cast(IO[bytes], writer))  # a file object: write() suffices
             seal(writer)
             handle.flush()
             os.fsync(handle.fileno())
@@ -116,8 +117,8 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
                               "weights_only=True (tensors and plain data only) — use a checkpoint "
                               "written by snnkit run") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError) as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(err)}) — it may be "
-                              "truncated; use the run's other checkpoint (best.pt / last.pt)") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(err)}) — it may "
+                              f"be truncated or damaged; {OTHER_ONE}") from None
     if not isinstance(state, dict) or "format_version" not in state:
         raise CheckpointError(f"{path}: not an snnkit checkpoint (no format_version) — pass a "
                               "file written by snnkit run")

@@ -90,6 +90,8 @@ def verify(path: Path) -> str | None:
             if sha.hexdigest().encode("ascii") != tail[-64:]:
                 return "its bytes do not match the SHA-256 checksum written with it"
             return None
+    if _cut_seal(tail):
+        return "truncated: the checksum at its end is cut short"
     return _crc_problem(path)
 
 
@@ -98,6 +100,13 @@ def _sealed(tail: bytes) -> bool:
     return (len(tail) == COMMENT_LEN + EOCD_LEN and tail[:4] == EOCD
             and tail[EOCD_LEN - 2:EOCD_LEN] == COMMENT_LEN.to_bytes(2, "little")
             and tail[EOCD_LEN:EOCD_LEN + len(MARK)] == MARK)
+
+
+def _cut_seal(tail: bytes) -> bool:
+    """The last EOCD record announces our comment, but fewer bytes follow it."""
+    at = tail.rfind(EOCD)
+    return (at >= 0 and tail[at + EOCD_LEN - 2:at + EOCD_LEN] == COMMENT_LEN.to_bytes(2, "little")
+            and len(tail) - (at + EOCD_LEN) < COMMENT_LEN)
 
 
 def _crc_problem(path: Path) -> str | None:
