@@ -48,7 +48,11 @@ def hold(folder: str | Path, option: str = "--out") -> Iterator[None]:
 
 
 def holder(folder: str | Path) -> str | None:
-    """Who holds ``folder``'s lock now (``"PID 123 on host, started …"``), or ``None``."""
+    """Who holds ``folder``'s lock now (``"PID 123 on host, started …"``), or ``None``.
+
+    ``flock`` has no query: this takes the lock for an instant and drops it (an acquirer that
+    meets the probe tries again).
+    """
     if fcntl is None:
         return None
     try:
@@ -77,6 +81,7 @@ def _acquire(folder: Path, option: str) -> int | None:
     if fcntl is None:
         return None
     path = folder / LOCK_FILE
+    tries = 3  # a holder() probe elsewhere holds the lock for microseconds: try again briefly
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -89,7 +94,11 @@ def _acquire(folder: Path, option: str) -> int | None:
         except BlockingIOError:
             busy = _describe(fd)
             os.close(fd)
-            raise _busy(folder, option, busy) from None
+            tries -= 1
+            if tries == 0:
+                raise _busy(folder, option, busy) from None
+            time.sleep(0.05)
+            continue
         except OSError as err:
             os.close(fd)
             if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
