@@ -58,6 +58,14 @@ class TrainingError(SnnkitError):
     exit_code = 1
 
 
+class StorageError(SnnkitError, OSError):
+    """Writing to the run folder failed (disk full, read-only, I/O error) while running; what
+    was saved before is kept. Also an :class:`OSError`, so callers that caught the raw write
+    error keep working."""
+
+    exit_code = 1
+
+
 # -- message pieces shared by every error site ------------------------------------------------
 def one_line(err: BaseException, limit: int | None = None, *, first_line: bool = False,
              typed: bool = False) -> str:
@@ -87,3 +95,4 @@ def did_you_mean(word: object, choices: Iterable[str], n: int = 3) -> str:
     """``" — did you mean 'a' or 'b'?"`` for the close matches of ``word``; ``""`` if none."""
     close = close_matches(word, choices, n)
     return f" — did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+

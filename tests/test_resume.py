@@ -160,7 +160,7 @@ def test_resume_refuses_changes_to_the_experiment(override: str, expected: str,
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_a_checkpoint_that_does_not_fit_the_recipe(tmp_path: Path) -> None:
+def test_an_edited_recipe_yaml_is_checked_against_the_checkpoint(tmp_path: Path) -> None:
     out = tmp_path / "run"
     snnkit.run(recipe(tmp_path, 1), out=out)
     edited = yaml.safe_load((out / "recipe.yaml").read_text())
@@ -169,5 +169,7 @@ def test_a_checkpoint_that_does_not_fit_the_recipe(tmp_path: Path) -> None:
     (out / "recipe.yaml").write_text(yaml.safe_dump(edited))
     result = runner.invoke(app, ["run", "--resume", str(out), "--set", "train.epochs=2"])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert result.stderr.startswith(f"error: {out / 'last.pt'}: does not fit the run's recipe.yaml")
+    assert result.stderr.startswith("error: --resume: cannot change 'model' of a run that has "
+                                    "started (the run folder's recipe.yaml differs from the "
+                                    "recipe saved in last.pt) — undo the edit of recipe.yaml")
     assert len(result.stderr.strip().splitlines()) == 1

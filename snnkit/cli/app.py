@@ -1,8 +1,8 @@
 """The ``snnkit`` command line: each command is a few lines around one library call.
 
-Exit codes: 0 success; 2 bad input (recipe, names, data, device: one ``error:`` line on stderr,
-no traceback); 1 a failed run (e.g. a NaN loss); 128+N when stopped by signal N after saving a
-resumable checkpoint.
+Exit codes: 0 success; 2 bad input (recipe, names, data, device, a damaged checkpoint, a busy
+or read-only run folder: one ``error:`` line on stderr, no traceback); 1 a failed run (e.g. a
+NaN loss, a full disk); 128+N when stopped by signal N after saving a resumable checkpoint.
 """
 
 from __future__ import annotations
@@ -50,6 +50,14 @@ def reported_errors() -> Iterator[None]:
     except SnnkitError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(err.exit_code) from None
+    except OSError as err:  # faults: a full or read-only disk outside snnkit's own writes
+        from snnkit.engine.storage import NO_SPACE, READ_ONLY, write_failure
+
+        failure = write_failure(err) if err.errno in NO_SPACE | READ_ONLY else None
+        if failure is None:
+            raise
+        typer.echo(f"error: {failure}", err=True)
+        raise typer.Exit(failure.exit_code) from None
 
 
 @app.command()

@@ -3,17 +3,26 @@
 A checkpoint is a plain dict of tensors and Python data, saved with ``torch.save`` to a
 temporary file in the same folder, flushed and fsynced, then renamed over the target, so a
 process killed mid-write leaves the previous checkpoint intact (a stale temporary file is
-removed by the next successful save). Loading uses ``torch.load(weights_only=True)``: a file
-that carries arbitrary pickled objects is refused before any of it runs. Files of another
-``format_version`` are refused with a message naming both versions.
+removed by the next successful save); a write that fails (disk full, read-only) raises a
+one-line :class:`~snnkit.errors.StorageError` and leaves the previous file as it was.
 
-:func:`seed_everything` seeds the global RNGs; :func:`capture_rng` / :func:`restore_rng` turn
-the Python, NumPy and torch (CPU and CUDA) random states into plain data that such a load
-accepts, so a resumed run draws the same numbers.
+Every file is sealed with the SHA-256 of its bytes (:mod:`snnkit.engine.integrity`), checked
+before loading: a flipped bit or a cut-off file is refused with one line that points to the
+run's other checkpoint. The seal lives in the zip container, not in the payload, so
+``format_version`` stays 1: files written before seals existed load as before (checked by
+their zip CRC-32s), and older snnkit versions read sealed files. Loading uses
+``torch.load(weights_only=True)``: a file that carries arbitrary pickled objects is refused
+before any of it runs. Files of another ``format_version`` are refused with a message naming
+both versions.
+
+:func:`seed_everything` seeds the RNGs; :func:`capture_rng` / :func:`restore_rng` turn the
+Python, NumPy and torch (CPU and CUDA) random states into plain data that such a load accepts,
+so a resumed run draws the same numbers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import random
@@ -22,32 +31,50 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 import torch
 
+from snnkit.engine.integrity import HashingWriter, seal, verify
+from snnkit.engine.storage import write_failure
 from snnkit.errors import CheckpointError, one_line
 
 FORMAT_VERSION = 1
+#: The fix every "damaged checkpoint" message ends with.
+OTHER_ONE = "the run's other checkpoint (best.pt / last.pt) may still be good"
 #: Keys every snnkit checkpoint holds (besides ``format_version``).
 REQUIRED_KEYS = ("recipe", "model", "position")
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` (plus ``format_version``) to ``path`` atomically."""
+    """Write ``state`` (plus ``format_version``) to ``path`` atomically, sealed with its SHA-256.
+
+    A failed write (disk full, read-only file system, I/O error) removes the temporary file,
+    leaves the previous ``path`` as it was and raises :class:`~snnkit.errors.StorageError`.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {**state, "format_version": FORMAT_VERSION}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
+    writer: HashingWriter | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
+            writer = HashingWriter(handle)
+            torch.save(payload, cast(IO[bytes], writer))  # a file object: write() suffices
+            seal(writer)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, (OSError, RuntimeError)):
+            failure = write_failure(writer.error if writer and writer.error else err, path)
+            if failure is not None:
+                raise failure from None
         raise
     _fsync_dir(path.parent)
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed mid-write
@@ -72,8 +99,14 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint — check the path")
     if not zipfile.is_zipfile(path):  # torch.save writes zip archives; anything else is foreign
+        if _starts_like_a_zip(path):
+            raise CheckpointError(f"{path}: not a readable checkpoint (truncated: the end of "
+                                  f"the file is missing) — refused; {OTHER_ONE}")
         raise CheckpointError(f"{path}: not a checkpoint (not a file written by torch.save) — "
                               "pass a last.pt / best.pt written by snnkit run, or its run folder")
+    problem = verify(path)
+    if problem is not None:
+        raise CheckpointError(f"{path}: damaged checkpoint ({problem}) — refused; {OTHER_ONE}")
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
             warnings.simplefilter("ignore")
@@ -81,13 +114,11 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     except pickle.UnpicklingError as err:
         raise CheckpointError(f"{path}: refused: it holds pickled Python objects ({_culprit(err)}) "
                               "that could run code when loaded; snnkit loads checkpoints with "
-                              "weights_only=True (tensors and plain data only) — use a "
-                              "checkpoint written by snnkit run") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
-            AttributeError) as err:
+                              "weights_only=True (tensors and plain data only) — use a checkpoint "
+                              "written by snnkit run") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError) as err:
         raise CheckpointError(f"{path}: not a readable checkpoint ({one_line(err, 200, first_line=True)}) — it may "
-                              "be truncated; use the run's other checkpoint (best.pt / last.pt)"
-                              ) from None
+                              f"be truncated or damaged; {OTHER_ONE}") from None
     if not isinstance(state, dict) or "format_version" not in state:
         raise CheckpointError(f"{path}: not an snnkit checkpoint (no format_version) — pass a "
                               "file written by snnkit run")
@@ -147,6 +178,14 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _starts_like_a_zip(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 def _culprit(err: BaseException) -> str:

@@ -10,19 +10,23 @@ rank), writes the run folder's ``recipe.yaml`` / ``plugins.json`` and trains it 
 On resume the run folder's ``recipe.yaml`` is read again; overrides may change ``train``,
 ``output``, ``scheduler`` and the optimizer's hyperparameters (applied to the restored
 optimizer), and ``dataset.root`` / ``dataset.download``; changing what the weights or the
-data mean (seed, time_steps, dataset, encoder, model, loss, optimizer name) is refused.
+data mean (seed, time_steps, dataset, encoder, model, loss, optimizer name) relative to the
+recipe saved in ``last.pt`` is refused, whether by ``--set`` or by an edited ``recipe.yaml``.
+A run holds its folder's lock (:mod:`snnkit.engine.run_lock`) while it writes there: a second
+process on the same folder is refused, a lock left by a dead process is taken over.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from snnkit.assembly.assemble import Experiment, assemble, on_device
-from snnkit.engine import rundir
+from snnkit.engine import run_lock, rundir
 from snnkit.engine.checkpoint import load_checkpoint, seed_everything
 from snnkit.engine.distributed import World, current_world, device_for, setup, teardown
 from snnkit.engine.evaluation import evaluate
@@ -51,9 +55,12 @@ def run(source: str | Path | Mapping[str, Any] | None = None, overrides: list[st
                               "no --out (a resumed run stays in its folder)")
         run_dir = Path(resume)
         raw = rundir.read_run_recipe(run_dir)
+        run_lock.ensure_free(run_dir, "--resume")
+        rundir.check_writable(run_dir, "--resume")
         checkpoint = load_checkpoint(run_dir / "last.pt")
         recipe = load_recipe(raw, overrides)
-        check_resume_changes(load_recipe(raw), recipe, overrides)
+        # the recipe inside last.pt is the reference, not the (editable) recipe.yaml
+        check_resume_changes(load_recipe(checkpoint["recipe"]), recipe, overrides)
         seed_everything(recipe.seed)
         exp = _assemble(recipe, registry, world)
         note = f"resumed from {run_dir}"
@@ -66,12 +73,14 @@ def run(source: str | Path | Mapping[str, Any] | None = None, overrides: list[st
         exp = _assemble(recipe, registry, world)
         run_dir = rundir.new_run_dir(recipe, out) if world.is_main else Path(out or "")
         checkpoint, note = None, ""
-    if world.is_main:
-        rundir.write_run_info(run_dir, recipe, registry, note=note)
-    try:
-        return Trainer(exp, run_dir, reporter, world).fit(checkpoint)
-    finally:
-        teardown(world)
+    option = "--resume" if resume is not None else "--out" if out is not None else "output.dir"
+    with run_lock.hold(run_dir, option) if world.is_main else nullcontext():
+        if world.is_main:
+            rundir.write_run_info(run_dir, recipe, registry, note=note)
+        try:
+            return Trainer(exp, run_dir, reporter, world).fit(checkpoint)
+        finally:
+            teardown(world)
 
 
 def _assemble(recipe: Recipe, registry: Registry, world: World) -> Experiment:

@@ -272,9 +272,12 @@ def check_resume_changes(saved: Recipe, wanted: Recipe, overrides: list[str]) ->
             b = {k: v for k, v in b.items() if k not in free}
         if a != b:
             hits = [o for o in overrides if o.partition("=")[0].strip().split(".")[0] == section]
-            how = f"--set {hits[0]}" if hits else "changed by the overrides"
+            how = "the run folder's recipe.yaml differs from the recipe saved in last.pt"
+            fix = "undo the edit of recipe.yaml, or start a new run with snnkit run RECIPE"
+            if hits:
+                how, fix = f"--set {hits[0]}", "start a new run with snnkit run RECIPE instead"
             raise RecipeError(f"--resume: cannot change '{section}' of a run that has started "
-                              f"({how}) — start a new run with snnkit run RECIPE instead")
+                              f"({how}) — {fix}")
     if old["optimizer"]["name"] != new["optimizer"]["name"]:
         raise RecipeError("--resume: cannot change optimizer.name of a run that has started — "
                           "change its hyperparameters (e.g. --set optimizer.lr=1e-4) or start a "
