@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 import pytest
 
@@ -16,28 +14,19 @@ from snnkit.data.event_formats import (
 from snnkit.data.frames import audio_frames, camera_frames, frame_index
 from snnkit.errors import DataError
 
-RNG = np.random.default_rng(7)
+from event_files import (  # noqa: I001 - the shared writers in tests/event_files.py
+    RNG,
+    aedat3_bytes,
+    assert_events,
+    known_events,
+    nmnist_bytes,
+    polarity_body,
+    write_shd,
+)
 
-
-def known_events(n: int, w: int, h: int, t_max: int) -> dict[str, np.ndarray]:
-    return {"t": np.sort(RNG.integers(0, t_max, n)), "x": RNG.integers(0, w, n),
-            "y": RNG.integers(0, h, n), "p": RNG.integers(0, 2, n)}
-
-
-def assert_events(got: np.ndarray, want: dict[str, np.ndarray]) -> None:
-    for k in ("t", "x", "y", "p"):
-        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
 
 
 # -- N-MNIST ----------------------------------------------------------------------------------
-
-def nmnist_bytes(ev: dict[str, np.ndarray]) -> bytes:
-    out = bytearray()
-    for t, x, y, p in zip(ev["t"], ev["x"], ev["y"], ev["p"], strict=True):
-        t = int(t)
-        out += bytes([int(x), int(y), (int(p) << 7) | (t >> 16), (t >> 8) & 0xFF, t & 0xFF])
-    return bytes(out)
-
 
 def test_nmnist_events_read_back_exactly() -> None:
     ev = known_events(500, 34, 34, 1 << 23)
@@ -58,25 +47,6 @@ def test_nmnist_truncated_file_is_a_data_error() -> None:
 
 
 # -- AEDAT 3.1 ---------------------------------------------------------------------------------
-
-def aedat3_bytes(packets: list[tuple[int, int, bytes, int]]) -> bytes:
-    """Header + packets ``(type, overflow, body, event_size)``."""
-    out = bytearray(b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n" + AEDAT3_HEADER_END)
-    for typ, overflow, body, size in packets:
-        number = len(body) // size
-        out += struct.pack("<hhiiiiii", typ, 1, size, 4, overflow, number, number, number)
-        out += body
-    return bytes(out)
-
-
-def polarity_body(ev: dict[str, np.ndarray], valid: np.ndarray | None = None) -> bytes:
-    valid = np.ones(len(ev["t"]), bool) if valid is None else valid
-    data = (ev["x"].astype(np.uint32) << 17) | (ev["y"].astype(np.uint32) << 2) \
-        | (ev["p"].astype(np.uint32) << 1) | valid.astype(np.uint32)
-    rec = np.empty(len(data), dtype=[("d", "<u4"), ("t", "<i4")])
-    rec["d"], rec["t"] = data, ev["t"]
-    return rec.tobytes()
-
 
 def test_aedat3_polarity_packets_read_back_skipping_other_types() -> None:
     a = known_events(300, 128, 128, 2**31 - 1)
@@ -180,21 +150,6 @@ def test_audio_frames_equal_a_histogram(split_by: str) -> None:
 
 
 # -- SHD / SSC (HDF5) --------------------------------------------------------------------------
-
-def write_shd(path, samples, labels, *, drop: str | None = None) -> None:  # type: ignore[no-untyped-def]
-    h5py = pytest.importorskip("h5py")
-    with h5py.File(path, "w") as f:
-        vf = h5py.vlen_dtype(np.dtype("float32"))
-        vu = h5py.vlen_dtype(np.dtype("uint16"))
-        if drop != "spikes/times":
-            t = f.create_dataset("spikes/times", (len(samples),), dtype=vf)
-            for i, (times, _) in enumerate(samples):
-                t[i] = times
-        u = f.create_dataset("spikes/units", (len(samples),), dtype=vu)
-        for i, (_, units) in enumerate(samples):
-            u[i] = units
-        f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
-
 
 def test_shd_h5_reads_back_times_in_microseconds(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from snnkit.data.event_formats import read_spike_h5
