@@ -87,3 +87,42 @@ def write_zip(path: Path, members: dict[str, bytes]) -> Path:
 def gzip_file(src: Path, dst: Path) -> Path:
     dst.write_bytes(gzip.compress(src.read_bytes()))
     return dst
+
+
+# -- a loopback HTTP server -------------------------------------------------------------------
+
+class FileServer:
+    """Serves ``files`` (path -> bytes) on 127.0.0.1; 404 for anything else."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        files: dict[str, bytes] = {}
+        self.files = files
+        self.requests: list[str] = []
+        requests = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                requests.append(self.path)
+                body = files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
