@@ -139,8 +139,8 @@ def test_cached_frames_equal_computed_frames(tmp_path: Path) -> None:
         np.testing.assert_array_equal(cached[i][0].numpy(), plain[i][0].numpy())
 
 
-def test_digest_sidecar_hashes_once_until_the_file_changes(tmp_path: Path, cache_root: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_digest_sidecar_hashes_once_until_the_file_changes(
+        tmp_path: Path, cache_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Path] = []
     real = frame_cache.file_digest
     monkeypatch.setattr(frame_cache, "file_digest",
@@ -153,8 +153,8 @@ def test_digest_sidecar_hashes_once_until_the_file_changes(tmp_path: Path, cache
     assert frame_cache.cached_digest(f) != d1 and len(calls) == 2
 
 
-def test_dataset_is_usable_when_the_cache_cannot_be_written(tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dataset_is_usable_when_the_cache_cannot_be_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nmnist_zip(tmp_path)
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("")

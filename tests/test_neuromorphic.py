@@ -146,6 +146,9 @@ def test_registry_builds_a_neuromorphic_dataset(tmp_path: Path) -> None:
     assert ds.input_shape == (3, 2, 34, 34) and ds[0][0].shape == (3, 2, 34, 34)
     clone = pickle.loads(pickle.dumps(ds))  # DataLoader workers get a copy
     np.testing.assert_array_equal(clone[1][0], ds[1][0])
+    x, y = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
+    assert x.shape == (4, 3, 2, 34, 34) and x.dtype == torch.float32
+    assert y.dtype == torch.int64 and y.tolist() == ds.targets[:4].tolist()
 
 
 # -- downloads --------------------------------------------------------------------------------

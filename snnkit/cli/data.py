@@ -147,8 +147,11 @@ def fetch(name: NameArg, root: RootOpt = None) -> None:
 
 @data_app.command()
 def verify(name: NameArg, root: RootOpt = None) -> None:
-    """Hash the files present and compare them with the published checksums (exit 1 if a file
-    is missing or differs)."""
+    """Hash the files and compare them with the published checksums (exit 1: one differs).
+
+    Exit 0 when every file is present (or unpacked) and matches or has no published checksum;
+    1 when one is missing or differs.
+    """
     from snnkit.data.download import file_digest, parse_checksum
     from snnkit.data.neuromorphic.files import published_checksum
 

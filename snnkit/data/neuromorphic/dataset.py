@@ -14,6 +14,7 @@ reads the stored frames, which equal the ones computed from the events.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -112,6 +113,8 @@ class EventDataset(Dataset):  # type: ignore[type-arg]
         key = frame_cache.cache_key(spec)
         entry = frame_cache.load_entry(self.name, key)
         if entry is None:
+            if progress is None and sys.stderr.isatty():
+                progress = self._report_progress
             try:
                 entry = frame_cache.build_entry(self.name, key, self, self.targets,
                                                 self.input_shape, spec, workers=workers,
@@ -121,6 +124,11 @@ class EventDataset(Dataset):  # type: ignore[type-arg]
                               f"({err}); frames are computed on every read", stacklevel=3)
                 return
         self.cache_spec, self._entry, self._entry_key = spec, entry, key
+
+    def _report_progress(self, done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        print(f"\rframe cache {self.name} {self.split}: {done}/{total} samples", end=end,
+              file=sys.stderr, flush=True)
 
     def _cache_entry(self) -> frame_cache.CacheEntry | None:
         if self._entry is None and self._entry_key is not None:
