@@ -411,3 +411,17 @@ def test_shd_download_uses_the_published_checksum_list(server: FileServer, tmp_p
     server.files["/shd_train.h5.gz"] = blob  # the list says otherwise: refused
     with pytest.raises(DataError, match="checksum is not the published"):
         factories.shd(True, root=str(tmp_path / "data"), cache=False)
+
+
+def test_forked_loader_workers_open_their_own_handles(tmp_path: Path) -> None:
+    nmnist_files(tmp_path, per_digit=6)
+    samples, labels = shd_samples(12)
+    (tmp_path / "SHD").mkdir()
+    write_shd(tmp_path / "SHD" / "shd_test.h5", samples, labels)
+    for ds in (factories.nmnist(False, root=str(tmp_path), frames=2, cache=False),
+               factories.shd(False, root=str(tmp_path), frames=2, cache=False)):
+        want = torch.stack([ds[i][0] for i in range(len(ds))])  # the parent's handles are open
+        loader = torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2,
+                                             multiprocessing_context="fork")
+        got = torch.cat([x for x, _ in loader])
+        assert torch.equal(got, want)

@@ -12,6 +12,7 @@ their lengths agree.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ class SpikeH5Reader:
     labels: np.ndarray
     version: str = AUDIO_VERSION
     _file: Any = field(default=None, repr=False)
+    _pid: int = field(default=0, repr=False)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -45,10 +47,10 @@ class SpikeH5Reader:
         return f"{self.path} sample {index}"
 
     def events(self, index: int) -> np.ndarray:
-        if self._file is None:
+        if self._file is None or self._pid != os.getpid():  # one handle per process
             import h5py
 
-            self._file = h5py.File(self.path, "r")
+            self._file, self._pid = h5py.File(self.path, "r"), os.getpid()
         try:
             times = self._file["spikes/times"][index]
             units = self._file["spikes/units"][index]

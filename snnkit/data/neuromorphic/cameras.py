@@ -2,7 +2,8 @@
 
 Each sample is one file — ``Train/<digit>/<id>.bin`` (N-MNIST) or ``<class>/…_<n>.aedat``
 (CIFAR10-DVS) — read straight from its zip archive (no extraction) or from the extracted
-folder. Samples are ordered by class, then by the number in the file name.
+folder (which is used when both are there). Samples are ordered by class, then by the number
+in the file name. Each process opens its own archive handles (forked workers too).
 
 **Checks when the dataset is built** (cheap, so a bad file fails the build, not a batch):
 
@@ -17,6 +18,7 @@ member is read when the dataset is built, so a corrupt member fails the build th
 
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 import zlib
@@ -52,6 +54,7 @@ class FileReader:
     sources: list[Path]
     base: Path
     _zips: dict[str, zipfile.ZipFile] = field(default_factory=dict, repr=False)
+    _pid: int = field(default=0, repr=False)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -69,6 +72,8 @@ class FileReader:
             from snnkit.data.event_formats import read_bytes
 
             return read_bytes(Path(s.member))
+        if self._pid != os.getpid():  # a forked worker must not share the parent's handles
+            self._zips, self._pid = {}, os.getpid()
         try:
             z = self._zips.get(s.archive)
             if z is None:
