@@ -87,7 +87,7 @@ def obtain(info: DatasetInfo, folder: Path, missing: Sequence[SourceFile], downl
         return
     names = ", ".join(f.name for f in missing)
     base = f"dataset {info.name}: files missing in {folder}: {names}"
-    also = f" ({alternatives} also work)" if alternatives else ""
+    also = f" (or {alternatives})" if alternatives else ""
     manual = [f for f in missing if not f.urls]
     if manual:
         raise DataError(f"{base} — {info.manual} {folder}{also}")
@@ -103,8 +103,9 @@ def obtain(info: DatasetInfo, folder: Path, missing: Sequence[SourceFile], downl
         try:
             fetch(list(f.urls), folder / f.name, checksum)
         except DataError as err:
-            raise DataError(f"{base}; the download failed ({err}) — place the files in {folder} "
-                            f"by hand{also}") from None
+            reason = str(err).split(" — ")[0]  # fetch's own fix is replaced by ours
+            raise DataError(f"{base}; the download failed ({reason}) — check the connection and "
+                            f"run again, or place the files in {folder} by hand{also}") from None
 
 
 def unpack_single(archive: Path, target: Path) -> Path:
