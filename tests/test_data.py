@@ -185,7 +185,8 @@ def test_synthetic_rejects_bad_params(kwargs, match):
 
 def test_factories_have_typed_schemas_and_docs():
     names = [n for n, _ in BUILTIN_DATASETS]
-    assert names == sorted(["mnist", "fashion_mnist", "kmnist", "cifar10", "synthetic"])
+    assert names == sorted(["mnist", "fashion_mnist", "kmnist", "cifar10", "synthetic",
+                            "nmnist", "dvs_gesture", "cifar10_dvs", "shd", "ssc"])
     for _, factory in BUILTIN_DATASETS:
         sig = inspect.signature(factory, eval_str=True)
         params = list(sig.parameters.values())

@@ -6,6 +6,7 @@ This module is the catalogue: every built-in component is listed here, on one sc
 from __future__ import annotations
 
 from snnkit.data import images as data
+from snnkit.data.neuromorphic import factories as events
 
 from snnkit.components import encoders
 
@@ -117,3 +118,8 @@ def register_datasets(register: Register) -> None:
     register("kmnist", data.kmnist)
     register("cifar10", data.cifar10)
     register("synthetic", data.synthetic)
+    register("nmnist", events.nmnist)
+    register("dvs_gesture", events.dvs_gesture)
+    register("cifar10_dvs", events.cifar10_dvs)
+    register("shd", events.shd)
+    register("ssc", events.ssc)
