@@ -78,9 +78,9 @@ def _accuracy(exp, forward, xs, ys, bs: int = 1000) -> float:
     exp.model.eval()
     with torch.no_grad():
         for i in range(0, len(ys), bs):
-            out = forward(xs[i:i + bs])
+            out = forward(xs[i : i + bs])
             reset_net(exp.model)
-            correct += int((out.mean(0).argmax(-1) == ys[i:i + bs]).sum())
+            correct += int((out.mean(0).argmax(-1) == ys[i : i + bs]).sum())
     exp.model.train()
     return correct / len(ys)
 
@@ -93,7 +93,7 @@ def _sync(device: torch.device) -> None:
 def _per_batch_ms(exp, forward, xs, ys, batches: int, bs: int = 64) -> float:
     times = []
     for b in range(batches):
-        x, y = xs[b * bs:(b + 1) * bs], ys[b * bs:(b + 1) * bs]
+        x, y = xs[b * bs : (b + 1) * bs], ys[b * bs : (b + 1) * bs]
         t0 = time.perf_counter()
         _step(exp, forward, x, y)
         _sync(xs.device)
@@ -109,13 +109,17 @@ def _spikingjelly(xs, ys, epoch_s: float, batches: int, sj_batches: int) -> None
     if sj_batches <= 0:
         return
     if not sjb.available():
-        print("spikingjelly not importable: no baseline (run this script with the interpreter "
-              "of an environment that has spikingjelly==2.0.0, see benchmarks/README.md)")
+        print(
+            "spikingjelly not importable: no baseline (run this script with the interpreter "
+            "of an environment that has spikingjelly==2.0.0, see benchmarks/README.md)"
+        )
         return
     sj = sjb.time_baseline(xs, ys, sj_batches, epoch_batches=batches)
     print(sj.summary())
-    print(f"snnkit {epoch_s:.2f} s/epoch vs SpikingJelly {sj.epoch_s:.2f} s/epoch "
-          f"(extrapolated): {sj.epoch_s / epoch_s:.1f}x (target: <= 8 s and >= 15x)")
+    print(
+        f"snnkit {epoch_s:.2f} s/epoch vs SpikingJelly {sj.epoch_s:.2f} s/epoch "
+        f"(extrapolated): {sj.epoch_s / epoch_s:.1f}x (target: <= 8 s and >= 15x)"
+    )
 
 
 def _epoch_s(exp, forward, xs, ys, bs: int, read: bool) -> float:
@@ -123,7 +127,7 @@ def _epoch_s(exp, forward, xs, ys, bs: int, read: bool) -> float:
     _sync(xs.device)
     t0 = time.perf_counter()
     for b in range(batches):
-        _step(exp, forward, xs[b * bs:(b + 1) * bs], ys[b * bs:(b + 1) * bs], read)
+        _step(exp, forward, xs[b * bs : (b + 1) * bs], ys[b * bs : (b + 1) * bs], read)
     _sync(xs.device)
     return time.perf_counter() - t0
 
@@ -144,14 +148,16 @@ def _cuda_main(args: argparse.Namespace) -> None:
     batches = math.ceil(len(ys) / bs)
     forward = _dense(exp)
     for b in range(3):  # warm-up: Triton compiles its kernels on first use
-        _step(exp, forward, xs[b * bs:(b + 1) * bs], ys[b * bs:(b + 1) * bs])
+        _step(exp, forward, xs[b * bs : (b + 1) * bs], ys[b * bs : (b + 1) * bs])
     epoch = _epoch_s(exp, forward, xs, ys, bs, read=True)
     t1 = time.perf_counter()
     acc = _accuracy(exp, forward, tx, ty)
     _sync(dev)
     test_s = time.perf_counter() - t1
-    print(f"cuda, loss read every batch: {epoch:.2f} s/epoch ({epoch / batches * 1e3:.3f} "
-          f"ms/batch), test acc after 1 epoch {acc:.2%} (eval {test_s:.2f} s; target <= 2 s/epoch)")
+    print(
+        f"cuda, loss read every batch: {epoch:.2f} s/epoch ({epoch / batches * 1e3:.3f} "
+        f"ms/batch), test acc after 1 epoch {acc:.2%} (eval {test_s:.2f} s; target <= 2 s/epoch)"
+    )
     lean = _epoch_s(exp, forward, xs, ys, bs, read=False)
     print(f"cuda, no per-batch read: {lean:.2f} s/epoch ({lean / batches * 1e3:.3f} ms/batch)")
     fast_ms = _per_batch_ms(exp, forward, xs, ys, args.compare)
@@ -163,10 +169,12 @@ def _cuda_main(args: argparse.Namespace) -> None:
     _set_kernel(exp.model, "reference")
     ref_ms = _per_batch_ms(exp, plain, xs, ys, args.compare)
     _set_kernel(exp.model, "auto")
-    print(f"median ms/batch over {args.compare} batches (synchronised): triton encoder + triton "
-          f"LIF {fast_ms:.3f}, pytorch encoder + triton LIF {plain_ms:.3f} "
-          f"({plain_ms / fast_ms:.1f}x), pytorch encoder + reference LIF {ref_ms:.3f} "
-          f"({ref_ms / fast_ms:.1f}x)")
+    print(
+        f"median ms/batch over {args.compare} batches (synchronised): triton encoder + triton "
+        f"LIF {fast_ms:.3f}, pytorch encoder + triton LIF {plain_ms:.3f} "
+        f"({plain_ms / fast_ms:.1f}x), pytorch encoder + reference LIF {ref_ms:.3f} "
+        f"({ref_ms / fast_ms:.1f}x)"
+    )
     print(f"peak GPU memory {torch.cuda.max_memory_allocated(dev) / 2**20:.0f} MiB")
 
 
@@ -176,8 +184,12 @@ def main() -> None:
     ap.add_argument("--compare", type=int, default=40, help="batches timed per comparison path")
     ap.add_argument("--via-run", action="store_true", help="time snnkit.run for one epoch")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    ap.add_argument("--sj-batches", type=int, default=30,
-                    help="batches of SpikingJelly's multi-step baseline to time (0: skip)")
+    ap.add_argument(
+        "--sj-batches",
+        type=int,
+        default=30,
+        help="batches of SpikingJelly's multi-step baseline to time (0: skip)",
+    )
     args = ap.parse_args()
     os.environ.setdefault("SNNKIT_DATA", "/work/shared/data")
     torch.set_num_threads(args.threads)
@@ -188,13 +200,21 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as out:
             t0 = time.perf_counter()
-            res = snnkit.run(str(RECIPE), overrides=["train.epochs=1", f"train.device={args.device}",
-                                                    f"train.num_threads={args.threads}"],
-                             out=out)
+            res = snnkit.run(
+                str(RECIPE),
+                overrides=[
+                    "train.epochs=1",
+                    f"train.device={args.device}",
+                    f"train.num_threads={args.threads}",
+                ],
+                out=out,
+            )
             wall = time.perf_counter() - t0
         m = res.metrics[0]
-        print(f"snnkit.run: train {m['train_seconds']:.2f} s/epoch, test {m['test_seconds']:.2f} s,"
-              f" wall {wall:.1f} s, test acc {m['test_acc']:.2%}")
+        print(
+            f"snnkit.run: train {m['train_seconds']:.2f} s/epoch, test {m['test_seconds']:.2f} s,"
+            f" wall {wall:.1f} s, test acc {m['test_acc']:.2%}"
+        )
         print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
         return
     if args.device == "cuda":
@@ -218,23 +238,27 @@ def main() -> None:
     _step(exp, fast, xs[:bs], ys[:bs])  # warm-up (compiles on first use)
     t0 = time.perf_counter()
     for b in range(batches):
-        _step(exp, fast, xs[b * bs:(b + 1) * bs], ys[b * bs:(b + 1) * bs])
+        _step(exp, fast, xs[b * bs : (b + 1) * bs], ys[b * bs : (b + 1) * bs])
     epoch = time.perf_counter() - t0
     t1 = time.perf_counter()
     acc = _accuracy(exp, fast, tx, ty)
     test_s = time.perf_counter() - t1
-    print(f"event input + cpp LIF: {epoch:.2f} s/epoch ({batches} batches, "
-          f"{epoch / batches * 1e3:.2f} ms/batch), test acc after 1 epoch {acc:.2%} "
-          f"(eval {test_s:.2f} s)")
+    print(
+        f"event input + cpp LIF: {epoch:.2f} s/epoch ({batches} batches, "
+        f"{epoch / batches * 1e3:.2f} ms/batch), test acc after 1 epoch {acc:.2%} "
+        f"(eval {test_s:.2f} s)"
+    )
 
     fast_ms = _per_batch_ms(exp, fast, xs, ys, args.compare)
     dense_ms = _per_batch_ms(exp, _dense(exp), xs, ys, args.compare)
     _set_kernel(exp.model, "reference")
     ref_ms = _per_batch_ms(exp, _dense(exp), xs, ys, args.compare)
     _set_kernel(exp.model, "auto")
-    print(f"median ms/batch over {args.compare} batches: event {fast_ms:.2f}, dense+cpp "
-          f"{dense_ms:.2f} ({dense_ms / fast_ms:.1f}x), dense+reference {ref_ms:.2f} "
-          f"({ref_ms / fast_ms:.1f}x; {ref_ms * batches / 1e3:.1f} s/epoch extrapolated)")
+    print(
+        f"median ms/batch over {args.compare} batches: event {fast_ms:.2f}, dense+cpp "
+        f"{dense_ms:.2f} ({dense_ms / fast_ms:.1f}x), dense+reference {ref_ms:.2f} "
+        f"({ref_ms / fast_ms:.1f}x; {ref_ms * batches / 1e3:.1f} s/epoch extrapolated)"
+    )
     _spikingjelly(xs, ys, epoch, batches, args.sj_batches)
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 

@@ -23,8 +23,9 @@ from snnkit.kernels import select_kernel
 SHAPES = ((8, 64, 25088), (100, 64, 10))
 
 
-def time_fwd_bwd(neuron: torch.nn.Module, shape: tuple[int, ...], reps: int,
-                 device: str = "cpu") -> float:
+def time_fwd_bwd(
+    neuron: torch.nn.Module, shape: tuple[int, ...], reps: int, device: str = "cpu"
+) -> float:
     """Median ms of forward + backward over ``reps`` runs (3 warm-up runs first)."""
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(shape, generator=g) * 1.5).to(device).requires_grad_(True)
@@ -49,8 +50,7 @@ def _spikingjelly(shape: tuple[int, ...], reps: int) -> float | None:
         from spikingjelly.activation_based import neuron, surrogate
     except ImportError:
         return None
-    lif = neuron.LIFNode(tau=2.0, surrogate_function=surrogate.Sigmoid(alpha=4.0),
-                         step_mode="m")
+    lif = neuron.LIFNode(tau=2.0, surrogate_function=surrogate.Sigmoid(alpha=4.0), step_mode="m")
 
     def run(x: torch.Tensor) -> torch.Tensor:
         lif.reset()

@@ -56,11 +56,13 @@ class BaselineTiming:
 
     def summary(self) -> str:
         """One line: s/epoch (extrapolated), ms/batch and its breakdown."""
-        return (f"SpikingJelly {self.version} multi-step: {self.epoch_s:.2f} s/epoch "
-                f"(extrapolated from {self.timed_batches} batches: {self.batch_s * 1e3:.2f} "
-                f"ms/batch = encode {self.encode_s * 1e3:.2f} + forward+loss "
-                f"{self.forward_s * 1e3:.2f} + backward {self.backward_s * 1e3:.2f} + "
-                f"Adam+reset {self.step_s * 1e3:.2f}, medians)")
+        return (
+            f"SpikingJelly {self.version} multi-step: {self.epoch_s:.2f} s/epoch "
+            f"(extrapolated from {self.timed_batches} batches: {self.batch_s * 1e3:.2f} "
+            f"ms/batch = encode {self.encode_s * 1e3:.2f} + forward+loss "
+            f"{self.forward_s * 1e3:.2f} + backward {self.backward_s * 1e3:.2f} + "
+            f"Adam+reset {self.step_s * 1e3:.2f}, medians)"
+        )
 
 
 def available() -> bool:
@@ -75,8 +77,14 @@ def build_network() -> torch.nn.Module:
     return torch.nn.Sequential(
         layer.Flatten(step_mode="m"),
         layer.Linear(784, 10, bias=False, step_mode="m"),
-        neuron.LIFNode(tau=2.0, decay_input=True, v_threshold=1.0, v_reset=0.0,
-                       surrogate_function=surrogate.Sigmoid(alpha=4.0), step_mode="m"),
+        neuron.LIFNode(
+            tau=2.0,
+            decay_input=True,
+            v_threshold=1.0,
+            v_reset=0.0,
+            surrogate_function=surrogate.Sigmoid(alpha=4.0),
+            step_mode="m",
+        ),
     )
 
 
@@ -85,8 +93,9 @@ def _as_float(x: Tensor) -> Tensor:
     return x.to(torch.float32).div_(255.0) if x.dtype == torch.uint8 else x.float()
 
 
-def time_baseline(xs: Tensor, ys: Tensor, batches: int = 30, *, seed: int = 0,
-                  epoch_batches: int | None = None) -> BaselineTiming:
+def time_baseline(
+    xs: Tensor, ys: Tensor, batches: int = 30, *, seed: int = 0, epoch_batches: int | None = None
+) -> BaselineTiming:
     """Train SpikingJelly's network on ``batches`` batches of ``(xs, ys)`` and time it.
 
     ``xs`` is ``[N, 1, 28, 28]`` (uint8 or float in [0, 1]), ``ys`` ``[N]`` int64 labels; the
@@ -94,11 +103,13 @@ def time_baseline(xs: Tensor, ys: Tensor, batches: int = 30, *, seed: int = 0,
     defaults to ``ceil(len(ys) / 64)``.
     """
     if batches <= WARMUP_BATCHES:
-        raise ValueError(f"batches must be > {WARMUP_BATCHES} (warm-up batches are not timed), "
-                         f"got {batches}")
+        raise ValueError(
+            f"batches must be > {WARMUP_BATCHES} (warm-up batches are not timed), got {batches}"
+        )
     if batches * BATCH_SIZE > len(ys):
-        raise ValueError(f"batches must be <= {len(ys) // BATCH_SIZE} for {len(ys)} samples, "
-                         f"got {batches}")
+        raise ValueError(
+            f"batches must be <= {len(ys) // BATCH_SIZE} for {len(ys)} samples, got {batches}"
+        )
     from importlib.metadata import PackageNotFoundError, version
 
     from spikingjelly.activation_based import encoding, functional
@@ -115,8 +126,8 @@ def time_baseline(xs: Tensor, ys: Tensor, batches: int = 30, *, seed: int = 0,
     net.train()
     rows: list[tuple[float, float, float, float]] = []
     for b in range(batches):
-        x = xs[b * BATCH_SIZE:(b + 1) * BATCH_SIZE]
-        y = ys[b * BATCH_SIZE:(b + 1) * BATCH_SIZE]
+        x = xs[b * BATCH_SIZE : (b + 1) * BATCH_SIZE]
+        y = ys[b * BATCH_SIZE : (b + 1) * BATCH_SIZE]
         t0 = time.perf_counter()
         img = _as_float(x)
         x_seq = encoder(img.unsqueeze(0).expand(TIME_STEPS, *img.shape))  # [T, B, 1, 28, 28]
@@ -136,10 +147,16 @@ def time_baseline(xs: Tensor, ys: Tensor, batches: int = 30, *, seed: int = 0,
     med = [statistics.median(col) for col in zip(*rows)]
     per_batch = statistics.median(totals)
     n_epoch = epoch_batches if epoch_batches is not None else math.ceil(len(ys) / BATCH_SIZE)
-    return BaselineTiming(version=sj_version,
-                          timed_batches=len(rows), batch_s=per_batch,
-                          epoch_s=per_batch * n_epoch, encode_s=med[0], forward_s=med[1],
-                          backward_s=med[2], step_s=med[3])
+    return BaselineTiming(
+        version=sj_version,
+        timed_batches=len(rows),
+        batch_s=per_batch,
+        epoch_s=per_batch * n_epoch,
+        encode_s=med[0],
+        forward_s=med[1],
+        backward_s=med[2],
+        step_s=med[3],
+    )
 
 
 def main() -> None:

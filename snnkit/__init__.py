@@ -10,11 +10,18 @@ from typing import TYPE_CHECKING, Any
 from snnkit.errors import SnnkitError
 from snnkit.hookspecs import hookimpl
 from snnkit.plugins.registry import Kind, Registry
-
 from snnkit.version import __version__
 
-__all__ = ["Kind", "Registry", "SnnkitError", "__version__", "get_registry", "hookimpl",
-           "load_recipe", "run"]
+__all__ = [
+    "Kind",
+    "Registry",
+    "SnnkitError",
+    "__version__",
+    "get_registry",
+    "hookimpl",
+    "load_recipe",
+    "run",
+]
 
 if TYPE_CHECKING:
     from snnkit.engine.trainer import RunResult

@@ -76,8 +76,12 @@ def split(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
 def describe(constraints: tuple[Any, ...]) -> str:
     """The declared range as ``snnkit show`` prints it after the type: ``"> 1"``,
     ``">= 0 (finite)"``; ``""`` when nothing is declared."""
-    parts = [f"{op} {getattr(c, attr)}" for c in constraints
-             for cls, attr, op, _ in _BOUNDS if isinstance(c, cls)]
+    parts = [
+        f"{op} {getattr(c, attr)}"
+        for c in constraints
+        for cls, attr, op, _ in _BOUNDS
+        if isinstance(c, cls)
+    ]
     if any(isinstance(c, Finite) for c in constraints):
         parts.append("(finite)")
     return " ".join(parts)

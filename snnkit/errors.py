@@ -67,8 +67,9 @@ class StorageError(SnnkitError, OSError):
 
 
 # -- message pieces shared by every error site ------------------------------------------------
-def one_line(err: BaseException, limit: int | None = None, *, first_line: bool = False,
-             typed: bool = False) -> str:
+def one_line(
+    err: BaseException, limit: int | None = None, *, first_line: bool = False, typed: bool = False
+) -> str:
     """The message of ``err`` fit for one line of an error message.
 
     Whitespace runs (newlines included) collapse to one space; with ``first_line`` only the
@@ -95,4 +96,3 @@ def did_you_mean(word: object, choices: Iterable[str], n: int = 3) -> str:
     """``" — did you mean 'a' or 'b'?"`` for the close matches of ``word``; ``""`` if none."""
     close = close_matches(word, choices, n)
     return f" — did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-

@@ -48,8 +48,8 @@ def register_surrogates(register: Register) -> None:
 
     Calling the module on ``x = H - V_threshold`` returns Θ(x) (1 where ``x >= 0``) in the
     forward pass and lets gradients through as g'(x) in the backward pass. Subclass
-    ``snnkit.components.surrogates.Surrogate`` and write ``primitive`` (g) and optionally ``derivative``
-    (g'). snnkit supplies nothing.
+    ``snnkit.surrogates.Surrogate`` and write ``primitive`` (g) and optionally
+    ``derivative`` (g'). snnkit supplies nothing.
     """
 
 

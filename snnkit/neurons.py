@@ -2,17 +2,29 @@
 plugins and scripts: ``from snnkit.neurons import ...``."""
 
 from snnkit.components.neurons import (
-    BaseNeuron,
-    SpikingNeuron,
+    ALIF,
+    EIF,
     IF,
+    LI,
     LIF,
     PLIF,
     QIF,
-    EIF,
-    Izhikevich,
-    ALIF,
+    BaseNeuron,
     CubaLIF,
-    LI,
+    Izhikevich,
+    SpikingNeuron,
 )
 
-__all__ = ["BaseNeuron", "SpikingNeuron", "IF", "LIF", "PLIF", "QIF", "EIF", "Izhikevich", "ALIF", "CubaLIF", "LI"]
+__all__ = [
+    "ALIF",
+    "EIF",
+    "IF",
+    "LI",
+    "LIF",
+    "PLIF",
+    "QIF",
+    "BaseNeuron",
+    "CubaLIF",
+    "Izhikevich",
+    "SpikingNeuron",
+]

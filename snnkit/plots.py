@@ -36,8 +36,10 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:  # pragma: no cover - depends on the environment
-        raise SnnkitError("plot: the package 'matplotlib' is not installed — pip install "
-                          "'snnkit[plot]' (or pip install matplotlib)") from None
+        raise SnnkitError(
+            "plot: the package 'matplotlib' is not installed — pip install "
+            "'snnkit[plot]' (or pip install matplotlib)"
+        ) from None
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
@@ -60,8 +62,9 @@ def _save(fig: Any, path: Path) -> Path:
 # ============================================================================================
 # run folders
 # ============================================================================================
-def plot_run(run_dir: str | Path, out_dir: str | Path | None = None, *,
-             sample: int = 0) -> list[Path]:
+def plot_run(
+    run_dir: str | Path, out_dir: str | Path | None = None, *, sample: int = 0
+) -> list[Path]:
     """Write the figures of a run folder; return their paths (in the run folder by default).
 
     curves.png (train/test accuracy and loss per epoch), firing_rates.png (mean firing rate
@@ -72,18 +75,23 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None, *,
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise SnnkitError(f"plot: {run_dir} is not a folder — pass a run folder written by "
-                          "snnkit run")
+        raise SnnkitError(
+            f"plot: {run_dir} is not a folder — pass a run folder written by snnkit run"
+        )
     rows = rundir.read_metrics(run_dir)
     if not rows:
-        raise SnnkitError(f"plot: {run_dir} has no {rundir.METRICS_FILE} rows yet — train at "
-                          "least one epoch first")
+        raise SnnkitError(
+            f"plot: {run_dir} has no {rundir.METRICS_FILE} rows yet — train at "
+            "least one epoch first"
+        )
     out = Path(out_dir) if out_dir is not None else run_dir
     out.mkdir(parents=True, exist_ok=True)
     paths = [_plot_curves(rows, out / CURVES_FILE), _plot_rates(rows, out / FIRING_RATES_FILE)]
     trace = sample_trace(run_dir, sample)
-    paths += [_plot_output(trace, out / OUTPUT_SPIKES_FILE),
-              _plot_membrane(trace, out / MEMBRANE_FILE)]
+    paths += [
+        _plot_output(trace, out / OUTPUT_SPIKES_FILE),
+        _plot_membrane(trace, out / MEMBRANE_FILE),
+    ]
     return paths
 
 
@@ -109,16 +117,23 @@ def _plot_rates(rows: list[dict[str, Any]], path: Path) -> Path:
     for row in rows:
         layers += [k for k in row.get("firing_rates", {}) if k not in layers]
     for layer in layers:
-        points = [(r["epoch"], r["firing_rates"][layer]) for r in rows
-                  if layer in r.get("firing_rates", {})]
+        points = [
+            (r["epoch"], r["firing_rates"][layer])
+            for r in rows
+            if layer in r.get("firing_rates", {})
+        ]
         ax.plot(*zip(*points), marker="o", label=f"layer {layer}")
     if layers:
         ax.legend()
     else:
-        ax.text(0.5, 0.5, "no spiking layers recorded", ha="center", va="center",
-                transform=ax.transAxes)
-    ax.set(xlabel="epoch", ylabel="mean firing rate (spikes / neuron / step)",
-           title="firing rate per layer (test set)")
+        ax.text(
+            0.5, 0.5, "no spiking layers recorded", ha="center", va="center", transform=ax.transAxes
+        )
+    ax.set(
+        xlabel="epoch",
+        ylabel="mean firing rate (spikes / neuron / step)",
+        title="firing rate per layer (test set)",
+    )
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -147,12 +162,13 @@ def sample_trace(run_dir: str | Path, sample: int = 0) -> dict[str, Any]:
     n = len(exp.test_data.targets)
     if not 0 <= sample < n:
         raise SnnkitError(f"plot: sample must be in 0..{n - 1} (test-set index), got {sample}")
-    x = exp.test_data.inputs[sample:sample + 1]
+    x = exp.test_data.inputs[sample : sample + 1]
     label = int(exp.test_data.targets[sample])
     torch.manual_seed(recipe.seed)
     recorded: list[torch.Tensor | None] = [None]  # the trace so far, kept before the reset
-    hook = neuron.register_forward_hook(lambda module, _i, _o: recorded.__setitem__(
-        0, module.v_seq))
+    hook = neuron.register_forward_hook(
+        lambda module, _i, _o: recorded.__setitem__(0, module.v_seq)
+    )
     neuron.record_v = True
     try:
         with torch.no_grad():
@@ -166,10 +182,17 @@ def sample_trace(run_dir: str | Path, sample: int = 0) -> dict[str, Any]:
     if v is None:  # pragma: no cover - every BaseNeuron records when record_v is set
         raise SnnkitError(f"plot: the output neuron {type(neuron).__name__} recorded no voltage")
     spiking = isinstance(neuron, SpikingNeuron)
-    return {"output": out[:, 0].reshape(out.shape[0], -1).float(),
-            "v": v[:, 0].reshape(v.shape[0], -1).float(), "label": label, "predicted": predicted,
-            "spiking": spiking, "v_threshold": neuron.v_threshold if spiking else None,
-            "neuron": type(neuron).__name__, "checkpoint": checkpoint.name, "sample": sample}
+    return {
+        "output": out[:, 0].reshape(out.shape[0], -1).float(),
+        "v": v[:, 0].reshape(v.shape[0], -1).float(),
+        "label": label,
+        "predicted": predicted,
+        "spiking": spiking,
+        "v_threshold": neuron.v_threshold if spiking else None,
+        "neuron": type(neuron).__name__,
+        "checkpoint": checkpoint.name,
+        "sample": sample,
+    }
 
 
 def _plot_output(trace: dict[str, Any], path: Path) -> Path:
@@ -177,20 +200,34 @@ def _plot_output(trace: dict[str, Any], path: Path) -> Path:
     out: torch.Tensor = trace["output"]
     steps, classes = out.shape
     fig, ax = plt.subplots(figsize=(7, max(2.5, 0.3 * classes + 1.5)))
-    title = (f"output layer, test sample {trace['sample']} (label {trace['label']}, "
-             f"predicted {trace['predicted']}, {trace['checkpoint']})")
+    title = (
+        f"output layer, test sample {trace['sample']} (label {trace['label']}, "
+        f"predicted {trace['predicted']}, {trace['checkpoint']})"
+    )
     if trace["spiking"]:
         times = [torch.nonzero(out[:, c] > 0).flatten().tolist() for c in range(classes)]
         colors = ["C3" if c == trace["predicted"] else "C0" for c in range(classes)]
         ax.eventplot(times, lineoffsets=list(range(classes)), linelengths=0.8, colors=colors)
         ax.set(xlim=(-0.5, steps - 0.5), ylim=(-0.5, classes - 0.5))
         if not any(times):
-            ax.text(0.5, 0.5, "no output spikes", ha="center", va="center",
-                    transform=ax.transAxes, color="0.4")
+            ax.text(
+                0.5,
+                0.5,
+                "no output spikes",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                color="0.4",
+            )
         ax.set_title("spike raster of the " + title, fontsize=9)
     else:
-        image = ax.imshow(out.T.numpy(), aspect="auto", origin="lower", interpolation="nearest",
-                          extent=(-0.5, steps - 0.5, -0.5, classes - 0.5))
+        image = ax.imshow(
+            out.T.numpy(),
+            aspect="auto",
+            origin="lower",
+            interpolation="nearest",
+            extent=(-0.5, steps - 0.5, -0.5, classes - 0.5),
+        )
         fig.colorbar(image, ax=ax, label=f"{trace['neuron']} output (membrane potential)")
         ax.set_title(f"{trace['neuron']} readout of the " + title, fontsize=9)
     ax.set(xlabel="time step t", ylabel="output neuron")
@@ -212,9 +249,12 @@ def _plot_membrane(trace: dict[str, Any], path: Path) -> Path:
         if fired:
             ax.plot(fired, [trace["v_threshold"]] * len(fired), "v", color="C3", label="spike")
     ax.xaxis.set_major_locator(_integer_ticks())
-    ax.set(xlabel="time step t", ylabel="membrane potential",
-           title=f"{trace['neuron']} membrane of the winning neuron {winner} "
-                 f"(test sample {trace['sample']}, label {trace['label']})")
+    ax.set(
+        xlabel="time step t",
+        ylabel="membrane potential",
+        title=f"{trace['neuron']} membrane of the winning neuron {winner} "
+        f"(test sample {trace['sample']}, label {trace['label']})",
+    )
     ax.title.set_fontsize(9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -224,8 +264,13 @@ def _plot_membrane(trace: dict[str, Any], path: Path) -> Path:
 # ============================================================================================
 # surrogates
 # ============================================================================================
-def plot_surrogate(surrogate: type[nn.Module] | str, out: str | Path,
-                   values: Sequence[float] | None = None, *, x_range: float = 2.0) -> Path:
+def plot_surrogate(
+    surrogate: type[nn.Module] | str,
+    out: str | Path,
+    values: Sequence[float] | None = None,
+    *,
+    x_range: float = 2.0,
+) -> Path:
     """Plot g(x) (with Θ) and g'(x) of a surrogate class or registered name into a PNG.
 
     The curves are drawn for ``values`` of its shape parameter (the first parameter besides
@@ -247,8 +292,10 @@ def plot_surrogate(surrogate: type[nn.Module] | str, out: str | Path,
             except ValueError:
                 continue
         if not instances:
-            raise SnnkitError(f"plot: no valid {param} among {list(values)} for surrogate "
-                              f"'{label}' — pass values it accepts")
+            raise SnnkitError(
+                f"plot: no valid {param} among {list(values)} for surrogate "
+                f"'{label}' — pass values it accepts"
+            )
     x = torch.linspace(-x_range, x_range, 801, dtype=torch.float64)
     fig, (prim, grad) = plt.subplots(1, 2, figsize=(10, 4))
     prim.plot(x, (x >= 0).double(), color="k", linestyle="--", linewidth=1, label="Θ(x)")
@@ -257,8 +304,9 @@ def plot_surrogate(surrogate: type[nn.Module] | str, out: str | Path,
             prim.plot(x, s.primitive(x), label=name)
             grad.plot(x, s.derivative(x), label=name)
     prim.set(xlabel="x = H − V_threshold", ylabel="g(x)", title=f"{label}: primitive g(x)")
-    grad.set(xlabel="x = H − V_threshold", ylabel="g'(x)",
-             title=f"{label}: surrogate gradient g'(x)")
+    grad.set(
+        xlabel="x = H − V_threshold", ylabel="g'(x)", title=f"{label}: surrogate gradient g'(x)"
+    )
     for ax in (prim, grad):
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)

@@ -2,20 +2,35 @@
 plugins and scripts: ``from snnkit.surrogates import ...``."""
 
 from snnkit.components.surrogates import (
-    heaviside,
-    Surrogate,
-    Sigmoid,
     ATan,
-    PiecewiseQuadratic,
-    PiecewiseExp,
-    SoftSign,
     Erf,
-    SuperSpike,
     FastSigmoid,
+    PiecewiseExp,
     PiecewiseLeakyReLU,
-    Rect,
+    PiecewiseQuadratic,
     QPseudoSpike,
+    Rect,
+    Sigmoid,
+    SoftSign,
     StraightThrough,
+    SuperSpike,
+    Surrogate,
+    heaviside,
 )
 
-__all__ = ["heaviside", "Surrogate", "Sigmoid", "ATan", "PiecewiseQuadratic", "PiecewiseExp", "SoftSign", "Erf", "SuperSpike", "FastSigmoid", "PiecewiseLeakyReLU", "Rect", "QPseudoSpike", "StraightThrough"]
+__all__ = [
+    "ATan",
+    "Erf",
+    "FastSigmoid",
+    "PiecewiseExp",
+    "PiecewiseLeakyReLU",
+    "PiecewiseQuadratic",
+    "QPseudoSpike",
+    "Rect",
+    "Sigmoid",
+    "SoftSign",
+    "StraightThrough",
+    "SuperSpike",
+    "Surrogate",
+    "heaviside",
+]

@@ -15,11 +15,16 @@ from snnkit.data.event_formats import AEDAT3_HEADER_END
 RNG = np.random.default_rng(7)
 
 
-def known_events(n: int, w: int, h: int, t_max: int,
-                 rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+def known_events(
+    n: int, w: int, h: int, t_max: int, rng: np.random.Generator | None = None
+) -> dict[str, np.ndarray]:
     rng = RNG if rng is None else rng
-    return {"t": np.sort(rng.integers(0, t_max, n)), "x": rng.integers(0, w, n),
-            "y": rng.integers(0, h, n), "p": rng.integers(0, 2, n)}
+    return {
+        "t": np.sort(rng.integers(0, t_max, n)),
+        "x": rng.integers(0, w, n),
+        "y": rng.integers(0, h, n),
+        "p": rng.integers(0, 2, n),
+    }
 
 
 def assert_events(got: np.ndarray, want: dict[str, np.ndarray]) -> None:
@@ -47,8 +52,12 @@ def aedat3_bytes(packets: list[tuple[int, int, bytes, int]]) -> bytes:
 
 def polarity_body(ev: dict[str, np.ndarray], valid: np.ndarray | None = None) -> bytes:
     valid = np.ones(len(ev["t"]), bool) if valid is None else valid
-    data = (ev["x"].astype(np.uint32) << 17) | (ev["y"].astype(np.uint32) << 2) \
-        | (ev["p"].astype(np.uint32) << 1) | valid.astype(np.uint32)
+    data = (
+        (ev["x"].astype(np.uint32) << 17)
+        | (ev["y"].astype(np.uint32) << 2)
+        | (ev["p"].astype(np.uint32) << 1)
+        | valid.astype(np.uint32)
+    )
     rec = np.empty(len(data), dtype=[("d", "<u4"), ("t", "<i4")])
     rec["d"], rec["t"] = data, ev["t"]
     return rec.tobytes()
@@ -91,6 +100,7 @@ def gzip_file(src: Path, dst: Path) -> Path:
 
 # -- a loopback HTTP server -------------------------------------------------------------------
 
+
 class FileServer:
     """Serves ``files`` (path -> bytes) on 127.0.0.1; 404 for anything else."""
 
@@ -104,7 +114,7 @@ class FileServer:
         requests = self.requests
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:  # http.server's name
                 requests.append(self.path)
                 body = files.get(self.path)
                 if body is None:

@@ -13,12 +13,16 @@ import snnkit
 
 def _recipe(device: str) -> dict:
     return {
-        "seed": 0, "time_steps": 4,
+        "seed": 0,
+        "time_steps": 4,
         "dataset": {"name": "synthetic", "num_samples": 64, "shape": [1, 6, 6], "num_classes": 4},
         "encoder": "poisson",
-        "model": {"name": "sequential", "layers": [
-            "flatten", {"name": "linear", "in_features": 36, "out_features": 4}, "lif"]},
-        "loss": "mse_rate", "optimizer": {"name": "adam", "lr": 1e-2},
+        "model": {
+            "name": "sequential",
+            "layers": ["flatten", {"name": "linear", "in_features": 36, "out_features": 4}, "lif"],
+        },
+        "loss": "mse_rate",
+        "optimizer": {"name": "adam", "lr": 1e-2},
         "train": {"epochs": 1, "batch_size": 16, "device": device, "amp": True},
         "output": {"tensorboard": False},
     }

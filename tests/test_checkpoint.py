@@ -16,6 +16,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from snnkit.cli.app import app
 from snnkit.engine.checkpoint import (
     FORMAT_VERSION,
     capture_rng,
@@ -23,7 +24,6 @@ from snnkit.engine.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from snnkit.cli.app import app
 from snnkit.errors import CheckpointError
 
 runner = CliRunner()
@@ -43,11 +43,15 @@ def _one_error_line(result, expected: str) -> None:
 def test_round_trip_adds_the_format_version(tmp_path: Path) -> None:
     path = save_checkpoint(_state(1.5), tmp_path / "sub" / "last.pt")
     state = load_checkpoint(path)
-    assert state["format_version"] == FORMAT_VERSION and torch.equal(state["model"]["w"], torch.full((4,), 1.5))
+    assert state["format_version"] == FORMAT_VERSION and torch.equal(
+        state["model"]["w"], torch.full((4,), 1.5)
+    )
     assert load_checkpoint(tmp_path / "sub")["model"]["w"][0] == 1.5  # a folder means its last.pt
 
 
-def test_a_failed_write_leaves_the_old_checkpoint_and_no_temp_file(tmp_path: Path, monkeypatch) -> None:
+def test_a_failed_write_leaves_the_old_checkpoint_and_no_temp_file(
+    tmp_path: Path, monkeypatch
+) -> None:
     path = save_checkpoint(_state(1.0), tmp_path / "last.pt")
     real_save = torch.save
 
@@ -110,31 +114,46 @@ class _Payload:
 def test_a_pickle_payload_is_refused_and_never_runs(tmp_path: Path) -> None:
     target = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
-    torch.save({"format_version": FORMAT_VERSION, "recipe": {}, "model": {}, "position": {},
-                "x": _Payload(target)}, path)
+    torch.save(
+        {
+            "format_version": FORMAT_VERSION,
+            "recipe": {},
+            "model": {},
+            "position": {},
+            "x": _Payload(target),
+        },
+        path,
+    )
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path)
     message = str(info.value)
     assert "refused: it holds pickled Python objects" in message and "weights_only=True" in message
     assert "\n" not in message and not target.exists()
-    _one_error_line(runner.invoke(app, ["eval", str(path)]), "refused: it holds pickled Python objects")
+    _one_error_line(
+        runner.invoke(app, ["eval", str(path)]), "refused: it holds pickled Python objects"
+    )
     assert not target.exists()
 
 
 def test_another_format_version_is_refused_with_both_versions(tmp_path: Path) -> None:
     path = tmp_path / "future.pt"
     torch.save({**_state(1.0), "format_version": FORMAT_VERSION + 1}, path)
-    expected = f"checkpoint format {FORMAT_VERSION + 1}, but this snnkit reads format {FORMAT_VERSION}"
+    expected = (
+        f"checkpoint format {FORMAT_VERSION + 1}, but this snnkit reads format {FORMAT_VERSION}"
+    )
     with pytest.raises(CheckpointError, match=expected):
         load_checkpoint(path)
     _one_error_line(runner.invoke(app, ["eval", str(path)]), expected)
 
 
-@pytest.mark.parametrize("payload,expected", [
-    ({"model": {}}, "not an snnkit checkpoint (no format_version)"),
-    ([1, 2, 3], "not an snnkit checkpoint"),
-    ({"format_version": FORMAT_VERSION, "model": {}}, "incomplete checkpoint (no 'recipe')"),
-])
+@pytest.mark.parametrize(
+    "payload,expected",
+    [
+        ({"model": {}}, "not an snnkit checkpoint (no format_version)"),
+        ([1, 2, 3], "not an snnkit checkpoint"),
+        ({"format_version": FORMAT_VERSION, "model": {}}, "incomplete checkpoint (no 'recipe')"),
+    ],
+)
 def test_foreign_files_are_refused(payload, expected: str, tmp_path: Path) -> None:
     path = tmp_path / "x.pt"
     torch.save(payload, path)

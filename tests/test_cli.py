@@ -21,8 +21,10 @@ def test_version() -> None:
     assert result.exit_code == 0 and result.stdout.strip() == f"snnkit {snnkit.__version__}"
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["eval"], ["list"], ["show"],
-                                     ["plugins"], ["export"], ["plot"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["run"], ["validate"], ["eval"], ["list"], ["show"], ["plugins"], ["export"], ["plot"]],
+)
 def test_every_command_has_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.stdout
@@ -40,8 +42,11 @@ def test_list_json_has_the_documented_keys() -> None:
 def test_list_one_kind_with_a_glob() -> None:
     result = runner.invoke(app, ["list", "surrogate", "--pattern", "piecewise*", "--json"])
     rows = json.loads(result.stdout)
-    assert {r["name"] for r in rows} == {"piecewise_quadratic", "piecewise_exp",
-                                         "piecewise_leaky_relu"}
+    assert {r["name"] for r in rows} == {
+        "piecewise_quadratic",
+        "piecewise_exp",
+        "piecewise_leaky_relu",
+    }
 
 
 def test_list_table_shows_plugin_and_summary() -> None:
@@ -87,11 +92,14 @@ def test_plugins_json_lists_the_builtins() -> None:
     assert builtin["status"] == "ok" and "register_neurons" in builtin["hooks"]
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["list", "neurone"], "unknown component kind 'neurone'"),
-    (["show", "surrogate", "sigmoi"], "did you mean 'sigmoid'"),
-    (["show", "blob", "x"], "unknown component kind 'blob'"),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["list", "neurone"], "unknown component kind 'neurone'"),
+        (["show", "surrogate", "sigmoi"], "did you mean 'sigmoid'"),
+        (["show", "blob", "x"], "unknown component kind 'blob'"),
+    ],
+)
 def test_bad_input_exits_2_with_one_error_line(args: list[str], expected: str) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from event_files import FileServer, known_events, nmnist_bytes, write_zip
 from typer.testing import CliRunner
 
 from snnkit.cli.app import app
 from snnkit.data.neuromorphic import factories, sources
-
-from event_files import FileServer, known_events, nmnist_bytes, write_zip  # noqa: I001
 
 runner = CliRunner()
 pytestmark = pytest.mark.filterwarnings("ignore::snnkit.data.neuromorphic.files.DataWarning")
@@ -39,8 +38,10 @@ def server() -> Iterator[FileServer]:
 
 def nmnist_zip(path: Path) -> bytes:
     rng = np.random.default_rng(0)
-    write_zip(path, {f"Test/{d}/00001.bin": nmnist_bytes(known_events(9, 34, 34, 999, rng))
-                     for d in range(3)})
+    write_zip(
+        path,
+        {f"Test/{d}/00001.bin": nmnist_bytes(known_events(9, 34, 34, 999, rng)) for d in range(3)},
+    )
     return path.read_bytes()
 
 
@@ -57,8 +58,14 @@ def test_list_shows_every_dataset_and_presence(env: Path) -> None:
 def test_info_shows_files_checksums_licence_and_citation() -> None:
     result = runner.invoke(app, ["data", "info", "nmnist"])
     assert result.exit_code == 0
-    for text in ("Train.zip", "md5:20959b8e626244a1b502305a9e6e2031", "licence:", "Orchard",
-                 "34×34", "mendeley"):
+    for text in (
+        "Train.zip",
+        "md5:20959b8e626244a1b502305a9e6e2031",
+        "licence:",
+        "Orchard",
+        "34×34",
+        "mendeley",
+    ):
         assert text in result.output, text
     shd = runner.invoke(app, ["data", "info", "shd"]).output
     assert "none published; read from https://zenkelab.org/datasets/md5sums.txt" in shd
@@ -87,12 +94,16 @@ def test_verify_reports_mismatch_with_exit_1(env: Path, monkeypatch: pytest.Monk
 
 
 def test_fetch_downloads_missing_files_and_keeps_present_ones(
-        env: Path, tmp_path: Path, server: FileServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    env: Path, tmp_path: Path, server: FileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blob = nmnist_zip(tmp_path / "Test.zip")
     server.files["/Test.zip"] = blob
     info = sources.DATASETS["nmnist"]
-    test = replace(info.files[1], urls=(f"{server.url}/Test.zip",),
-                   checksum="md5:" + hashlib.md5(blob).hexdigest())
+    test = replace(
+        info.files[1],
+        urls=(f"{server.url}/Test.zip",),
+        checksum="md5:" + hashlib.md5(blob).hexdigest(),
+    )
     monkeypatch.setitem(sources.DATASETS, "nmnist", replace(info, files=(test,)))
     result = runner.invoke(app, ["data", "fetch", "nmnist", "--root", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output

@@ -27,8 +27,9 @@ def names(kind: Kind) -> list[str]:
 
 DEVICES = [
     "cpu",
-    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
-                                                   reason="no CUDA device")),
+    pytest.param(
+        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+    ),
 ]
 
 
@@ -48,8 +49,11 @@ def test_surrogate_conforms(name: str, device: str) -> None:
 def test_surrogate_conforms_with_other_parameters(name: str) -> None:
     # Doubling every float shape parameter moves the kinks (rect's ±1/(2α) and the like):
     # the check must still find and skip them by itself.
-    params = {p.name: 2 * p.default for p in REGISTRY.get(Kind.SURROGATE, name).parameters().values()
-              if isinstance(p.default, float)}
+    params = {
+        p.name: 2 * p.default
+        for p in REGISTRY.get(Kind.SURROGATE, name).parameters().values()
+        if isinstance(p.default, float)
+    }
     check_surrogate(REGISTRY.build(Kind.SURROGATE, {"name": name, **params}), dtype=torch.float64)
 
 
@@ -77,19 +81,26 @@ def test_neuron_conforms(name: str, device: str) -> None:
 def test_neuron_conforms_in_float64_with_soft_reset(name: str) -> None:
     params = REGISTRY.get(Kind.NEURON, name).parameters()
     spec = {"name": name, **({"v_reset": None} if "v_reset" in params else {})}
-    check_neuron(REGISTRY.build(Kind.NEURON, spec, surrogate=REGISTRY.build(Kind.SURROGATE, "atan")),
-                 dtype=torch.float64, shapes=((5, 3, 4),))
+    check_neuron(
+        REGISTRY.build(Kind.NEURON, spec, surrogate=REGISTRY.build(Kind.SURROGATE, "atan")),
+        dtype=torch.float64,
+        shapes=((5, 3, 4),),
+    )
 
 
 # Encoders that consume a dimension of the sample as time (documented in their docstrings);
 # every other encoder maps [B, *] to [T, B, *].
 ENCODER_OPTIONS: dict[str, dict[str, Any]] = {
     # delta: x[B, L, *] with time along dim 1 -> [T, B, *]
-    "delta": {"shapes": ((3, 6, 5), (2, 2, 4, 4)),
-              "expected_shape": lambda x, t: (t, x.shape[0], *x.shape[2:])},
+    "delta": {
+        "shapes": ((3, 6, 5), (2, 2, 4, 4)),
+        "expected_shape": lambda x, t: (t, x.shape[0], *x.shape[2:]),
+    },
     # sequence (time_dim=-2 by default): sample [..., T, W] -> [T, B, ..., W]
-    "sequence": {"shapes": ((3, TIME_STEPS, 5), (2, 1, TIME_STEPS, 4)),
-                 "expected_shape": lambda x, t: (t, *x.shape[:-2], x.shape[-1])},
+    "sequence": {
+        "shapes": ((3, TIME_STEPS, 5), (2, 1, TIME_STEPS, 4)),
+        "expected_shape": lambda x, t: (t, *x.shape[:-2], x.shape[-1]),
+    },
 }
 
 

@@ -16,17 +16,25 @@ pytestmark = pytest.mark.usefixtures("only_builtins")
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def recipe(device: str, graphs: bool, encoder: str = "direct", neuron: str = "lif",
-           optimizer: str = "sgd") -> dict[str, Any]:
+def recipe(
+    device: str, graphs: bool, encoder: str = "direct", neuron: str = "lif", optimizer: str = "sgd"
+) -> dict[str, Any]:
     """72 samples in batches of 16: four full batches and a partial one per epoch."""
     return {
-        "seed": 3, "time_steps": 6,
+        "seed": 3,
+        "time_steps": 6,
         "dataset": {"name": "synthetic", "num_samples": 72, "shape": [1, 4, 4], "num_classes": 4},
         "encoder": encoder,
-        "model": {"name": "sequential", "layers": [
-            "flatten", {"name": "linear", "in_features": 16, "out_features": 4},
-            {"name": neuron}]},
-        "loss": "mse_rate", "optimizer": {"name": optimizer, "lr": 0.5},
+        "model": {
+            "name": "sequential",
+            "layers": [
+                "flatten",
+                {"name": "linear", "in_features": 16, "out_features": 4},
+                {"name": neuron},
+            ],
+        },
+        "loss": "mse_rate",
+        "optimizer": {"name": optimizer, "lr": 0.5},
         "train": {"epochs": 3, "batch_size": 16, "device": device, "cuda_graphs": graphs},
         "output": {"tensorboard": False},
     }
@@ -73,8 +81,9 @@ def test_graph_replay_trains_like_eager_steps(tmp_path: Path, graph_steps: list[
 def test_poisson_input_and_fused_adam_are_captured(tmp_path: Path, graph_steps: list[Any]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        result = snnkit.run(recipe("cuda", True, encoder="poisson", optimizer="adam"),
-                            out=tmp_path / "run")
+        result = snnkit.run(
+            recipe("cuda", True, encoder="poisson", optimizer="adam"), out=tmp_path / "run"
+        )
     (step,) = graph_steps
     assert step.replays == 9 and all(m["train_loss"] > 0 for m in result.metrics)
 

@@ -16,15 +16,14 @@ import numpy as np
 import pytest
 import torch
 
-from snnkit.data import images as data
 from snnkit.components.encoders import intensity
+from snnkit.data import images as data
 from snnkit.data.images import InMemoryDataset, resolve_root, synthetic
 from snnkit.errors import DataError
 from snnkit.plugins.loader import build_registry
 
 # the catalogue registered by snnkit/builtins.py, sorted by name
-BUILTIN_DATASETS = [(c.name, c.factory)
-    for c in build_registry(entry_points=False).list("dataset")]
+BUILTIN_DATASETS = [(c.name, c.factory) for c in build_registry(entry_points=False).list("dataset")]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,8 +33,15 @@ REPO = Path(__file__).resolve().parents[1]
 # ------------------------------------------------------------------------------------------
 
 
-def write_idx(path: Path, array: np.ndarray, *, magic: int | None = None, cut: int = 0,
-              extra: bytes = b"", gz: bool = False) -> Path:
+def write_idx(
+    path: Path,
+    array: np.ndarray,
+    *,
+    magic: int | None = None,
+    cut: int = 0,
+    extra: bytes = b"",
+    gz: bool = False,
+) -> Path:
     """An IDX file of uint8 ``array``; ``magic`` overrides the magic, ``cut`` drops trailing bytes."""
     array = np.asarray(array, dtype=np.uint8)
     magic = 0x0800 + array.ndim if magic is None else magic
@@ -52,8 +58,9 @@ def write_idx(path: Path, array: np.ndarray, *, magic: int | None = None, cut: i
     return path
 
 
-def fake_mnist(root: Path, folder: str = "MNIST", n: int = 5, *, train: bool = True,
-               gz: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def fake_mnist(
+    root: Path, folder: str = "MNIST", n: int = 5, *, train: bool = True, gz: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
     labels = (np.arange(n) * 3 % 10).astype(np.uint8)
@@ -66,8 +73,10 @@ def fake_mnist(root: Path, folder: str = "MNIST", n: int = 5, *, train: bool = T
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """Every path under ``folder`` with its size and mtime: to prove nothing was written."""
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*"))} | {".": (0, folder.stat().st_mtime_ns)}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+    } | {".": (0, folder.stat().st_mtime_ns)}
 
 
 def install_fake_torchvision(monkeypatch: pytest.MonkeyPatch, **classes: type) -> None:
@@ -111,11 +120,18 @@ def test_dataset_basics():
     assert ds.name == "toy" and ds.num_classes == 3
 
 
-@pytest.mark.parametrize("inputs, targets, match", [
-    (torch.zeros(3, 2, dtype=torch.uint8), torch.zeros(4, dtype=torch.int64), "same length"),
-    (torch.zeros(3, 2, dtype=torch.uint8), torch.zeros(3, dtype=torch.int32), "int64"),
-    (torch.zeros(3, 2, dtype=torch.int16), torch.zeros(3, dtype=torch.int64), "uint8 or floating"),
-])
+@pytest.mark.parametrize(
+    "inputs, targets, match",
+    [
+        (torch.zeros(3, 2, dtype=torch.uint8), torch.zeros(4, dtype=torch.int64), "same length"),
+        (torch.zeros(3, 2, dtype=torch.uint8), torch.zeros(3, dtype=torch.int32), "int64"),
+        (
+            torch.zeros(3, 2, dtype=torch.int16),
+            torch.zeros(3, dtype=torch.int64),
+            "uint8 or floating",
+        ),
+    ],
+)
 def test_dataset_rejects_bad_tensors(inputs, targets, match):
     with pytest.raises(ValueError, match=match):
         InMemoryDataset(inputs, targets, 2)
@@ -150,7 +166,7 @@ def test_synthetic_shapes_and_determinism():
     assert a.inputs.shape == (50, 2, 3, 4) and a.inputs.dtype == torch.uint8
     assert a.targets.shape == (50,) and a.targets.dtype == torch.int64
     assert a.num_classes == 4 and a.name == "synthetic" and a.input_shape == (2, 3, 4)
-    assert 0 <= int(a.targets.min()) and int(a.targets.max()) < 4
+    assert int(a.targets.min()) >= 0 and int(a.targets.max()) < 4
     assert torch.equal(a.inputs, b.inputs) and torch.equal(a.targets, b.targets)
     other = synthetic(True, num_samples=50, shape=(2, 3, 4), num_classes=4, seed=4)
     assert not torch.equal(a.inputs, other.inputs)
@@ -171,13 +187,16 @@ def test_synthetic_is_learnable():
     assert accuracy > 0.8  # chance is 0.1
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"num_samples": 0}, "num_samples"),
-    ({"shape": ()}, "shape"),
-    ({"shape": (1, 0)}, "shape"),
-    ({"num_classes": 0}, "num_classes"),
-    ({"seed": -1}, "seed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_samples": 0}, "num_samples"),
+        ({"shape": ()}, "shape"),
+        ({"shape": (1, 0)}, "shape"),
+        ({"num_classes": 0}, "num_classes"),
+        ({"seed": -1}, "seed"),
+    ],
+)
 def test_synthetic_rejects_bad_params(kwargs, match):
     with pytest.raises(ValueError, match=match):
         synthetic(True, **kwargs)
@@ -185,8 +204,20 @@ def test_synthetic_rejects_bad_params(kwargs, match):
 
 def test_factories_have_typed_schemas_and_docs():
     names = [n for n, _ in BUILTIN_DATASETS]
-    assert names == sorted(["mnist", "fashion_mnist", "kmnist", "cifar10", "synthetic",
-                            "nmnist", "dvs_gesture", "cifar10_dvs", "shd", "ssc"])
+    assert names == sorted(
+        [
+            "mnist",
+            "fashion_mnist",
+            "kmnist",
+            "cifar10",
+            "synthetic",
+            "nmnist",
+            "dvs_gesture",
+            "cifar10_dvs",
+            "shd",
+            "ssc",
+        ]
+    )
     for _, factory in BUILTIN_DATASETS:
         sig = inspect.signature(factory, eval_str=True)
         params = list(sig.parameters.values())
@@ -205,8 +236,10 @@ def test_factories_have_typed_schemas_and_docs():
 
 
 @pytest.mark.parametrize("gz", [False, True])
-@pytest.mark.parametrize("factory, folder", [(data.mnist, "MNIST"), (data.fashion_mnist, "FashionMNIST"),
-                                             (data.kmnist, "KMNIST")])
+@pytest.mark.parametrize(
+    "factory, folder",
+    [(data.mnist, "MNIST"), (data.fashion_mnist, "FashionMNIST"), (data.kmnist, "KMNIST")],
+)
 def test_idx_reader_loads_fake_files_and_writes_nothing(tmp_path, factory, folder, gz):
     images, labels = fake_mnist(tmp_path, folder, n=5, train=False, gz=gz)
     before = snapshot(tmp_path)
@@ -234,16 +267,27 @@ def corrupt(tmp_path: Path, which: str, **kw) -> Path:
     return write_idx(raw / "train-labels-idx1-ubyte", kw.pop("array", labels), **kw)
 
 
-@pytest.mark.parametrize("which, kw, match", [
-    ("images", {"magic": 0x0801}, r"wrong magic number 0x00000801 \(expected 0x00000803"),
-    ("labels", {"magic": 0x0D01}, r"wrong magic number 0x00000d01 \(expected 0x00000801"),
-    # header 4 + 3*4 = 16 bytes, then 4*28*28 = 3136 pixels: 3152 bytes; cut 10 -> 3142
-    ("images", {"cut": 10}, "is truncated: 3142 bytes, but its header .4, 28, 28. means 3152"),
-    ("images", {"extra": b"\0\0"}, "is too long: 3154 bytes"),  # 3152 + 2
-    ("labels", {"array": np.zeros(3, np.uint8)}, "has 3 labels but .* has 4 images"),
-    ("labels", {"array": np.array([0, 1, 10, 2], np.uint8)}, "has label 10, but labels must be in 0..9"),
-    ("images", {"array": np.zeros((4, 28, 27), np.uint8)}, "holds 28x27 images, expected 28x28"),
-])
+@pytest.mark.parametrize(
+    "which, kw, match",
+    [
+        ("images", {"magic": 0x0801}, r"wrong magic number 0x00000801 \(expected 0x00000803"),
+        ("labels", {"magic": 0x0D01}, r"wrong magic number 0x00000d01 \(expected 0x00000801"),
+        # header 4 + 3*4 = 16 bytes, then 4*28*28 = 3136 pixels: 3152 bytes; cut 10 -> 3142
+        ("images", {"cut": 10}, "is truncated: 3142 bytes, but its header .4, 28, 28. means 3152"),
+        ("images", {"extra": b"\0\0"}, "is too long: 3154 bytes"),  # 3152 + 2
+        ("labels", {"array": np.zeros(3, np.uint8)}, "has 3 labels but .* has 4 images"),
+        (
+            "labels",
+            {"array": np.array([0, 1, 10, 2], np.uint8)},
+            "has label 10, but labels must be in 0..9",
+        ),
+        (
+            "images",
+            {"array": np.zeros((4, 28, 27), np.uint8)},
+            "holds 28x27 images, expected 28x28",
+        ),
+    ],
+)
 def test_corrupt_idx_files_raise_data_error(tmp_path, which, kw, match):
     path = corrupt(tmp_path, which, **kw)
     with pytest.raises(DataError, match=match) as info:
@@ -260,11 +304,15 @@ def test_tiny_and_bad_gzip_files(tmp_path):
     (raw / "train-labels-idx1-ubyte").write_bytes(b"\0\0")
     with pytest.raises(DataError, match="truncated .2 bytes, no IDX header"):
         data.mnist(True, root=str(tmp_path), download=False)
-    (raw / "train-labels-idx1-ubyte").write_bytes(b"\0\0\x08\x01\0\0")  # header cut after 2 dim bytes
+    (raw / "train-labels-idx1-ubyte").write_bytes(
+        b"\0\0\x08\x01\0\0"
+    )  # header cut after 2 dim bytes
     with pytest.raises(DataError, match="header alone is 8"):
         data.mnist(True, root=str(tmp_path), download=False)
     (raw / "train-labels-idx1-ubyte").unlink()
-    (raw / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\0\0\x08\x01\0\0\0\x02\1\2")[:-6])
+    (raw / "train-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(b"\0\0\x08\x01\0\0\0\x02\1\2")[:-6]
+    )
     with pytest.raises(DataError, match=r"train-labels-idx1-ubyte.gz is not a valid gzip file"):
         data.mnist(True, root=str(tmp_path), download=False)
 
@@ -280,8 +328,9 @@ def test_missing_files_without_download(tmp_path):
         data.mnist(False, root=str(tmp_path), download=False)
     msg = str(info.value)
     raw = tmp_path / "MNIST" / "raw"
-    assert msg.startswith(f"dataset mnist: files missing in {raw}: "
-                          "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte")
+    assert msg.startswith(
+        f"dataset mnist: files missing in {raw}: t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"
+    )
     assert "place the MNIST files there (torchvision layout)" in msg and "SNNKIT_DATA" in msg
     assert not (tmp_path / "MNIST" / "processed").exists()
 
@@ -291,8 +340,12 @@ def test_failed_download_is_one_data_error_and_restores_timeout(tmp_path, monkey
 
     class FailingMNIST:
         def __init__(self, root, train, download):
-            seen.update(root=root, train=train, download=download, timeout=socket.getdefaulttimeout())
-            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried x, got: offline")
+            seen.update(
+                root=root, train=train, download=download, timeout=socket.getdefaulttimeout()
+            )
+            raise RuntimeError(
+                "Error downloading train-images-idx3-ubyte.gz:\nTried x, got: offline"
+            )
 
     install_fake_torchvision(monkeypatch, MNIST=FailingMNIST)
     previous = socket.getdefaulttimeout()
@@ -300,10 +353,17 @@ def test_failed_download_is_one_data_error_and_restores_timeout(tmp_path, monkey
         data.mnist(True, root=str(tmp_path), download=True)
     msg = str(info.value)
     assert f"files missing in {tmp_path / 'MNIST' / 'raw'}: train-images-idx3-ubyte" in msg
-    assert "download failed (RuntimeError: Error downloading train-images-idx3-ubyte.gz: Tried x" in msg
+    assert (
+        "download failed (RuntimeError: Error downloading train-images-idx3-ubyte.gz: Tried x"
+        in msg
+    )
     assert "\n" not in msg
-    assert seen == {"root": str(tmp_path), "train": True, "download": True,
-                    "timeout": data.DOWNLOAD_TIMEOUT_S}
+    assert seen == {
+        "root": str(tmp_path),
+        "train": True,
+        "download": True,
+        "timeout": data.DOWNLOAD_TIMEOUT_S,
+    }
     assert socket.getdefaulttimeout() == previous
 
 
@@ -332,9 +392,12 @@ def test_writable_checks_nearest_existing_parent(tmp_path):
 # ------------------------------------------------------------------------------------------
 
 
-def write_cifar_batch(path: Path, data_rows: np.ndarray, labels: list[int], *,
-                      old_numpy: bool = False) -> None:
-    blob = pickle.dumps({b"batch_label": b"fake", b"labels": labels, b"data": data_rows}, protocol=2)
+def write_cifar_batch(
+    path: Path, data_rows: np.ndarray, labels: list[int], *, old_numpy: bool = False
+) -> None:
+    blob = pickle.dumps(
+        {b"batch_label": b"fake", b"labels": labels, b"data": data_rows}, protocol=2
+    )
     if old_numpy:  # the real files name numpy.core.multiarray (numpy 1.x, python 2)
         blob = blob.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -368,12 +431,15 @@ class Boom:
         return (os.system, ("echo should-not-run",))
 
 
-@pytest.mark.parametrize("payload, match", [
-    ({b"data": Boom(), b"labels": [0]}, "not a CIFAR-10 python batch .unexpected object"),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}, "has label 10"),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, "has 1 labels but 2 images"),
-    ({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, r"shape \[N, 3072\]"),
-])
+@pytest.mark.parametrize(
+    "payload, match",
+    [
+        ({b"data": Boom(), b"labels": [0]}, "not a CIFAR-10 python batch .unexpected object"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}, "has label 10"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, "has 1 labels but 2 images"),
+        ({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, r"shape \[N, 3072\]"),
+    ],
+)
 def test_cifar10_bad_batches(tmp_path, payload, match):
     folder = fake_cifar(tmp_path)
     (folder / "test_batch").write_bytes(pickle.dumps(payload, protocol=2))
@@ -385,7 +451,9 @@ def test_cifar10_bad_batches(tmp_path, payload, match):
 def test_cifar10_missing_files(tmp_path):
     folder = fake_cifar(tmp_path)
     (folder / "data_batch_3").unlink()
-    with pytest.raises(DataError, match=f"files missing in {folder}: data_batch_3 .download is off"):
+    with pytest.raises(
+        DataError, match=f"files missing in {folder}: data_batch_3 .download is off"
+    ):
         data.cifar10(True, root=str(tmp_path), download=False)
 
 
@@ -402,8 +470,9 @@ def mnist_root() -> Path:
     return root
 
 
-@pytest.mark.parametrize("train, n, first_label, prefix",
-                         [(True, 60000, 5, "train"), (False, 10000, 7, "t10k")])
+@pytest.mark.parametrize(
+    "train, n, first_label, prefix", [(True, 60000, 5, "train"), (False, 10000, 7, "t10k")]
+)
 def test_real_mnist(mnist_root, train, n, first_label, prefix):
     before = snapshot(mnist_root)
     ds = data.mnist(train, root=str(mnist_root), download=True)  # present: no download attempted
@@ -417,7 +486,7 @@ def test_real_mnist(mnist_root, train, n, first_label, prefix):
         blob = image_file.read_bytes()
     else:
         blob = gzip.decompress((raw / f"{prefix}-images-idx3-ubyte.gz").read_bytes())
-    assert sum(blob[16:16 + 784]) == int(ds.inputs[0].sum())  # header is 16 bytes, image 0 next
+    assert sum(blob[16 : 16 + 784]) == int(ds.inputs[0].sum())  # header is 16 bytes, image 0 next
     assert snapshot(mnist_root) == before
 
 
@@ -429,6 +498,8 @@ def test_real_mnist_via_env(mnist_root, monkeypatch):
 
 @pytest.mark.parametrize("bad", [-1, 3])
 def test_in_memory_dataset_refuses_labels_outside_its_classes(bad: int) -> None:
-    with pytest.raises(ValueError, match=r"targets must be class indices in \[0, num_classes = 3\)"):
+    with pytest.raises(
+        ValueError, match=r"targets must be class indices in \[0, num_classes = 3\)"
+    ):
         InMemoryDataset(torch.zeros(4, 2), torch.tensor([0, 1, bad, 2]), 3, "toy")
     assert len(InMemoryDataset(torch.zeros(4, 2), torch.tensor([0, 1, 2, 2]), 3, "toy")) == 4

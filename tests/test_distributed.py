@@ -35,11 +35,18 @@ output: {tensorboard: false}
 pytestmark = pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
 
 
-def _torchrun(args: list[str], cwd: Path, env: dict[str, str] | None = None,
-              timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def _torchrun(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     cmd = ["torchrun", "--standalone", "--nproc-per-node", "2", "-m", "snnkit", *args]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "SNNKIT_LOAD_PLUGINS": "", **(env or {})})
+    return subprocess.run(
+        cmd,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "SNNKIT_LOAD_PLUGINS": "", **(env or {})},
+    )
 
 
 def _metrics(run_dir: Path) -> list[dict]:
@@ -52,9 +59,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     (root / "recipe.yaml").write_text(RECIPE)
     two = _torchrun(["run", "recipe.yaml", "--out", "two", "--quiet"], root)
     assert two.returncode == 0, two.stderr[-2000:]
-    one = subprocess.run([sys.executable, "-m", "snnkit", "run", "recipe.yaml", "--out", "one",
-                          "--quiet"], cwd=root, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "SNNKIT_LOAD_PLUGINS": ""})
+    one = subprocess.run(
+        [sys.executable, "-m", "snnkit", "run", "recipe.yaml", "--out", "one", "--quiet"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SNNKIT_LOAD_PLUGINS": ""},
+    )
     assert one.returncode == 0, one.stderr[-2000:]
     return root / "one", root / "two"
 
@@ -71,16 +83,21 @@ def test_two_processes_follow_the_single_process_trajectory(runs: tuple[Path, Pa
 
 def test_the_rank_0_checkpoint_loads_in_one_process(runs: tuple[Path, Path]) -> None:
     _, two = runs
-    result = subprocess.run([sys.executable, "-m", "snnkit", "eval", str(two), "--json"],
-                            capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "SNNKIT_LOAD_PLUGINS": ""})
+    result = subprocess.run(
+        [sys.executable, "-m", "snnkit", "eval", str(two), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SNNKIT_LOAD_PLUGINS": ""},
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["test_acc"] == pytest.approx(_metrics(two)[-1]["test_acc"])
 
 
 def test_a_crashed_rank_ends_the_run_instead_of_hanging(tmp_path: Path) -> None:
     # an installed-looking plugin whose dataset crashes on rank 1 only
-    (tmp_path / "snnkit_crash.py").write_text(textwrap.dedent('''
+    (tmp_path / "snnkit_crash.py").write_text(
+        textwrap.dedent('''
         import os
         import snnkit
         from snnkit.data.images import synthetic
@@ -94,15 +111,22 @@ def test_a_crashed_rank_ends_the_run_instead_of_hanging(tmp_path: Path) -> None:
         @snnkit.hookimpl
         def register_datasets(register):
             register("crashy", crashy)
-        '''))
+        ''')
+    )
     info = tmp_path / "snnkit_crash-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: snnkit-crash\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[snnkit]\ncrash = snnkit_crash\n")
-    (tmp_path / "recipe.yaml").write_text(RECIPE.replace(
-        "{name: synthetic, num_samples: 256, shape: [1, 6, 6], num_classes: 4}", "crashy"))
-    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "SNNKIT_LOAD_PLUGINS": "snnkit-crash", "SNNKIT_DIST_TIMEOUT": "30"}
+    (tmp_path / "recipe.yaml").write_text(
+        RECIPE.replace(
+            "{name: synthetic, num_samples: 256, shape: [1, 6, 6], num_classes: 4}", "crashy"
+        )
+    )
+    env = {
+        "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "SNNKIT_LOAD_PLUGINS": "snnkit-crash",
+        "SNNKIT_DIST_TIMEOUT": "30",
+    }
     start = time.monotonic()
     result = _torchrun(["run", "recipe.yaml", "--out", "crash"], tmp_path, env, timeout=150)
     assert result.returncode != 0

@@ -5,17 +5,15 @@ from __future__ import annotations
 import inspect
 import re
 import sys
-import tomllib
 import types
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 import yaml
 
-from snnkit import hookspecs
-
-from snnkit import testing
+from snnkit import hookspecs, testing
 from snnkit.plugins.loader import ENTRY_POINT_GROUP, build_registry
 from snnkit.plugins.registry import SUPPLIED, Kind
 
@@ -27,14 +25,20 @@ BUILTINS = build_registry(entry_points=False)
 
 def hookspec_functions() -> dict[str, types.FunctionType]:
     """Every function hookspecs.py marks as a hook specification."""
-    return {name: fn for name, fn in vars(hookspecs).items()
-            if inspect.isfunction(fn) and hasattr(fn, "snnkit_spec")}
+    return {
+        name: fn
+        for name, fn in vars(hookspecs).items()
+        if inspect.isfunction(fn) and hasattr(fn, "snnkit_spec")
+    }
 
 
 def signature_line(fn: types.FunctionType) -> str:
     """The ``def ...:`` line exactly as written in hookspecs.py."""
-    return next(line.strip() for line in inspect.getsource(fn).splitlines()
-                if line.lstrip().startswith("def "))
+    return next(
+        line.strip()
+        for line in inspect.getsource(fn).splitlines()
+        if line.lstrip().startswith("def ")
+    )
 
 
 def section(hook: str) -> str:

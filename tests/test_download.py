@@ -10,6 +10,7 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -20,11 +21,11 @@ PAYLOAD = bytes(range(256)) * 5000  # 1.28 MB
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
+    files: ClassVar[dict[str, bytes]] = {}
     cut_after: int | None = None  # close the connection after this many bytes (once)
-    ranges_seen: list[str] = []
+    ranges_seen: ClassVar[list[str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:  # http.server's name
         body = self.files.get(self.path)
         if body is None:
             self.send_error(404)
@@ -78,8 +79,12 @@ def test_checksum_forms() -> None:
 def test_fetch_verifies_and_renames_atomically(server: str, tmp_path: Path) -> None:
     Handler.files["/a.bin"] = PAYLOAD
     seen: list[int] = []
-    got = fetch([f"{server}/a.bin"], tmp_path / "a.bin", sha(PAYLOAD),
-                progress=lambda n, total: seen.append(n))
+    got = fetch(
+        [f"{server}/a.bin"],
+        tmp_path / "a.bin",
+        sha(PAYLOAD),
+        progress=lambda n, total: seen.append(n),
+    )
     assert got.read_bytes() == PAYLOAD and seen[-1] == len(PAYLOAD)
     assert not (tmp_path / "a.bin.part").exists()
 
@@ -96,8 +101,7 @@ def test_interrupted_download_resumes_with_range(server: str, tmp_path: Path) ->
     assert (tmp_path / "a.bin").read_bytes() == PAYLOAD
 
 
-def test_dead_mirror_and_bad_checksum_fall_through_to_the_next(server: str,
-                                                                tmp_path: Path) -> None:
+def test_dead_mirror_and_bad_checksum_fall_through_to_the_next(server: str, tmp_path: Path) -> None:
     Handler.files["/bad.bin"] = b"not it"
     Handler.files["/good.bin"] = PAYLOAD
     urls = [f"{server}/missing.bin", f"{server}/bad.bin", f"{server}/good.bin"]
@@ -136,8 +140,9 @@ def test_extract_zip_and_tar(tmp_path: Path) -> None:
         info.size = 5
         t.addfile(info, io.BytesIO(b"a.txt"))
     (tmp_path / "g.tar.gz").write_bytes(buf.getvalue())
-    assert (extract(tmp_path / "g.tar.gz", tmp_path / "g") / "DvsGesture/trials_to_train.txt"
-            ).read_bytes() == b"a.txt"
+    assert (
+        extract(tmp_path / "g.tar.gz", tmp_path / "g") / "DvsGesture/trials_to_train.txt"
+    ).read_bytes() == b"a.txt"
 
 
 def test_half_written_archive_leaves_nothing_behind(tmp_path: Path) -> None:

@@ -19,21 +19,22 @@ from snnkit.errors import DataError
 from snnkit.plugins.loader import build_registry
 
 # the catalogue registered by snnkit/builtins.py, sorted by name
-BUILTIN_ENCODERS = [(c.name, c.factory)
-    for c in build_registry(entry_points=False).list("encoder")]
+BUILTIN_ENCODERS = [(c.name, c.factory) for c in build_registry(entry_points=False).list("encoder")]
 
 ENCODERS = dict(BUILTIN_ENCODERS)
 
 
 def test_catalogue_lists_every_encoder_once() -> None:
-    assert list(ENCODERS) == sorted(["poisson", "latency", "periodic", "weighted_phase", "direct",
-                                     "delta", "sequence"])
+    assert list(ENCODERS) == sorted(
+        ["poisson", "latency", "periodic", "weighted_phase", "direct", "delta", "sequence"]
+    )
 
 
 @pytest.mark.parametrize("name", list(ENCODERS))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.uint8])
 def test_encoder_output_is_time_first_with_the_promised_dtype(
-        name: str, dtype: torch.dtype) -> None:
+    name: str, dtype: torch.dtype
+) -> None:
     torch.manual_seed(0)
     x = torch.rand(3, 4, 2)  # [B, L or C, W] in [0, 1]
     x = (x * 255).round().to(torch.uint8) if dtype == torch.uint8 else x.to(dtype)
@@ -55,6 +56,7 @@ def test_encoder_rejects_non_positive_time_steps(name: str, time_steps: int) -> 
 
 
 # -- Poisson ---------------------------------------------------------------------------------
+
 
 def test_poisson_rate_matches_intensity_and_is_exact_at_zero_and_one() -> None:
     torch.manual_seed(1)
@@ -107,6 +109,7 @@ def test_poisson_range_message_reports_observed_extremes() -> None:
 
 # -- latency ---------------------------------------------------------------------------------
 
+
 def _first_spike(out: torch.Tensor) -> list[int | None]:
     """Step of the single spike of each input of a [T, 1, N] train (None if silent)."""
     times: list[int | None] = []
@@ -152,6 +155,7 @@ def test_latency_rejects_out_of_range_input() -> None:
 
 # -- periodic --------------------------------------------------------------------------------
 
+
 def test_periodic_pattern_by_hand() -> None:
     # p = 0.5, T = 4: floor((t+1)/2) > floor(t/2) holds at t = 1 and t = 3.
     out = PeriodicEncoder(4)(torch.tensor([[0.5]]))
@@ -171,6 +175,7 @@ def test_periodic_uint8_over_255_steps_fires_exactly_value_times() -> None:
 
 
 # -- weighted phase --------------------------------------------------------------------------
+
 
 def test_weighted_phase_bits_by_hand() -> None:
     # 0.625 = 0.1010 in binary: phases 0..3 fire 1, 0, 1, 0 and the pattern repeats.
@@ -208,6 +213,7 @@ def test_weighted_phase_rejects_phase_count(phases: int) -> None:
 
 # -- direct ----------------------------------------------------------------------------------
 
+
 def test_direct_equals_repeat_and_passes_gradients() -> None:
     x = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
     out = DirectEncoder(4)(x)
@@ -222,6 +228,7 @@ def test_direct_reads_uint8_as_value_over_255() -> None:
 
 
 # -- delta -----------------------------------------------------------------------------------
+
 
 def test_delta_on_hand_made_sequence() -> None:
     # x = 0, 0.5, 0.45, 0.2 (x[-1] = 0) -> d = 0, 0.5, -0.05, -0.25; threshold 0.1:

@@ -27,13 +27,20 @@ METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "tra
 def tiny(tmp_path: Path, **train: Any) -> dict[str, Any]:
     """4x4 synthetic images, 4 classes, T=4, Linear(16, 4) + LIF: 4 batches of 16 per epoch."""
     return {
-        "seed": 0, "time_steps": 4,
+        "seed": 0,
+        "time_steps": 4,
         "dataset": {"name": "synthetic", "num_samples": 64, "shape": [1, 4, 4], "num_classes": 4},
         "encoder": "poisson",
-        "model": {"name": "sequential", "layers": [
-            "flatten", {"name": "linear", "in_features": 16, "out_features": 4, "bias": False},
-            {"name": "lif", "tau": 2.0}]},
-        "loss": "mse_rate", "optimizer": {"name": "adam", "lr": 0.01},
+        "model": {
+            "name": "sequential",
+            "layers": [
+                "flatten",
+                {"name": "linear", "in_features": 16, "out_features": 4, "bias": False},
+                {"name": "lif", "tau": 2.0},
+            ],
+        },
+        "loss": "mse_rate",
+        "optimizer": {"name": "adam", "lr": 0.01},
         "train": {"epochs": 2, "batch_size": 16, "device": "cpu", "log_every": 1, **train},
         "output": {"dir": str(tmp_path / "runs")},
     }
@@ -61,8 +68,14 @@ def finished(tmp_path_factory) -> tuple[Path, Any]:
 def test_run_folder_layout(finished) -> None:
     out, _ = finished
     names = {p.name for p in out.iterdir()}
-    assert names == {"recipe.yaml", "plugins.json", "metrics.jsonl", "tensorboard", "last.pt",
-                     "best.pt"}
+    assert names == {
+        "recipe.yaml",
+        "plugins.json",
+        "metrics.jsonl",
+        "tensorboard",
+        "last.pt",
+        "best.pt",
+    }
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     plugins = json.loads((out / "plugins.json").read_text())
     assert any(p["name"] == "snnkit" and p["version"] == snnkit.__version__ for p in plugins)
@@ -75,7 +88,7 @@ def test_metrics_have_one_line_per_epoch_with_the_required_keys(finished) -> Non
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     for row in rows:
-        assert METRIC_KEYS <= set(row)
+        assert set(row) >= METRIC_KEYS
         assert 0 <= row["train_acc"] <= 1 and 0 <= row["test_acc"] <= 1 and row["train_seconds"] > 0
         assert row["firing_rates"] and all(0 <= v <= 1 for v in row["firing_rates"].values())
 
@@ -159,8 +172,16 @@ def test_the_step_strategy_is_chosen_once_per_run(tmp_path: Path) -> None:
 
 
 def test_quiet_prints_only_the_final_lines(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["run", str(write(tmp_path, tiny(tmp_path, epochs=1))), "--quiet",
-                                 "--out", str(tmp_path / "q")])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(write(tmp_path, tiny(tmp_path, epochs=1))),
+            "--quiet",
+            "--out",
+            str(tmp_path / "q"),
+        ],
+    )
     assert result.exit_code == 0
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 and lines[0] == f"run folder: {tmp_path / 'q'}"
@@ -183,8 +204,7 @@ def test_same_seed_same_numbers_and_other_seed_other_numbers(tmp_path: Path) -> 
     a = snnkit.run(recipe, out=tmp_path / "a")
     b = snnkit.run(recipe, out=tmp_path / "b")
     c = snnkit.run(recipe, ["seed=1"], out=tmp_path / "c")
-    wa, wb, wc = (load_checkpoint(r.run_dir / "last.pt")["model"]["1.weight"]
-                  for r in (a, b, c))
+    wa, wb, wc = (load_checkpoint(r.run_dir / "last.pt")["model"]["1.weight"] for r in (a, b, c))
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)
     assert a.metrics[0]["train_loss"] == b.metrics[0]["train_loss"]
 
@@ -234,8 +254,9 @@ def nan_registry(monkeypatch):
     return registry
 
 
-def test_nan_loss_stops_with_exit_1_and_keeps_the_last_good_state(tmp_path: Path,
-                                                                  nan_registry) -> None:
+def test_nan_loss_stops_with_exit_1_and_keeps_the_last_good_state(
+    tmp_path: Path, nan_registry
+) -> None:
     recipe = tiny(tmp_path, epochs=3)
     # 4 batches per epoch: NaN at epoch 2, batch 1
     recipe["loss"] = {"name": "nan_after", "after": 4}
@@ -244,10 +265,14 @@ def test_nan_loss_stops_with_exit_1_and_keeps_the_last_good_state(tmp_path: Path
     assert result.exit_code == 1, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.output
-    assert lines[0].startswith("error: epoch 2, batch 1: the training loss is nan — lower "
-                               "optimizer.lr (now 0.01) or set train.grad_clip")
-    assert f"last.pt keeps the state after epoch 1: continue from there with snnkit run " \
-           f"--resume {out} --set optimizer.lr=0.001" in lines[0]
+    assert lines[0].startswith(
+        "error: epoch 2, batch 1: the training loss is nan — lower "
+        "optimizer.lr (now 0.01) or set train.grad_clip"
+    )
+    assert (
+        f"last.pt keeps the state after epoch 1: continue from there with snnkit run "
+        f"--resume {out} --set optimizer.lr=0.001" in lines[0]
+    )
     # last.pt equals the state of a clean 1-epoch run with the same seed (MSERate = nan_after
     # before the NaN), and it is loadable.
     reference = snnkit.run(tiny(tmp_path, epochs=1), out=tmp_path / "ref")
@@ -267,19 +292,34 @@ def test_nan_in_the_first_step_keeps_the_initial_state(tmp_path: Path, nan_regis
     assert "epoch 1, batch 1: the training loss is nan" in result.stderr
     assert "last.pt keeps the initial state" in result.stderr
     assert load_checkpoint(out / "last.pt")["position"] == {
-        "epoch": 1, "batch": 0, "best_acc": -1.0, "best_epoch": 0, "global_step": 0,
-        "sums": {"loss": 0.0, "correct": 0.0, "seen": 0.0, "seconds": 0.0}}
+        "epoch": 1,
+        "batch": 0,
+        "best_acc": -1.0,
+        "best_epoch": 0,
+        "global_step": 0,
+        "sums": {"loss": 0.0, "correct": 0.0, "seen": 0.0, "seconds": 0.0},
+    }
 
 
 @pytest.mark.e2e
 def test_a_short_run_of_the_default_recipe_learns_mnist(tmp_path: Path, monkeypatch) -> None:
-    root = (os.environ.get("SNNKIT_DATA")
-            or str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    root = os.environ.get("SNNKIT_DATA") or str(
+        Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
     if not (Path(root) / "MNIST" / "raw").is_dir():
         pytest.skip("real MNIST not found (set SNNKIT_DATA)")
     monkeypatch.setenv("SNNKIT_DATA", root)
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "lif_mnist.yaml"
-    result = snnkit.run(recipe, ["train.epochs=1", "train.max_batches=30", "time_steps=8",
-                                 "train.eval_batch_size=2000", "output.tensorboard=false",
-                                 "train.device=cpu"], out=tmp_path / "mnist")
+    result = snnkit.run(
+        recipe,
+        [
+            "train.epochs=1",
+            "train.max_batches=30",
+            "time_steps=8",
+            "train.eval_batch_size=2000",
+            "output.tensorboard=false",
+            "train.device=cpu",
+        ],
+        out=tmp_path / "mnist",
+    )
     assert result.metrics[0]["test_acc"] > 0.5  # chance is 0.1

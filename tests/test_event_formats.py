@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from event_files import (  # the shared writers in tests/event_files.py
+    RNG,
+    aedat3_bytes,
+    assert_events,
+    known_events,
+    nmnist_bytes,
+    polarity_body,
+    write_shd,
+)
 
 from snnkit.data.event_formats import (
     AEDAT3_HEADER_END,
@@ -14,19 +23,8 @@ from snnkit.data.event_formats import (
 from snnkit.data.frames import audio_frames, camera_frames, frame_index
 from snnkit.errors import DataError
 
-from event_files import (  # noqa: I001 - the shared writers in tests/event_files.py
-    RNG,
-    aedat3_bytes,
-    assert_events,
-    known_events,
-    nmnist_bytes,
-    polarity_body,
-    write_shd,
-)
-
-
-
 # -- N-MNIST ----------------------------------------------------------------------------------
+
 
 def test_nmnist_events_read_back_exactly() -> None:
     ev = known_events(500, 34, 34, 1 << 23)
@@ -48,24 +46,29 @@ def test_nmnist_truncated_file_is_a_data_error() -> None:
 
 # -- AEDAT 3.1 ---------------------------------------------------------------------------------
 
+
 def test_aedat3_polarity_packets_read_back_skipping_other_types() -> None:
     a = known_events(300, 128, 128, 2**31 - 1)
     b = known_events(200, 128, 128, 1000)
     imu = bytes(range(36)) * 4  # four 36-byte IMU6 events: skipped
     valid = np.ones(200, bool)
     valid[::7] = False
-    data = aedat3_bytes([(1, 0, polarity_body(a), 8), (2, 0, imu, 36),
-                         (1, 1, polarity_body(b, valid), 8)])
+    data = aedat3_bytes(
+        [(1, 0, polarity_body(a), 8), (2, 0, imu, 36), (1, 1, polarity_body(b, valid), 8)]
+    )
     got = parse_aedat3(data)
     want = {k: np.concatenate([a[k], b[k][valid]]) for k in a}
     want["t"] = np.concatenate([a["t"], (1 << 31) + b["t"][valid]])
     assert_events(got, want)
 
 
-@pytest.mark.parametrize("data, what", [
-    (b"#!AER-DAT3.1\r\n no end", "END-HEADER"),
-    (b"garbage" + AEDAT3_HEADER_END, "AEDAT 3"),
-])
+@pytest.mark.parametrize(
+    "data, what",
+    [
+        (b"#!AER-DAT3.1\r\n no end", "END-HEADER"),
+        (b"garbage" + AEDAT3_HEADER_END, "AEDAT 3"),
+    ],
+)
 def test_aedat3_corrupt_header_is_a_data_error(data: bytes, what: str) -> None:
     with pytest.raises(DataError, match=what):
         parse_aedat3(data, "user01_fluorescent.aedat")
@@ -81,6 +84,7 @@ def test_aedat3_truncated_packet_is_a_data_error() -> None:
 
 # -- AEDAT 2.0 (CIFAR10-DVS) -------------------------------------------------------------------
 
+
 def test_aedat2_dvs128_events_read_back() -> None:
     ev = known_events(400, 128, 128, 2**32 - 1)
     addr = ((127 - ev["x"]) << 1) | (ev["y"] << 8) | ev["p"]
@@ -93,6 +97,7 @@ def test_aedat2_dvs128_events_read_back() -> None:
 
 
 # -- frames ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("n, frames", [(0, 4), (3, 5), (10, 3), (1000, 16), (17, 17)])
 def test_split_by_number_counts_differ_by_at_most_one(n: int, frames: int) -> None:
@@ -151,11 +156,14 @@ def test_audio_frames_equal_a_histogram(split_by: str) -> None:
 
 # -- SHD / SSC (HDF5) --------------------------------------------------------------------------
 
+
 def test_shd_h5_reads_back_times_in_microseconds(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from snnkit.data.event_formats import read_spike_h5
 
-    samples = [(np.array([0.0, 0.0125, 0.5], np.float32), np.array([3, 699, 0], np.uint16)),
-               (np.array([], np.float32), np.array([], np.uint16))]
+    samples = [
+        (np.array([0.0, 0.0125, 0.5], np.float32), np.array([3, 699, 0], np.uint16)),
+        (np.array([], np.float32), np.array([], np.uint16)),
+    ]
     write_shd(tmp_path / "shd_train.h5", samples, [4, 19])
     events, labels = read_spike_h5(tmp_path / "shd_train.h5")
     np.testing.assert_array_equal(labels, [4, 19])
@@ -167,8 +175,12 @@ def test_shd_h5_reads_back_times_in_microseconds(tmp_path) -> None:  # type: ign
 def test_shd_h5_without_spike_times_is_a_data_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from snnkit.data.event_formats import read_spike_h5
 
-    write_shd(tmp_path / "bad.h5", [(np.zeros(1, np.float32), np.zeros(1, np.uint16))], [0],
-              drop="spikes/times")
+    write_shd(
+        tmp_path / "bad.h5",
+        [(np.zeros(1, np.float32), np.zeros(1, np.uint16))],
+        [0],
+        drop="spikes/times",
+    )
     with pytest.raises(DataError, match=r"bad.h5: no spikes/times"):
         read_spike_h5(tmp_path / "bad.h5")
     (tmp_path / "cut.h5").write_bytes((tmp_path / "bad.h5").read_bytes()[:100])

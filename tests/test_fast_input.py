@@ -161,8 +161,9 @@ def test_build_forward_rewrites_only_when_asked(ext) -> None:
     assert isinstance(build_forward(enc, model, fast_input=True), FastInput)
     dense = build_forward(enc, model, fast_input=False)
     assert isinstance(dense, EncodedForward)
-    assert isinstance(build_forward(encoders.LatencyEncoder(time_steps=8), model,
-                                    fast_input=True), EncodedForward)
+    assert isinstance(
+        build_forward(encoders.LatencyEncoder(time_steps=8), model, fast_input=True), EncodedForward
+    )
     x = torch.rand(2, 3, 4)
     torch.manual_seed(2)
     out = dense(x)
@@ -176,12 +177,17 @@ def test_assembly_builds_the_forward_module_the_engine_asks_for(ext) -> None:
     from snnkit.recipes.loader import load_recipe
 
     recipe = {
-        "seed": 0, "time_steps": 4,
+        "seed": 0,
+        "time_steps": 4,
         "dataset": {"name": "synthetic", "num_samples": 8, "shape": [1, 4, 4], "num_classes": 4},
         "encoder": "poisson",
-        "model": {"name": "sequential", "layers": [
-            "flatten", {"name": "linear", "in_features": 16, "out_features": 4}, "lif"]},
-        "loss": "mse_rate", "optimizer": "adam", "train": {"device": "cpu"},
+        "model": {
+            "name": "sequential",
+            "layers": ["flatten", {"name": "linear", "in_features": 16, "out_features": 4}, "lif"],
+        },
+        "loss": "mse_rate",
+        "optimizer": "adam",
+        "train": {"device": "cpu"},
     }
     registry = build_registry(entry_points=False)
     fast = assemble(load_recipe(recipe), registry, fast_input=True)
@@ -233,8 +239,14 @@ def test_triton_poisson_kernel_draws_the_same_spikes_in_interpreter() -> None:
     import sys
 
     env = {**os.environ, "TRITON_INTERPRET": "1"}
-    proc = subprocess.run([sys.executable, "-c", _TRITON_POISSON_SCRIPT], env=env, check=False,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _TRITON_POISSON_SCRIPT],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
 
 
@@ -271,8 +283,9 @@ def test_event_forward_draws_equal_pytorch_generator(ext, steps: int) -> None:
 
 @pytest.mark.parametrize("classes", [1, 10, 16, 17])
 @pytest.mark.parametrize("batch,steps", [(5, 70), (19, 33), (64, 100), (3, 1)])
-def test_event_layer_equals_dense_for_every_width(ext, classes: int, batch: int,
-                                                   steps: int) -> None:
+def test_event_layer_equals_dense_for_every_width(
+    ext, classes: int, batch: int, steps: int
+) -> None:
     """Float32 widths up to 16 take the one-vector path, wider ones the general loop; batches
     beyond one group of 8 samples sum partial gradients."""
     x = _images(batch, 50, seed=classes)
@@ -316,12 +329,16 @@ def test_a_training_run_asks_assembly_for_fast_input(ext, tmp_path, monkeypatch)
 
     monkeypatch.setattr(assembly, "build_forward", recording)
     recipe = {
-        "seed": 0, "time_steps": 4,
+        "seed": 0,
+        "time_steps": 4,
         "dataset": {"name": "synthetic", "num_samples": 32, "shape": [1, 4, 4], "num_classes": 4},
         "encoder": "poisson",
-        "model": {"name": "sequential", "layers": [
-            "flatten", {"name": "linear", "in_features": 16, "out_features": 4}, "lif"]},
-        "loss": "mse_rate", "optimizer": "adam",
+        "model": {
+            "name": "sequential",
+            "layers": ["flatten", {"name": "linear", "in_features": 16, "out_features": 4}, "lif"],
+        },
+        "loss": "mse_rate",
+        "optimizer": "adam",
         "train": {"epochs": 1, "batch_size": 16, "device": "cpu"},
         "output": {"tensorboard": False},
     }

@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 
 import snnkit
 from snnkit.cli.app import app
-from snnkit.engine import rundir, run_lock
+from snnkit.engine import run_lock, rundir
 from snnkit.engine.checkpoint import load_checkpoint
 from snnkit.errors import CheckpointError, RecipeError
 
@@ -42,14 +42,22 @@ ROOT = Path(__file__).resolve().parents[1]
 def recipe(tmp_path: Path, epochs: int = 1) -> dict[str, Any]:
     """A tiny synthetic recipe: 4 batches of 16 per epoch, Adam (so there is optimizer state)."""
     return {
-        "seed": 3, "time_steps": 4,
+        "seed": 3,
+        "time_steps": 4,
         "dataset": {"name": "synthetic", "num_samples": 64, "shape": [1, 4, 4], "num_classes": 4},
         "encoder": "poisson",
-        "model": {"name": "sequential", "layers": [
-            "flatten", {"name": "linear", "in_features": 16, "out_features": 8},
-            {"name": "lif", "tau": 2.0},
-            {"name": "linear", "in_features": 8, "out_features": 4}, "lif"]},
-        "loss": "mse_rate", "optimizer": {"name": "adam", "lr": 0.02},
+        "model": {
+            "name": "sequential",
+            "layers": [
+                "flatten",
+                {"name": "linear", "in_features": 16, "out_features": 8},
+                {"name": "lif", "tau": 2.0},
+                {"name": "linear", "in_features": 8, "out_features": 4},
+                "lif",
+            ],
+        },
+        "loss": "mse_rate",
+        "optimizer": {"name": "adam", "lr": 0.02},
         "train": {"epochs": epochs, "batch_size": 16, "device": "cpu"},
         "output": {"dir": str(tmp_path / "runs"), "tensorboard": False},
     }
@@ -106,11 +114,17 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
         where = tmp_path / f"disk{len(mounted)}"
         where.mkdir()
         tool = shutil.which("mount")
-        done = tool and subprocess.run([tool, "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
-                                        str(where)], capture_output=True, text=True, check=False)
+        done = tool and subprocess.run(
+            [tool, "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if not done or done.returncode != 0:
-            pytest.skip("cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): "
-                        f"{done.stderr.strip() if done else 'no mount tool'}")
+            pytest.skip(
+                "cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): "
+                f"{done.stderr.strip() if done else 'no mount tool'}"
+            )
         mounted.append(where)
         return where
 
@@ -144,14 +158,17 @@ def _optimizer_state(state: dict[str, Any]) -> torch.Tensor:
 
 @pytest.mark.parametrize("part", [_weights, _optimizer_state], ids=["weights", "optimizer"])
 def test_a_flipped_bit_is_refused_and_the_other_checkpoint_still_works(
-        one_epoch: Path, part: Callable[[dict[str, Any]], torch.Tensor]) -> None:
+    one_epoch: Path, part: Callable[[dict[str, Any]], torch.Tensor]
+) -> None:
     last = one_epoch / "last.pt"
     flip_bit_in(last, part(load_checkpoint(last)))
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(last)
-    assert str(info.value) == (f"{last}: damaged checkpoint (its bytes do not match the SHA-256 "
-                               "checksum written with it) — refused; the run's other checkpoint "
-                               "(best.pt / last.pt) may still be good")
+    assert str(info.value) == (
+        f"{last}: damaged checkpoint (its bytes do not match the SHA-256 "
+        "checksum written with it) — refused; the run's other checkpoint "
+        "(best.pt / last.pt) may still be good"
+    )
     one_error(runner.invoke(app, ["eval", str(last)]), 2, f"{last}: damaged checkpoint")
     one_error(resume(one_epoch, "--set", "train.epochs=2"), 2, f"{last}: damaged checkpoint")
     assert epochs_logged(one_epoch) == [1]
@@ -189,12 +206,16 @@ def test_an_unsealed_checkpoint_with_a_flipped_bit_is_refused_by_its_crc(one_epo
 
 
 # -- a full disk ------------------------------------------------------------------------------
-@pytest.mark.parametrize("code,expected", [
-    (errno.ENOSPC, "cannot write: no space left on the disk that holds {out}"),
-    (errno.EROFS, "cannot write: the file system holding {out} is read-only"),
-])
+@pytest.mark.parametrize(
+    "code,expected",
+    [
+        (errno.ENOSPC, "cannot write: no space left on the disk that holds {out}"),
+        (errno.EROFS, "cannot write: the file system holding {out} is read-only"),
+    ],
+)
 def test_a_checkpoint_write_that_fails_keeps_the_previous_one(
-        one_epoch: Path, monkeypatch: pytest.MonkeyPatch, code: int, expected: str) -> None:
+    one_epoch: Path, monkeypatch: pytest.MonkeyPatch, code: int, expected: str
+) -> None:
     before = (one_epoch / "last.pt").read_bytes()
     real_save = torch.save
 
@@ -203,8 +224,9 @@ def test_a_checkpoint_write_that_fails_keeps_the_previous_one(
         raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr(torch, "save", half_then_fail)
-    line = one_error(resume(one_epoch, "--set", "train.epochs=2"), 1,
-                     expected.format(out=one_epoch))
+    line = one_error(
+        resume(one_epoch, "--set", "train.epochs=2"), 1, expected.format(out=one_epoch)
+    )
     assert "what was saved before is intact" in line
     monkeypatch.setattr(torch, "save", real_save)
     assert (one_epoch / "last.pt").read_bytes() == before and epochs_logged(one_epoch) == [1]
@@ -230,10 +252,14 @@ class HalfFile:
 
 
 def test_a_metrics_line_that_cannot_be_written_is_cut_back_off(
-        one_epoch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    one_epoch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(rundir, "open", HalfFile, raising=False)
-    one_error(resume(one_epoch, "--set", "train.epochs=2"), 1,
-              f"{one_epoch / 'metrics.jsonl'}: cannot write: no space left on the disk")
+    one_error(
+        resume(one_epoch, "--set", "train.epochs=2"),
+        1,
+        f"{one_epoch / 'metrics.jsonl'}: cannot write: no space left on the disk",
+    )
     assert epochs_logged(one_epoch) == [1]  # no half line left behind
     # 3 while the epoch's checkpoint is written before its metrics row; 2 after part B
     assert load_checkpoint(one_epoch / "last.pt")["position"]["epoch"] in (2, 3)
@@ -254,8 +280,11 @@ def test_a_real_full_disk(tmp_path: Path, tmpfs: Callable[[str], Path]) -> None:
     assert result.exit_code == 0, result.output
     before = (out / "last.pt").read_bytes()
     filler = _fill(disk, 8 << 10)  # room for the small files, not for a checkpoint
-    line = one_error(resume(out, "--set", "train.epochs=2"), 1,
-                     f"cannot write: no space left on the disk that holds {out}")
+    line = one_error(
+        resume(out, "--set", "train.epochs=2"),
+        1,
+        f"cannot write: no space left on the disk that holds {out}",
+    )
     assert "free space there" in line and "--out on another disk" in line
     assert (out / "last.pt").read_bytes() == before and not list(out.glob(".*.tmp"))
     assert epochs_logged(out) == [1]
@@ -270,10 +299,17 @@ def _env() -> dict[str, str]:
 
 def _holder(folder: Path) -> subprocess.Popen:
     """A child process that holds ``folder``'s lock until its stdin closes."""
-    code = ("import sys; from snnkit.engine.run_lock import hold\n"
-            f"with hold({str(folder)!r}):\n    print('held', flush=True); sys.stdin.read()\n")
-    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, env=_env())
+    code = (
+        "import sys; from snnkit.engine.run_lock import hold\n"
+        f"with hold({str(folder)!r}):\n    print('held', flush=True); sys.stdin.read()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     assert child.stdout.readline().strip() == "held"
     return child
 
@@ -283,11 +319,13 @@ def test_a_busy_run_folder_is_refused_naming_the_pid(one_epoch: Path, tmp_path: 
     try:
         busy = f"the run folder is in use by another snnkit process (PID {child.pid} on "
         one_error(resume(one_epoch, "--set", "train.epochs=2"), 2, f"--resume {one_epoch}: {busy}")
-        one_error(runner.invoke(app, ["run", str(recipe_file(tmp_path)), "--out", str(one_epoch)]),
-                  2, f"--out {one_epoch}: {busy}")
-        with pytest.raises(RecipeError, match=f"PID {child.pid} "):
-            with run_lock.hold(one_epoch):
-                pass
+        one_error(
+            runner.invoke(app, ["run", str(recipe_file(tmp_path)), "--out", str(one_epoch)]),
+            2,
+            f"--out {one_epoch}: {busy}",
+        )
+        with pytest.raises(RecipeError, match=f"PID {child.pid} "), run_lock.hold(one_epoch):
+            pass
     finally:
         child.stdin.close()
         child.wait(60)
@@ -299,9 +337,8 @@ def test_the_same_process_cannot_take_a_folder_twice(tmp_path: Path) -> None:
     with run_lock.hold(tmp_path):
         assert f"pid={os.getpid()} " in (tmp_path / run_lock.LOCK_FILE).read_text()
         busy = f"in use by another snnkit process \\(PID {os.getpid()} "
-        with pytest.raises(RecipeError, match=busy):
-            with run_lock.hold(tmp_path, "--resume"):
-                pass
+        with pytest.raises(RecipeError, match=busy), run_lock.hold(tmp_path, "--resume"):
+            pass
     assert not (tmp_path / run_lock.LOCK_FILE).exists() and run_lock.holder(tmp_path) is None
 
 
@@ -323,15 +360,22 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(one_epoch: Path, how: str)
 def test_a_second_process_while_a_real_run_trains(tmp_path: Path) -> None:
     out = tmp_path / "run"
     path = recipe_file(tmp_path, epochs=100_000)
-    child = subprocess.Popen([sys.executable, "-m", "snnkit", "run", str(path), "--out", str(out),
-                              "--quiet"], env=_env(), stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "snnkit", "run", str(path), "--out", str(out), "--quiet"],
+        env=_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 180
         while not ((out / "metrics.jsonl").exists() and epochs_logged(out)):
             assert child.poll() is None and time.monotonic() < deadline, "the run did not start"
             time.sleep(0.2)
-        one_error(resume(out), 2, f"--resume {out}: the run folder is in use by another snnkit "
-                                  f"process (PID {child.pid} ")
+        one_error(
+            resume(out),
+            2,
+            f"--resume {out}: the run folder is in use by another snnkit process (PID {child.pid} ",
+        )
         one_error(runner.invoke(app, ["run", str(path), "--out", str(out)]), 2, f"PID {child.pid}")
     finally:
         child.send_signal(signal.SIGINT)
@@ -343,14 +387,18 @@ def test_a_second_process_while_a_real_run_trains(tmp_path: Path) -> None:
 
 
 # -- read-only places -------------------------------------------------------------------------
-def test_an_empty_out_folder_on_a_read_only_disk(tmp_path: Path,
-                                                 tmpfs: Callable[[str], Path]) -> None:
+def test_an_empty_out_folder_on_a_read_only_disk(
+    tmp_path: Path, tmpfs: Callable[[str], Path]
+) -> None:
     disk = tmpfs("1m")
     (disk / "empty").mkdir()
     remount(disk, "ro")
-    one_error(runner.invoke(app, ["run", str(recipe_file(tmp_path)), "--out", str(disk / "empty")]),
-              2, f"--out {disk / 'empty'}: the folder is not writable (Read-only file system) — "
-                 "choose a writable folder with --out")
+    one_error(
+        runner.invoke(app, ["run", str(recipe_file(tmp_path)), "--out", str(disk / "empty")]),
+        2,
+        f"--out {disk / 'empty'}: the folder is not writable (Read-only file system) — "
+        "choose a writable folder with --out",
+    )
 
 
 def test_resuming_a_run_on_a_read_only_disk(tmp_path: Path, tmpfs: Callable[[str], Path]) -> None:
@@ -358,34 +406,51 @@ def test_resuming_a_run_on_a_read_only_disk(tmp_path: Path, tmpfs: Callable[[str
     out = snnkit.run(recipe(tmp_path), out=disk / "run").run_dir
     before = (out / "last.pt").read_bytes()
     remount(disk, "ro")
-    one_error(resume(out, "--set", "train.epochs=2"), 2,
-              f"--resume {out}: the folder is not writable (Read-only file system) — remount it "
-              "read-write, or copy the run folder to a writable disk and resume the copy")
+    one_error(
+        resume(out, "--set", "train.epochs=2"),
+        2,
+        f"--resume {out}: the folder is not writable (Read-only file system) — remount it "
+        "read-write, or copy the run folder to a writable disk and resume the copy",
+    )
     remount(disk, "rw")
     assert (out / "last.pt").read_bytes() == before and epochs_logged(out) == [1]
     assert_resumes_to(out, 2)
 
 
-def test_a_refused_write_probe_is_one_line(one_epoch: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_refused_write_probe_is_one_line(
+    one_epoch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def read_only(*args: Any, **kwargs: Any) -> Any:
         raise OSError(errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr(rundir.tempfile, "mkstemp", read_only)  # the first write of a resume
-    one_error(resume(one_epoch), 2, f"--resume {one_epoch}: the folder is not writable "
-                                    "(Read-only file system)")
+    one_error(
+        resume(one_epoch),
+        2,
+        f"--resume {one_epoch}: the folder is not writable (Read-only file system)",
+    )
 
 
 # -- a recipe.yaml edited behind the run's back -----------------------------------------------
-@pytest.mark.parametrize("key,value,expected", [
-    ("seed", 4, ("cannot change 'seed' of a run that has started (the run folder's recipe.yaml "
-                 "differs from the recipe saved in last.pt) — undo the edit of recipe.yaml")),
-    ("time_steps", 8, "cannot change 'time_steps'"),
-    ("encoder", "rate", "cannot change 'encoder'"),
-    ("optimizer", {"name": "sgd", "lr": 0.02}, "cannot change optimizer.name"),
-])
-def test_an_edited_recipe_yaml_is_refused_on_resume(one_epoch: Path, key: str, value: Any,
-                                                     expected: str) -> None:
+@pytest.mark.parametrize(
+    "key,value,expected",
+    [
+        (
+            "seed",
+            4,
+            (
+                "cannot change 'seed' of a run that has started (the run folder's recipe.yaml "
+                "differs from the recipe saved in last.pt) — undo the edit of recipe.yaml"
+            ),
+        ),
+        ("time_steps", 8, "cannot change 'time_steps'"),
+        ("encoder", "rate", "cannot change 'encoder'"),
+        ("optimizer", {"name": "sgd", "lr": 0.02}, "cannot change optimizer.name"),
+    ],
+)
+def test_an_edited_recipe_yaml_is_refused_on_resume(
+    one_epoch: Path, key: str, value: Any, expected: str
+) -> None:
     edited = yaml.safe_load((one_epoch / "recipe.yaml").read_text())
     edited[key] = value
     (one_epoch / "recipe.yaml").write_text(yaml.safe_dump(edited))
@@ -407,7 +472,8 @@ PART_B = pytest.mark.skip(reason="part B: needs the engine changes after the tra
 
 @PART_B
 def test_the_metrics_row_is_durable_before_the_epochs_checkpoint(
-        one_epoch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    one_epoch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(rundir, "open", HalfFile, raising=False)
     one_error(resume(one_epoch, "--set", "train.epochs=2"), 1, "no space left on the disk")
     monkeypatch.undo()
@@ -418,7 +484,8 @@ def test_the_metrics_row_is_durable_before_the_epochs_checkpoint(
 
 @PART_B
 def test_a_signal_during_the_first_checkpoint_is_a_graceful_stop(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from snnkit.engine import trainer  # the module that calls save_checkpoint after the split
 
     real = trainer.save_checkpoint
@@ -447,8 +514,9 @@ def test_an_optimizer_overflow_is_the_non_finite_training_message(tmp_path: Path
     path = tmp_path / "overflow.yaml"
     path.write_text(yaml.safe_dump(spec))
     out = tmp_path / "run"
-    line = one_error(runner.invoke(app, ["run", str(path), "--out", str(out)]), 1,
-                     "error: epoch 1, batch ")
+    line = one_error(
+        runner.invoke(app, ["run", str(path), "--out", str(out)]), 1, "error: epoch 1, batch "
+    )
     assert "non-finite" in line and "lower optimizer.lr (now 1e+38)" in line
     load_checkpoint(out / "last.pt")
 
@@ -478,7 +546,8 @@ class _ExplodePlugin:
 
 @PART_B
 def test_an_exception_in_a_plugins_forward_names_the_layer(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from snnkit.plugins.loader import build_registry
 
     registry = build_registry(plugins=[_ExplodePlugin()], entry_points=False)
@@ -488,7 +557,8 @@ def test_an_exception_in_a_plugins_forward_names_the_layer(
     path = tmp_path / "explode.yaml"
     path.write_text(yaml.safe_dump(spec))
     out = tmp_path / "run"
-    line = one_error(runner.invoke(app, ["run", str(path), "--out", str(out)]), 1,
-                     "boom: the plugin's own bug")
+    line = one_error(
+        runner.invoke(app, ["run", str(path), "--out", str(out)]), 1, "boom: the plugin's own bug"
+    )
     assert "explode" in line and "snnkit_explode" in line
     assert load_checkpoint(out / "last.pt")["position"]["epoch"] == 1

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from event_files import known_events, nmnist_bytes, write_zip
 
 from snnkit.data import frame_cache
 from snnkit.data.neuromorphic import factories
 from snnkit.data.neuromorphic.dataset import EventDataset
-
-from event_files import known_events, nmnist_bytes, write_zip  # noqa: I001
 
 pytestmark = pytest.mark.filterwarnings("ignore::snnkit.data.neuromorphic.files.DataWarning")
 
@@ -52,8 +51,16 @@ def test_entry_round_trip_serial_and_parallel(cache_root: Path) -> None:
     src = Counts(200)
     labels = np.arange(200) % 5
     seen: list[tuple[int, int]] = []
-    a = frame_cache.build_entry("toy", "k1", src, labels, (3, 4), {"x": 1}, workers=1,
-                                progress=lambda d, t: seen.append((d, t)))
+    a = frame_cache.build_entry(
+        "toy",
+        "k1",
+        src,
+        labels,
+        (3, 4),
+        {"x": 1},
+        workers=1,
+        progress=lambda d, t: seen.append((d, t)),
+    )
     b = frame_cache.build_entry("toy", "k2", src, labels, (3, 4), {"x": 2}, workers=2)
     assert seen[-1] == (200, 200)
     for i in range(200):
@@ -66,16 +73,18 @@ def test_entry_round_trip_serial_and_parallel(cache_root: Path) -> None:
 
 def test_failed_build_leaves_nothing(cache_root: Path) -> None:
     with pytest.raises(RuntimeError, match="boom"):
-        frame_cache.build_entry("toy", "k", Counts(100, fail_at=70), np.zeros(100), (3, 4), {},
-                                workers=1)
+        frame_cache.build_entry(
+            "toy", "k", Counts(100, fail_at=70), np.zeros(100), (3, 4), {}, workers=1
+        )
     assert frame_cache.load_entry("toy", "k") is None
     assert list((cache_root / "toy").iterdir()) == []
 
 
 def _build_slowly(root: str) -> None:
     os.environ["SNNKIT_CACHE"] = root
-    frame_cache.build_entry("toy", "k", Counts(200, sleep_from=150), np.zeros(200), (3, 4), {},
-                            workers=1)
+    frame_cache.build_entry(
+        "toy", "k", Counts(200, sleep_from=150), np.zeros(200), (3, 4), {}, workers=1
+    )
 
 
 def test_killed_build_leaves_no_entry_that_loads(cache_root: Path) -> None:
@@ -98,20 +107,28 @@ def test_killed_build_leaves_no_entry_that_loads(cache_root: Path) -> None:
 
 def nmnist_zip(root: Path, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
-    write_zip(root / "NMNIST" / "Test.zip",
-              {f"Test/{d}/{k:05d}.bin": nmnist_bytes(known_events(20, 34, 34, 10_000, rng))
-               for d in range(3) for k in range(2)})
+    write_zip(
+        root / "NMNIST" / "Test.zip",
+        {
+            f"Test/{d}/{k:05d}.bin": nmnist_bytes(known_events(20, 34, 34, 10_000, rng))
+            for d in range(3)
+            for k in range(2)
+        },
+    )
 
 
-def test_cache_key_changes_with_every_parameter(tmp_path: Path, cache_root: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_key_changes_with_every_parameter(
+    tmp_path: Path, cache_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     nmnist_zip(tmp_path)
     root = str(tmp_path)
     base = factories.nmnist(False, root=root, frames=4)
     key = frame_cache.cache_key(base.cache_spec or {})
     keys = {key}
-    for other in (factories.nmnist(False, root=root, frames=5),
-                  factories.nmnist(False, root=root, frames=4, split_by="time")):
+    for other in (
+        factories.nmnist(False, root=root, frames=5),
+        factories.nmnist(False, root=root, frames=4, split_by="time"),
+    ):
         keys.add(frame_cache.cache_key(other.cache_spec or {}))
     spec = base.cache_key_spec()
     keys.add(frame_cache.cache_key({**spec, "transform": "crop(10)"}))
@@ -140,11 +157,11 @@ def test_cached_frames_equal_computed_frames(tmp_path: Path) -> None:
 
 
 def test_digest_sidecar_hashes_once_until_the_file_changes(
-        tmp_path: Path, cache_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, cache_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[Path] = []
     real = frame_cache.file_digest
-    monkeypatch.setattr(frame_cache, "file_digest",
-                        lambda p, a: calls.append(p) or real(p, a))  # type: ignore[func-returns-value]
+    monkeypatch.setattr(frame_cache, "file_digest", lambda p, a: calls.append(p) or real(p, a))  # type: ignore[func-returns-value]
     f = tmp_path / "big.zip"
     f.write_bytes(b"a" * 1000)
     d1 = frame_cache.cached_digest(f)
@@ -154,7 +171,8 @@ def test_digest_sidecar_hashes_once_until_the_file_changes(
 
 
 def test_dataset_is_usable_when_the_cache_cannot_be_written(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     nmnist_zip(tmp_path)
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("")

@@ -84,11 +84,11 @@ def test_if_charge() -> None:
 @pytest.mark.parametrize(
     ("decay_input", "v_reset", "expected"),
     [
-        (True, 0.0, 0.6),       # 0.5 + (0.7 − (0.5 − 0))/2 = 0.5 + 0.1
-        (False, 0.0, 0.95),     # 0.5 − (0.5 − 0)/2 + 0.7 = 0.25 + 0.7
-        (True, -0.5, 0.35),     # 0.5 + (0.7 − (0.5 + 0.5))/2 = 0.5 − 0.15
-        (False, -0.5, 0.7),     # 0.5 − (0.5 + 0.5)/2 + 0.7 = 0.5 − 0.5 + 0.7
-        (True, None, 0.6),      # soft reset: V_reset taken as 0 in the charge
+        (True, 0.0, 0.6),  # 0.5 + (0.7 − (0.5 − 0))/2 = 0.5 + 0.1
+        (False, 0.0, 0.95),  # 0.5 − (0.5 − 0)/2 + 0.7 = 0.25 + 0.7
+        (True, -0.5, 0.35),  # 0.5 + (0.7 − (0.5 + 0.5))/2 = 0.5 − 0.15
+        (False, -0.5, 0.7),  # 0.5 − (0.5 + 0.5)/2 + 0.7 = 0.5 − 0.5 + 0.7
+        (True, None, 0.6),  # soft reset: V_reset taken as 0 in the charge
     ],
 )
 def test_lif_charge(decay_input: bool, v_reset: float | None, expected: float) -> None:
@@ -178,8 +178,16 @@ def test_plif_charge_gradcheck_in_w() -> None:
 def test_lif_step_composes_charge_fire_reset() -> None:
     # V = 0.5, X = [1.5, 0.7], tau 2: H = [1.0, 0.6] -> S = [1, 0] (Θ(0) = 1) -> V = [0, 0.6]
     state = F.MembraneState(t(0.5, 0.5))
-    s, new = F.lif_step(state, t(1.5, 0.7), tau=2.0, decay_input=True, v_threshold=1.0,
-                        v_reset=0.0, detach_reset=False, surrogate=Sigmoid())
+    s, new = F.lif_step(
+        state,
+        t(1.5, 0.7),
+        tau=2.0,
+        decay_input=True,
+        v_threshold=1.0,
+        v_reset=0.0,
+        detach_reset=False,
+        surrogate=Sigmoid(),
+    )
     assert s.tolist() == [1.0, 0.0]
     assert torch.allclose(new.v, t(0.0, 0.6))
 
@@ -187,8 +195,16 @@ def test_lif_step_composes_charge_fire_reset() -> None:
 def test_alif_step_soft_reset_subtracts_effective_threshold() -> None:
     # V 0.5, a 0.5, X 1.5: H = 0.5 + (1.5 − 0.5)/2 = 1.0; th = 1 + 0.2·0.5 = 1.1 -> S = 0
     # with X 2.0: H = 1.25 -> S = 1, V = 1.25 − 1.1 = 0.15; a' = 0.95·0.5 + 1 = 1.475
-    kw = dict(tau=2.0, decay_input=True, decay=0.95, beta=0.2, v_threshold=1.0, v_reset=None,
-              detach_reset=False, surrogate=Sigmoid())
+    kw = dict(
+        tau=2.0,
+        decay_input=True,
+        decay=0.95,
+        beta=0.2,
+        v_threshold=1.0,
+        v_reset=None,
+        detach_reset=False,
+        surrogate=Sigmoid(),
+    )
     s, new = F.alif_step(F.ALIFState(t(0.5, 0.5), t(0.5, 0.5)), t(1.5, 2.0), **kw)
     assert s.tolist() == [0.0, 1.0]
     assert torch.allclose(new.v, t(1.0, 0.15))
@@ -198,8 +214,19 @@ def test_alif_step_soft_reset_subtracts_effective_threshold() -> None:
 def test_izhikevich_step_updates_w_from_pre_step_voltage() -> None:
     # V 0.6, W 0, X 1.2: H = 0.6 + (1.2 − 0.12)/2 = 1.14 -> S 1, V 0
     # W' = 0 + (0.6 − 0)/10 + 0.1·1 = 0.16 (uses V(t−1) = 0.6, not the reset V)
-    kw = dict(tau=2.0, tau_w=10.0, a=1.0, b=0.1, a0=1.0, v_c=0.8, v_rest=0.0, v_threshold=1.0,
-              v_reset=0.0, detach_reset=False, surrogate=Sigmoid())
+    kw = dict(
+        tau=2.0,
+        tau_w=10.0,
+        a=1.0,
+        b=0.1,
+        a0=1.0,
+        v_c=0.8,
+        v_rest=0.0,
+        v_threshold=1.0,
+        v_reset=0.0,
+        detach_reset=False,
+        surrogate=Sigmoid(),
+    )
     s, new = F.izhikevich_step(F.IzhikevichState(t(0.6), t(0.0)), t(1.2), **kw)
     assert s.item() == 1.0
     assert new.v.item() == pytest.approx(0.0)

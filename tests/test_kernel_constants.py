@@ -12,8 +12,9 @@ CSRC = Path(gen_constants.__file__).parent / "cpu" / "csrc"
 
 
 def test_checked_in_header_is_what_the_generator_writes() -> None:
-    assert gen_constants.HEADER.read_text(encoding="utf-8") == gen_constants.header_text(), \
+    assert gen_constants.HEADER.read_text(encoding="utf-8") == gen_constants.header_text(), (
         "constants.h is stale: run python -m snnkit.kernels.gen_constants"
+    )
     assert gen_constants.main(["--check"]) == 0
 
 

@@ -33,18 +33,40 @@ class Cubic(S.Surrogate):
         return torch.sigmoid(3 * x) + 0.1 * x**3
 
 
-SURROGATES = [S.Sigmoid(), S.Sigmoid(alpha=7.5), S.ATan(), S.PiecewiseQuadratic(alpha=1.5),
-              S.PiecewiseExp(), S.SoftSign(), S.Erf(), S.SuperSpike(alpha=0.7),
-              S.FastSigmoid(slope=10.0), S.PiecewiseLeakyReLU(w=0.5, c=0.05), S.Rect(alpha=0.8),
-              S.QPseudoSpike(alpha=3.0), S.StraightThrough(), Cubic()]
+SURROGATES = [
+    S.Sigmoid(),
+    S.Sigmoid(alpha=7.5),
+    S.ATan(),
+    S.PiecewiseQuadratic(alpha=1.5),
+    S.PiecewiseExp(),
+    S.SoftSign(),
+    S.Erf(),
+    S.SuperSpike(alpha=0.7),
+    S.FastSigmoid(slope=10.0),
+    S.PiecewiseLeakyReLU(w=0.5, c=0.05),
+    S.Rect(alpha=0.8),
+    S.QPseudoSpike(alpha=3.0),
+    S.StraightThrough(),
+    Cubic(),
+]
 
 # (class, extra kwargs): LIF with a power-of-two tau takes the multiply path, tau=3 divides.
-NEURONS = [(N.IF, {}), (N.LIF, {"tau": 2.0}), (N.LIF, {"tau": 3.0}),
-           (N.LIF, {"tau": 3.0, "decay_input": False}), (N.LIF, {"tau": 4.0, "decay_input": False}),
-           (N.PLIF, {"init_tau": 3.0}), (N.PLIF, {"init_tau": 2.5, "decay_input": False})]
+NEURONS = [
+    (N.IF, {}),
+    (N.LIF, {"tau": 2.0}),
+    (N.LIF, {"tau": 3.0}),
+    (N.LIF, {"tau": 3.0, "decay_input": False}),
+    (N.LIF, {"tau": 4.0, "decay_input": False}),
+    (N.PLIF, {"init_tau": 3.0}),
+    (N.PLIF, {"init_tau": 2.5, "decay_input": False}),
+]
 
-RESETS = [{"v_reset": 0.0}, {"v_reset": -0.3, "v_threshold": 0.8}, {"v_reset": None},
-          {"v_reset": None, "v_threshold": 0.6}]
+RESETS = [
+    {"v_reset": 0.0},
+    {"v_reset": -0.3, "v_threshold": 0.8},
+    {"v_reset": None},
+    {"v_reset": None, "v_threshold": 0.6},
+]
 
 
 def _run(neuron: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor):
@@ -57,8 +79,9 @@ def _run(neuron: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor):
     return out.detach(), x.grad, pgrads, neuron.v_seq
 
 
-def _compare(cls, kw, kernel: str, x: torch.Tensor, grad: torch.Tensor, rtol: float,
-             atol: float) -> None:
+def _compare(
+    cls, kw, kernel: str, x: torch.Tensor, grad: torch.Tensor, rtol: float, atol: float
+) -> None:
     ref = cls(kernel="reference", record_v=True, **kw).to(x.dtype)
     fused = cls(kernel=kernel, record_v=True, **kw).to(x.dtype)
     fused.load_state_dict(ref.state_dict())
@@ -83,18 +106,33 @@ def test_cpp_matches_reference_float32(sur: S.Surrogate) -> None:
     _cpp_or_skip()
     x, grad = _inputs(torch.float32)
     for (cls, kw), reset, detach in itertools.product(NEURONS, RESETS, (False, True)):
-        _compare(cls, {**kw, **reset, "detach_reset": detach, "surrogate": sur}, "cpp", x, grad,
-                 rtol=1e-5, atol=1e-6)
+        _compare(
+            cls,
+            {**kw, **reset, "detach_reset": detach, "surrogate": sur},
+            "cpp",
+            x,
+            grad,
+            rtol=1e-5,
+            atol=1e-6,
+        )
 
 
-@pytest.mark.parametrize("sur", [S.Sigmoid(), S.Rect(), S.PiecewiseLeakyReLU(), Cubic()],
-                         ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize(
+    "sur", [S.Sigmoid(), S.Rect(), S.PiecewiseLeakyReLU(), Cubic()], ids=lambda s: type(s).__name__
+)
 def test_cpp_matches_reference_float64(sur: S.Surrogate) -> None:
     _cpp_or_skip()
     x, grad = _inputs(torch.float64, seed=1)
     for (cls, kw), reset, detach in itertools.product(NEURONS, RESETS, (False, True)):
-        _compare(cls, {**kw, **reset, "detach_reset": detach, "surrogate": sur}, "cpp", x, grad,
-                 rtol=1e-12, atol=1e-12)
+        _compare(
+            cls,
+            {**kw, **reset, "detach_reset": detach, "surrogate": sur},
+            "cpp",
+            x,
+            grad,
+            rtol=1e-12,
+            atol=1e-12,
+        )
 
 
 def test_cpp_long_sequence_and_many_elements() -> None:
@@ -203,8 +241,9 @@ def test_auto_selection() -> None:
 
 def test_surrogate_forms() -> None:
     assert surrogate_form(S.Sigmoid()).kind == SurrogateKind.SIGMOID == 1
-    assert surrogate_form(S.Sigmoid(alpha=3.0)) == SurrogateForm(SurrogateKind.SIGMOID,
-                                                                 (3.0, 0.0, 0.0))
+    assert surrogate_form(S.Sigmoid(alpha=3.0)) == SurrogateForm(
+        SurrogateKind.SIGMOID, (3.0, 0.0, 0.0)
+    )
     assert surrogate_form(Cubic()).kind == SurrogateKind.GENERIC
     assert surrogate_form(S.ATan(spiking=False)) is None
     assert surrogate_form(lambda x: x) is None
@@ -287,7 +326,7 @@ def test_failed_build_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatc
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert build.cpu_extension() is None  # cached: no second warning
-            x, grad = _inputs(torch.float32)
+            x, _grad = _inputs(torch.float32)
             assert kernels.select_kernel(N.LIF(kernel="cpp"), x)[0] == "reference"
             out = N.LIF()(x)
             assert torch.equal(out, N.LIF(kernel="reference")(x))
@@ -303,8 +342,15 @@ def test_triton_matches_reference(sur: S.Surrogate) -> None:
     x, grad = _inputs(torch.float32, shape=(9, 3, 700))
     x, grad = x.cuda(), grad.cuda()
     for (cls, kw), reset, detach in itertools.product(NEURONS, RESETS, (False, True)):
-        _compare(cls, {**kw, **reset, "detach_reset": detach, "surrogate": sur}, "triton", x,
-                 grad, rtol=1e-5, atol=1e-5)
+        _compare(
+            cls,
+            {**kw, **reset, "detach_reset": detach, "surrogate": sur},
+            "triton",
+            x,
+            grad,
+            rtol=1e-5,
+            atol=1e-5,
+        )
 
 
 _INTERPRETER_SCRIPT = """
@@ -360,8 +406,13 @@ def test_triton_kernel_logic_in_interpreter() -> None:
     import sys
 
     env = {**os.environ, "TRITON_INTERPRET": "1"}
-    proc = subprocess.run([sys.executable, "-c", _INTERPRETER_SCRIPT], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERPRETER_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
 
 
@@ -400,12 +451,29 @@ def test_recipe_checks_compile_nothing(monkeypatch) -> None:
         raise AssertionError("the recipe checks asked for the C++ kernels")
 
     monkeypatch.setattr(build, "cpu_extension", refuse)
-    recipe = load_recipe({
-        "time_steps": 6, "encoder": "poisson", "loss": "mse_rate", "optimizer": "adam",
-        "dataset": {"name": "synthetic", "num_samples": 32, "shape": [1, 4, 4], "num_classes": 3},
-        "model": {"name": "sequential", "layers": ["flatten", {"name": "linear", "in_features": 16,
-                                                               "out_features": 3}, "lif"]},
-        "train": {"device": "cpu"}})
+    recipe = load_recipe(
+        {
+            "time_steps": 6,
+            "encoder": "poisson",
+            "loss": "mse_rate",
+            "optimizer": "adam",
+            "dataset": {
+                "name": "synthetic",
+                "num_samples": 32,
+                "shape": [1, 4, 4],
+                "num_classes": 3,
+            },
+            "model": {
+                "name": "sequential",
+                "layers": [
+                    "flatten",
+                    {"name": "linear", "in_features": 16, "out_features": 3},
+                    "lif",
+                ],
+            },
+            "train": {"device": "cpu"},
+        }
+    )
     exp = assemble(recipe, build_registry(entry_points=False))
     assert exp.model is not None
 
@@ -419,8 +487,10 @@ def test_cuda_division_is_pytorchs_float32_reciprocal() -> None:
 
     lif = cuda_division(N.LIF(tau=3.0).kernel_form())
     assert lif.charge == ChargeMode.MUL and lif.leak == float(np.float32(1.0) / np.float32(3.0))
-    assert cuda_division(N.LIF(tau=3.0, decay_input=False).kernel_form()).charge == \
-        ChargeMode.MUL_NODECAY
+    assert (
+        cuda_division(N.LIF(tau=3.0, decay_input=False).kernel_form()).charge
+        == ChargeMode.MUL_NODECAY
+    )
     for neuron in (N.IF(), N.PLIF(), N.LIF(tau=2.0)):
         form = neuron.kernel_form()
         assert cuda_division(form) == form

@@ -20,8 +20,7 @@ from snnkit.components.layers import (
 from snnkit.plugins.loader import build_registry
 
 # the catalogue registered by snnkit/builtins.py, sorted by name
-BUILTIN_LAYERS = [(c.name, c.factory)
-    for c in build_registry(entry_points=False).list("layer")]
+BUILTIN_LAYERS = [(c.name, c.factory) for c in build_registry(entry_points=False).list("layer")]
 
 LAYERS = dict(BUILTIN_LAYERS)
 
@@ -30,18 +29,27 @@ T, B = 3, 2
 # name -> (snnkit params, the plain torch module with the same configuration, one step's shape)
 CASES: dict[str, tuple[dict, Callable[[], nn.Module], tuple[int, ...]]] = {
     "linear": ({"in_features": 4, "out_features": 3}, lambda: nn.Linear(4, 3), (B, 4)),
-    "conv1d": ({"in_channels": 2, "out_channels": 3, "kernel_size": 3, "padding": 1},
-               lambda: nn.Conv1d(2, 3, 3, padding=1), (B, 2, 6)),
-    "conv2d": ({"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 2},
-               lambda: nn.Conv2d(2, 3, 3, stride=2), (B, 2, 7, 7)),
+    "conv1d": (
+        {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "padding": 1},
+        lambda: nn.Conv1d(2, 3, 3, padding=1),
+        (B, 2, 6),
+    ),
+    "conv2d": (
+        {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 2},
+        lambda: nn.Conv2d(2, 3, 3, stride=2),
+        (B, 2, 7, 7),
+    ),
     "batchnorm1d": ({"num_features": 4}, lambda: nn.BatchNorm1d(4), (B, 4)),
     "batchnorm2d": ({"num_features": 2}, lambda: nn.BatchNorm2d(2), (B, 2, 3, 3)),
     "maxpool2d": ({"kernel_size": 2}, lambda: nn.MaxPool2d(2), (B, 2, 4, 5)),
-    "avgpool2d": ({"kernel_size": [2, 3], "padding": 1}, lambda: nn.AvgPool2d((2, 3), padding=1),
-                  (B, 2, 4, 5)),
+    "avgpool2d": (
+        {"kernel_size": [2, 3], "padding": 1},
+        lambda: nn.AvgPool2d((2, 3), padding=1),
+        (B, 2, 4, 5),
+    ),
     "adaptive_avgpool2d": ({"output_size": 2}, lambda: nn.AdaptiveAvgPool2d(2), (B, 2, 5, 5)),
     "flatten": ({}, lambda: nn.Flatten(), (B, 2, 3, 2)),
-    "dropout": ({"p": 0.5}, lambda: nn.Identity(), (B, 5)),      # compared in eval mode
+    "dropout": ({"p": 0.5}, lambda: nn.Identity(), (B, 5)),  # compared in eval mode
     "dropout2d": ({"p": 0.5}, lambda: nn.Identity(), (B, 2, 3, 3)),
     "identity": ({}, lambda: nn.Identity(), (B, 4)),
     "random_shift": ({"max_shift": 2}, lambda: nn.Identity(), (B, 1, 5, 5)),  # eval mode
@@ -96,10 +104,12 @@ def test_state_dict_keys_are_torch_keys(name: str) -> None:
     assert list(layer.state_dict()) == list(reference.state_dict())
 
 
-@pytest.mark.parametrize("factory, step_shape",
-                         [(BatchNorm1d, (B, 4)), (BatchNorm2d, (B, 4, 2, 2))])
+@pytest.mark.parametrize(
+    "factory, step_shape", [(BatchNorm1d, (B, 4)), (BatchNorm2d, (B, 4, 2, 2))]
+)
 def test_batchnorm_multi_step_training_pools_statistics_over_time_and_batch(
-        factory: type, step_shape: tuple[int, ...]) -> None:
+    factory: type, step_shape: tuple[int, ...]
+) -> None:
     torch.manual_seed(2)
     layer = factory(4)
     reference = (nn.BatchNorm1d if factory is BatchNorm1d else nn.BatchNorm2d)(4)
@@ -133,15 +143,16 @@ def test_multi_step_rejects_input_without_time_and_batch() -> None:
 
 # -- dropout ---------------------------------------------------------------------------------
 
+
 def test_dropout_multi_step_shares_one_mask_over_time_and_scales_kept_units() -> None:
     torch.manual_seed(4)
     layer = Dropout(p=0.75)
     out = layer(torch.ones(5, 8, 50))
     assert set(out.unique().tolist()) == {0.0, 4.0}  # kept units scaled by 1 / (1 - 0.75)
-    assert torch.equal(out, out[:1].expand_as(out))   # the same mask at every step
-    assert not torch.equal(out[:, 0], out[:, 1])       # but one mask per sample
+    assert torch.equal(out, out[:1].expand_as(out))  # the same mask at every step
+    assert not torch.equal(out[:, 0], out[:, 1])  # but one mask per sample
     kept = (out[0] > 0).float().mean().item()
-    assert abs(kept - 0.25) < 0.06                     # 400 draws: sigma = 0.022
+    assert abs(kept - 0.25) < 0.06  # 400 draws: sigma = 0.022
 
 
 def test_dropout2d_multi_step_drops_whole_channels_shared_over_time() -> None:
@@ -180,21 +191,33 @@ def test_dropout_is_identity_in_eval_mode_and_with_p_zero(factory: type, step_mo
 
 # -- validation ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, params, word", [
-    ("linear", {"in_features": 0, "out_features": 3}, "in_features"),
-    ("conv1d", {"in_channels": 1, "out_channels": 2, "kernel_size": 0}, "kernel_size"),
-    ("conv2d", {"in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": -1}, "padding"),
-    ("conv2d", {"in_channels": 1, "out_channels": 2, "kernel_size": 3, "stride": [1, 0]}, "stride"),
-    ("batchnorm1d", {"num_features": 4, "eps": 0.0}, "eps"),
-    ("batchnorm2d", {"num_features": 4, "momentum": 1.5}, "momentum"),
-    ("maxpool2d", {"kernel_size": 2, "stride": 0}, "stride"),
-    ("avgpool2d", {"kernel_size": -2}, "kernel_size"),
-    ("adaptive_avgpool2d", {"output_size": 0}, "output_size"),
-    ("dropout", {"p": 1.0}, "p must"),
-    ("dropout2d", {"p": -0.1}, "p must"),
-    ("identity", {"step_mode": "x"}, "step_mode"),
-    ("linear", {"in_features": 2, "out_features": 3, "step_mode": "multi"}, "step_mode"),
-])
+
+@pytest.mark.parametrize(
+    "name, params, word",
+    [
+        ("linear", {"in_features": 0, "out_features": 3}, "in_features"),
+        ("conv1d", {"in_channels": 1, "out_channels": 2, "kernel_size": 0}, "kernel_size"),
+        (
+            "conv2d",
+            {"in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": -1},
+            "padding",
+        ),
+        (
+            "conv2d",
+            {"in_channels": 1, "out_channels": 2, "kernel_size": 3, "stride": [1, 0]},
+            "stride",
+        ),
+        ("batchnorm1d", {"num_features": 4, "eps": 0.0}, "eps"),
+        ("batchnorm2d", {"num_features": 4, "momentum": 1.5}, "momentum"),
+        ("maxpool2d", {"kernel_size": 2, "stride": 0}, "stride"),
+        ("avgpool2d", {"kernel_size": -2}, "kernel_size"),
+        ("adaptive_avgpool2d", {"output_size": 0}, "output_size"),
+        ("dropout", {"p": 1.0}, "p must"),
+        ("dropout2d", {"p": -0.1}, "p must"),
+        ("identity", {"step_mode": "x"}, "step_mode"),
+        ("linear", {"in_features": 2, "out_features": 3, "step_mode": "multi"}, "step_mode"),
+    ],
+)
 def test_layer_rejects_bad_parameters_naming_them(name: str, params: dict, word: str) -> None:
     with pytest.raises(ValueError, match=word):
         LAYERS[name](**params)
@@ -206,9 +229,11 @@ def test_translate_shifts_each_sample_and_fills_zeros() -> None:
     x = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).view(2, 1, 3, 3) + 1
     out = translate(x, torch.tensor([1, 0]), torch.tensor([0, -1]))
     # sample 0 moves down one row: out[h] = x[h - 1], row 0 becomes zeros
-    assert torch.equal(out[0, 0], torch.tensor([[0., 0., 0.], [1., 2., 3.], [4., 5., 6.]]))
+    assert torch.equal(out[0, 0], torch.tensor([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))
     # sample 1 moves left one column: out[w] = x[w + 1], last column zeros
-    assert torch.equal(out[1, 0], torch.tensor([[11., 12., 0.], [14., 15., 0.], [17., 18., 0.]]))
+    assert torch.equal(
+        out[1, 0], torch.tensor([[11.0, 12.0, 0.0], [14.0, 15.0, 0.0], [17.0, 18.0, 0.0]])
+    )
 
 
 def test_random_shift_is_the_same_over_time_and_identity_in_eval() -> None:

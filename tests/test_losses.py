@@ -18,25 +18,29 @@ from snnkit.components.losses import (
 from snnkit.plugins.loader import build_registry
 
 # the catalogue registered by snnkit/builtins.py, sorted by name
-BUILTIN_LOSSES = [(c.name, c.factory)
-    for c in build_registry(entry_points=False).list("loss")]
+BUILTIN_LOSSES = [(c.name, c.factory) for c in build_registry(entry_points=False).list("loss")]
 
 LOSSES = dict(BUILTIN_LOSSES)
 
 
 def spikes() -> torch.Tensor:
     """O[T=2, B=2, C=3]; rates r: b0 = (1, .5, 0), b1 = (0, .5, 1); counts N = 2 r."""
-    return torch.tensor([
-        [[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]],  # t = 0
-        [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]],  # t = 1
-    ], dtype=torch.float64)
+    return torch.tensor(
+        [
+            [[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]],  # t = 0
+            [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]],  # t = 1
+        ],
+        dtype=torch.float64,
+    )
 
 
 TARGET = torch.tensor([0, 2])
 
 
 def test_catalogue_lists_every_loss_once() -> None:
-    assert list(LOSSES) == sorted(["mse_rate", "ce_rate", "mse_count", "ce_count", "mse_membrane", "tet"])
+    assert list(LOSSES) == sorted(
+        ["mse_rate", "ce_rate", "mse_count", "ce_count", "mse_membrane", "tet"]
+    )
 
 
 def test_mse_rate_by_hand() -> None:
@@ -98,22 +102,28 @@ def test_loss_is_a_differentiable_scalar(name: str) -> None:
 @pytest.mark.parametrize("name", list(LOSSES))
 def test_predict_is_argmax_of_mean_with_ties_to_lowest_index(name: str) -> None:
     # means over T: b0 (1, .5, 0) -> 0; b1 (0, .5, 1) -> 2; b2 ties (1, 1, 0) -> 0
-    output = torch.cat([spikes(), torch.tensor([[[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]]],
-                                               dtype=torch.float64) * 2], dim=1)
+    output = torch.cat(
+        [spikes(), torch.tensor([[[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]]], dtype=torch.float64) * 2],
+        dim=1,
+    )
     assert LOSSES[name]().predict(output).tolist() == [0, 2, 0]
 
 
-@pytest.mark.parametrize("output_shape, target", [
-    ((2, 3), torch.tensor([0, 1])),              # output not 3-D
-    ((2, 3, 4), torch.tensor([0, 1])),           # B mismatch
-    ((2, 3, 4), torch.tensor([[0, 1, 2]])),      # target not 1-D
-    ((2, 3, 4), torch.tensor([0, 1, 4])),        # class out of range
-    ((2, 3, 4), torch.tensor([0, -1, 1])),       # negative class
-    ((2, 3, 4), torch.tensor([0.0, 1.0, 2.0])),  # float target
-])
+@pytest.mark.parametrize(
+    "output_shape, target",
+    [
+        ((2, 3), torch.tensor([0, 1])),  # output not 3-D
+        ((2, 3, 4), torch.tensor([0, 1])),  # B mismatch
+        ((2, 3, 4), torch.tensor([[0, 1, 2]])),  # target not 1-D
+        ((2, 3, 4), torch.tensor([0, 1, 4])),  # class out of range
+        ((2, 3, 4), torch.tensor([0, -1, 1])),  # negative class
+        ((2, 3, 4), torch.tensor([0.0, 1.0, 2.0])),  # float target
+    ],
+)
 @pytest.mark.parametrize("name", list(LOSSES))
 def test_loss_rejects_bad_shapes_naming_both(
-        name: str, output_shape: tuple, target: torch.Tensor) -> None:
+    name: str, output_shape: tuple, target: torch.Tensor
+) -> None:
     output = torch.zeros(output_shape)
     with pytest.raises(ValueError) as info:
         LOSSES[name]()(output, target)
@@ -126,12 +136,15 @@ def test_predict_rejects_non_3d_output() -> None:
         MSERate().predict(torch.zeros(2, 3))
 
 
-@pytest.mark.parametrize("factory, kwargs, word", [
-    (CERate, {"scale": 0.0}, "scale"),
-    (MSECount, {"correct_rate": 1.5}, "correct_rate"),
-    (MSECount, {"incorrect_rate": -0.1}, "incorrect_rate"),
-    (TETLoss, {"lamb": -1.0}, "lamb"),
-])
+@pytest.mark.parametrize(
+    "factory, kwargs, word",
+    [
+        (CERate, {"scale": 0.0}, "scale"),
+        (MSECount, {"correct_rate": 1.5}, "correct_rate"),
+        (MSECount, {"incorrect_rate": -0.1}, "incorrect_rate"),
+        (TETLoss, {"lamb": -1.0}, "lamb"),
+    ],
+)
 def test_loss_rejects_bad_parameters(factory: type, kwargs: dict, word: str) -> None:
     with pytest.raises(ValueError, match=word):
         factory(**kwargs)

@@ -14,14 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from snnkit.data.frames import frame_index
-from snnkit.data.neuromorphic import factories, sources
-from snnkit.data.neuromorphic.files import DataWarning
-from snnkit.errors import DataError
-from snnkit.plugins.loader import build_registry
-
-from event_files import (  # noqa: I001 - shared writers in tests/event_files.py
+from event_files import (  # shared writers in tests/event_files.py
     FileServer,
     aedat2_bytes,
     aedat3_bytes,
@@ -33,6 +26,12 @@ from event_files import (  # noqa: I001 - shared writers in tests/event_files.py
     write_shd,
     write_zip,
 )
+
+from snnkit.data.frames import frame_index
+from snnkit.data.neuromorphic import factories, sources
+from snnkit.data.neuromorphic.files import DataWarning
+from snnkit.errors import DataError
+from snnkit.plugins.loader import build_registry
 
 # files written here are not the published archives: their checksum warning is expected
 pytestmark = pytest.mark.filterwarnings("ignore::snnkit.data.neuromorphic.files.DataWarning")
@@ -64,16 +63,21 @@ def histogram(ev: np.ndarray, frames: int, split_by: str, h: int, w: int) -> np.
 
 # -- N-MNIST ----------------------------------------------------------------------------------
 
-def nmnist_files(root: Path, split: str = "Test", per_digit: int = 2,
-                 ) -> dict[str, dict[str, np.ndarray]]:
+
+def nmnist_files(
+    root: Path,
+    split: str = "Test",
+    per_digit: int = 2,
+) -> dict[str, dict[str, np.ndarray]]:
     rng = np.random.default_rng(3)
     members = {}
     for digit in (0, 1, 7):
         for k in range(per_digit):
             ev = known_events(int(rng.integers(5, 60)), 34, 34, 300_000, rng)
             members[f"{split}/{digit}/{k * 10 + 2:05d}.bin"] = ev
-    write_zip(root / "NMNIST" / f"{split}.zip",
-              {name: nmnist_bytes(ev) for name, ev in members.items()})
+    write_zip(
+        root / "NMNIST" / f"{split}.zip", {name: nmnist_bytes(ev) for name, ev in members.items()}
+    )
     return members
 
 
@@ -82,8 +86,9 @@ def nmnist_files(root: Path, split: str = "Test", per_digit: int = 2,
 def test_nmnist_zip_events_frames_and_labels(tmp_path: Path, split_by: str, cache: bool) -> None:
     members = nmnist_files(tmp_path)
     with pytest.warns(DataWarning, match="Test.zip has md5"):  # not the published archive
-        ds = factories.nmnist(False, root=str(tmp_path), download=False, frames=5,
-                              split_by=split_by, cache=cache)  # type: ignore[arg-type]
+        ds = factories.nmnist(
+            False, root=str(tmp_path), download=False, frames=5, split_by=split_by, cache=cache
+        )  # type: ignore[arg-type]
     assert len(ds) == 6 and ds.cached is cache
     names = sorted(members, key=lambda n: (int(n.split("/")[1]), n))
     for i, name in enumerate(names):
@@ -115,8 +120,10 @@ def test_nmnist_extracted_folder_reads_the_same(tmp_path: Path) -> None:
 
 def test_nmnist_truncated_member_fails_the_build(tmp_path: Path) -> None:
     ev = known_events(10, 34, 34, 1000)
-    write_zip(tmp_path / "NMNIST" / "Test.zip", {"Test/3/00001.bin": nmnist_bytes(ev),
-                                                 "Test/3/00002.bin": nmnist_bytes(ev)[:-2]})
+    write_zip(
+        tmp_path / "NMNIST" / "Test.zip",
+        {"Test/3/00001.bin": nmnist_bytes(ev), "Test/3/00002.bin": nmnist_bytes(ev)[:-2]},
+    )
     with pytest.raises(DataError, match=r"Test.zip: member Test/3/00002.bin .*truncated"):
         factories.nmnist(False, root=str(tmp_path), download=False, cache=False)
 
@@ -141,8 +148,17 @@ def test_registry_builds_a_neuromorphic_dataset(tmp_path: Path) -> None:
     reg = build_registry(entry_points=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        ds = reg.build("dataset", {"name": "nmnist", "root": str(tmp_path), "frames": "3",
-                                   "split_by": "time", "download": False}, train=False)
+        ds = reg.build(
+            "dataset",
+            {
+                "name": "nmnist",
+                "root": str(tmp_path),
+                "frames": "3",
+                "split_by": "time",
+                "download": False,
+            },
+            train=False,
+        )
     assert ds.input_shape == (3, 2, 34, 34) and ds[0][0].shape == (3, 2, 34, 34)
     clone = pickle.loads(pickle.dumps(ds))  # DataLoader workers get a copy
     np.testing.assert_array_equal(clone[1][0], ds[1][0])
@@ -153,22 +169,25 @@ def test_registry_builds_a_neuromorphic_dataset(tmp_path: Path) -> None:
 
 # -- downloads --------------------------------------------------------------------------------
 
-def _serve_nmnist(server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                  checksum_of: bytes | None) -> bytes:
+
+def _serve_nmnist(
+    server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checksum_of: bytes | None
+) -> bytes:
     nmnist_files(tmp_path / "src")
     blob = (tmp_path / "src" / "NMNIST" / "Test.zip").read_bytes()
     server.files["/Test.zip"] = blob
     info = sources.DATASETS["nmnist"]
     md5 = "md5:" + hashlib.md5(checksum_of if checksum_of is not None else blob).hexdigest()
-    test = replace(info.files[1], urls=(f"{server.url}/missing", f"{server.url}/Test.zip"),
-                   checksum=md5)
-    monkeypatch.setitem(sources.DATASETS, "nmnist",
-                        replace(info, files=(info.files[0], test)))
+    test = replace(
+        info.files[1], urls=(f"{server.url}/missing", f"{server.url}/Test.zip"), checksum=md5
+    )
+    monkeypatch.setitem(sources.DATASETS, "nmnist", replace(info, files=(info.files[0], test)))
     return blob
 
 
-def test_download_verifies_against_the_published_checksum(server: FileServer, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_verifies_against_the_published_checksum(
+    server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blob = _serve_nmnist(server, tmp_path, monkeypatch, None)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataWarning)  # a verified download warns about nothing
@@ -176,16 +195,18 @@ def test_download_verifies_against_the_published_checksum(server: FileServer, tm
     assert len(ds) == 6 and (tmp_path / "data" / "NMNIST" / "Test.zip").read_bytes() == blob
 
 
-def test_download_with_a_wrong_checksum_is_refused(server: FileServer, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_with_a_wrong_checksum_is_refused(
+    server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _serve_nmnist(server, tmp_path, monkeypatch, b"something else")
     with pytest.raises(DataError, match="checksum is not the published"):
         factories.nmnist(False, root=str(tmp_path / "data"), cache=False)
     assert not (tmp_path / "data" / "NMNIST" / "Test.zip").exists()
 
 
-def test_offline_download_names_folder_and_files(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_download_names_folder_and_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     info = sources.DATASETS["nmnist"]
     dead = replace(info.files[1], urls=("http://127.0.0.1:9/Test.zip",))
     monkeypatch.setitem(sources.DATASETS, "nmnist", replace(info, files=(info.files[0], dead)))
@@ -206,6 +227,7 @@ def test_hand_placed_file_with_another_checksum_is_one_warning(tmp_path: Path) -
 
 # -- DVS128 Gesture ---------------------------------------------------------------------------
 
+
 def gesture_archive(root: Path, *, corrupt: str | None = None) -> dict[str, np.ndarray]:
     """Two train recordings and one test recording; returns each recording's events."""
     rng = np.random.default_rng(5)
@@ -221,15 +243,17 @@ def gesture_archive(root: Path, *, corrupt: str | None = None) -> dict[str, np.n
         half = 200
         a = {k: v[:half] for k, v in ev.items()}
         b = {k: v[half:] for k, v in ev.items()}
-        data = aedat3_bytes([(1, 0, polarity_body(a), 8), (2, 0, bytes(36), 36),
-                             (1, 0, polarity_body(b), 8)])
+        data = aedat3_bytes(
+            [(1, 0, polarity_body(a), 8), (2, 0, bytes(36), 36), (1, 0, polarity_body(b), 8)]
+        )
         if corrupt == name:
             data = b"#!AER-DAT9" + data[10:]
         recordings[name] = ev
         files[f"DvsGesture/{name}.aedat"] = data
         files[f"DvsGesture/{name}_labels.csv"] = (
             "class,startTime_usec,endTime_usec\n"
-            + "".join(f"{c},{s},{e}\n" for c, s, e in label_rows)).encode()
+            + "".join(f"{c},{s},{e}\n" for c, s, e in label_rows)
+        ).encode()
     files["DvsGesture/trials_to_train.txt"] = b"user01_fluorescent.aedat\nuser02_lab.aedat\n"
     files["DvsGesture/trials_to_test.txt"] = b"user24_led.aedat\n"
     buf = io.BytesIO()
@@ -257,12 +281,13 @@ def test_gesture_segments_overlapping_touching_and_outside(tmp_path: Path) -> No
         assert_events(ds.events(i), {k: v[keep] for k, v in ev.items()})
         frames, got_label = ds[i]
         assert got_label == label
-        np.testing.assert_array_equal(frames.numpy(), histogram(ds.events(i), 4, "number",
-                                                                128, 128))
+        np.testing.assert_array_equal(
+            frames.numpy(), histogram(ds.events(i), 4, "number", 128, 128)
+        )
     # overlap: events of 200 <= t < 300 are in two samples; events at t >= 600 in none
-    assert sum(len(ds.events(i)) for i in range(4)) == int(((ev["t"] >= 100) & (ev["t"] < 600)
-                                                           ).sum() + ((ev["t"] >= 200)
-                                                                      & (ev["t"] < 300)).sum())
+    assert sum(len(ds.events(i)) for i in range(4)) == int(
+        ((ev["t"] >= 100) & (ev["t"] < 600)).sum() + ((ev["t"] >= 200) & (ev["t"] < 300)).sum()
+    )
     test = factories.dvs_gesture(False, root=str(tmp_path), cache=False)
     assert [test[i][1] for i in range(len(test))] == [6, 7]
 
@@ -299,6 +324,7 @@ def test_gesture_half_extracted_archive_is_never_read(tmp_path: Path) -> None:
 
 # -- CIFAR10-DVS ------------------------------------------------------------------------------
 
+
 def cifar_files(root: Path, per_class: int = 10) -> dict[tuple[str, int], np.ndarray]:
     rng = np.random.default_rng(9)
     out = {}
@@ -326,29 +352,32 @@ def test_cifar10_dvs_fixed_split_and_events(tmp_path: Path) -> None:
     assert f"airplane/cifar10_airplane_{held_out}.aedat" in members
     seen = {s.member for s in train.reader.samples} | members
     assert len(seen) == 100
-    i = [s.member for s in test.reader.samples].index(f"airplane/cifar10_airplane_{held_out}"
-                                                      ".aedat")
+    i = [s.member for s in test.reader.samples].index(f"airplane/cifar10_airplane_{held_out}.aedat")
     assert_events(test.events(i), recordings[("airplane", held_out)])
     assert test[i][1] == 0 and test[i][0].shape == (2, 2, 128, 128)
 
 
 def test_cifar10_dvs_corrupt_member_fails_the_build(tmp_path: Path) -> None:
     cifar_files(tmp_path, per_class=2)
-    write_zip(tmp_path / "CIFAR10DVS" / "dog.zip", {"dog/cifar10_dog_0.aedat": b"garbage",
-                                                    "dog/cifar10_dog_1.aedat": b"#!AER"})
+    write_zip(
+        tmp_path / "CIFAR10DVS" / "dog.zip",
+        {"dog/cifar10_dog_0.aedat": b"garbage", "dog/cifar10_dog_1.aedat": b"#!AER"},
+    )
     with pytest.raises(DataError, match=r"dog.zip:dog/cifar10_dog_0.aedat: not an AEDAT 2.0"):
         factories.cifar10_dvs(True, root=str(tmp_path), download=False, cache=False)
 
 
 # -- SHD / SSC --------------------------------------------------------------------------------
 
+
 def shd_samples(n: int = 4) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int]]:
     rng = np.random.default_rng(11)
     samples = []
     for _ in range(n):
         k = int(rng.integers(1, 50))
-        samples.append((np.sort(rng.random(k)).astype(np.float32),
-                        rng.integers(0, 700, k).astype(np.uint16)))
+        samples.append(
+            (np.sort(rng.random(k)).astype(np.float32), rng.integers(0, 700, k).astype(np.uint16))
+        )
     return samples, [int(v) for v in rng.integers(0, 20, n)]
 
 
@@ -394,17 +423,22 @@ def test_truncated_gz_fails_and_leaves_no_h5(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "SSC").iterdir()] == ["ssc_valid.h5.gz"]
 
 
-def test_shd_download_uses_the_published_checksum_list(server: FileServer, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shd_download_uses_the_published_checksum_list(
+    server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     samples, labels = shd_samples(3)
     write_shd(tmp_path / "plain.h5", samples, labels)
     blob = gzip_file(tmp_path / "plain.h5", tmp_path / "x.gz").read_bytes()
     server.files["/shd_test.h5.gz"] = blob
-    server.files["/md5sums.txt"] = (f"{hashlib.md5(b'other').hexdigest()}  shd_train.h5.gz\n"
-                                    f"{hashlib.md5(blob).hexdigest()}  shd_test.h5.gz\n").encode()
+    server.files["/md5sums.txt"] = (
+        f"{hashlib.md5(b'other').hexdigest()}  shd_train.h5.gz\n"
+        f"{hashlib.md5(blob).hexdigest()}  shd_test.h5.gz\n"
+    ).encode()
     info = sources.DATASETS["shd"]
-    moved = tuple(replace(f, urls=(f"{server.url}/{f.name}",),
-                          checksum_list=f"{server.url}/md5sums.txt") for f in info.files)
+    moved = tuple(
+        replace(f, urls=(f"{server.url}/{f.name}",), checksum_list=f"{server.url}/md5sums.txt")
+        for f in info.files
+    )
     monkeypatch.setitem(sources.DATASETS, "shd", replace(info, files=moved))
     ds = factories.shd(False, root=str(tmp_path / "data"), cache=False)
     assert len(ds) == 3 and "/md5sums.txt" in server.requests
@@ -418,10 +452,13 @@ def test_forked_loader_workers_open_their_own_handles(tmp_path: Path) -> None:
     samples, labels = shd_samples(12)
     (tmp_path / "SHD").mkdir()
     write_shd(tmp_path / "SHD" / "shd_test.h5", samples, labels)
-    for ds in (factories.nmnist(False, root=str(tmp_path), frames=2, cache=False),
-               factories.shd(False, root=str(tmp_path), frames=2, cache=False)):
+    for ds in (
+        factories.nmnist(False, root=str(tmp_path), frames=2, cache=False),
+        factories.shd(False, root=str(tmp_path), frames=2, cache=False),
+    ):
         want = torch.stack([ds[i][0] for i in range(len(ds))])  # the parent's handles are open
-        loader = torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2,
-                                             multiprocessing_context="fork")
+        loader = torch.utils.data.DataLoader(
+            ds, batch_size=3, num_workers=2, multiprocessing_context="fork"
+        )
         got = torch.cat([x for x, _ in loader])
         assert torch.equal(got, want)

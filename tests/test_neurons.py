@@ -21,8 +21,7 @@ from snnkit.components.surrogates import ATan, Sigmoid
 from snnkit.plugins.loader import build_registry
 
 # the catalogue registered by snnkit/builtins.py, sorted by name
-BUILTIN_NEURONS = [(c.name, c.factory)
-    for c in build_registry(entry_points=False).list("neuron")]
+BUILTIN_NEURONS = [(c.name, c.factory) for c in build_registry(entry_points=False).list("neuron")]
 
 SPIKING = [cls for _, cls in BUILTIN_NEURONS if cls is not N.LI]
 
@@ -61,8 +60,9 @@ def test_if_hard_reset_and_theta_of_zero() -> None:
         (None, [0, 1, 0, 1], [0.6, 0.5, 0.7, 1.2]),
     ],
 )
-def test_if_hard_and_soft_reset(v_reset: float | None, spikes: list[int],
-                                volts: list[float]) -> None:
+def test_if_hard_and_soft_reset(
+    v_reset: float | None, spikes: list[int], volts: list[float]
+) -> None:
     s, v = run(N.IF(v_reset=v_reset), seq(0.6, 0.9, 0.2, 1.5))
     assert s == spikes
     assert v == approx(volts)
@@ -93,8 +93,9 @@ def test_lif_without_decay_input() -> None:
         (None, [1, 0, 0, 0], [0.5, 0.75, 0.375, 0.6875]),
     ],
 )
-def test_lif_hard_and_soft_reset(v_reset: float | None, spikes: list[int],
-                                 volts: list[float]) -> None:
+def test_lif_hard_and_soft_reset(
+    v_reset: float | None, spikes: list[int], volts: list[float]
+) -> None:
     s, v = run(N.LIF(v_reset=v_reset), seq(3.0, 1.0, 0.0, 1.0))
     assert s == spikes
     assert v == approx(volts)
@@ -203,10 +204,12 @@ def test_li_outputs_membrane() -> None:
     assert v == out
 
 
-@pytest.mark.parametrize(("v_reset", "undetached", "detached"),
-                         [(0.0, -1.0, 0.0), (None, 0.0, 1.0)])
-def test_detach_reset_changes_gradient_through_time(v_reset: float | None, undetached: float,
-                                                    detached: float) -> None:
+@pytest.mark.parametrize(
+    ("v_reset", "undetached", "detached"), [(0.0, -1.0, 0.0), (None, 0.0, 1.0)]
+)
+def test_detach_reset_changes_gradient_through_time(
+    v_reset: float | None, undetached: float, detached: float
+) -> None:
     # IF, X = 1.0, 0.5. t1 H1 = 1 -> S1 = 1; t2 H2 = V1 + 0.5 = 0.5 -> S2 = 0.
     # dS2/dX1 = g'(H2 − 1) · dV1/dH1 = g'(−0.5) · dV1/dH1 with g'(0) = 1:
     #   hard dV1/dH1 = (1 − S1) − H1 g'(0) = −1 (detached: 1 − S1 = 0)
@@ -224,8 +227,12 @@ def test_detach_reset_changes_gradient_through_time(v_reset: float | None, undet
 NEURON_KWARGS: list[tuple[type[N.BaseNeuron], dict[str, Any]]] = []
 for _cls in SPIKING:
     NEURON_KWARGS += [(_cls, {}), (_cls, {"v_reset": None}), (_cls, {"detach_reset": True})]
-NEURON_KWARGS += [(N.LIF, {"decay_input": False}), (N.PLIF, {"decay_input": False, "init_tau": 3.0}),
-                  (N.ALIF, {"beta": 1.0, "tau_adapt": 3.0}), (N.LI, {})]
+NEURON_KWARGS += [
+    (N.LIF, {"decay_input": False}),
+    (N.PLIF, {"decay_input": False, "init_tau": 3.0}),
+    (N.ALIF, {"beta": 1.0, "tau_adapt": 3.0}),
+    (N.LI, {}),
+]
 
 
 def _ids(item: tuple[type, dict[str, Any]]) -> str:
@@ -346,8 +353,9 @@ def test_plif_gradient_reaches_w_and_matches_reference() -> None:
     neuron = N.PLIF(init_tau=3.0).double()
     gx, gw = torch.autograd.grad((neuron(x) * readout).sum(), [x, neuron.w])
     w = neuron.w.detach().clone().requires_grad_(True)
-    ref_gx, ref_gw = torch.autograd.grad((_ref_lif(x, torch.sigmoid(w), 0.0) * readout).sum(),
-                                         [x, w])
+    ref_gx, ref_gw = torch.autograd.grad(
+        (_ref_lif(x, torch.sigmoid(w), 0.0) * readout).sum(), [x, w]
+    )
     assert gw.abs() > 0
     assert torch.allclose(gx, ref_gx, rtol=1e-10, atol=1e-12)
     assert torch.allclose(gw, ref_gw, rtol=1e-10, atol=1e-12)
@@ -469,16 +477,21 @@ def test_li_accepts_and_ignores_a_surrogate() -> None:
         (N.CubaLIF, {"tau_syn": 0.5}, r"tau_syn must be > 1 .*got 0\.5"),
         (N.CubaLIF, {"tau_mem": 1.0}, r"tau_mem must be > 1 .*got 1\.0"),
         (N.LI, {"tau": 0.5}, r"tau must be > 1 .*got 0\.5"),
-        (N.IF, {"v_threshold": 0.0}, r"v_threshold must be > v_reset under hard reset.*"
-                                     r"v_threshold=0\.0, v_reset=0\.0"),
+        (
+            N.IF,
+            {"v_threshold": 0.0},
+            r"v_threshold must be > v_reset under hard reset.*"
+            r"v_threshold=0\.0, v_reset=0\.0",
+        ),
         (N.LIF, {"v_threshold": 0.5, "v_reset": 1.0}, r"v_threshold=0\.5, v_reset=1\.0"),
         (N.IF, {"v_threshold": float("nan")}, r"v_threshold must be a finite number"),
         (N.IF, {"step_mode": "x"}, r"step_mode must be 'm' .*got 'x'"),
         (N.LI, {"step_mode": "multi"}, r"step_mode must be 'm' .*got 'multi'"),
     ],
 )
-def test_invalid_parameters_raise_value_error(cls: type[N.BaseNeuron], kwargs: dict[str, Any],
-                                              message: str) -> None:
+def test_invalid_parameters_raise_value_error(
+    cls: type[N.BaseNeuron], kwargs: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         cls(**kwargs)
 
@@ -489,7 +502,9 @@ def test_soft_reset_allows_any_threshold() -> None:
 
 def test_builtin_neurons_table() -> None:
     names = [name for name, _ in BUILTIN_NEURONS]
-    assert names == sorted(["if", "lif", "plif", "qif", "eif", "izhikevich", "alif", "cuba_lif", "li"])
+    assert names == sorted(
+        ["if", "lif", "plif", "qif", "eif", "izhikevich", "alif", "cuba_lif", "li"]
+    )
     for _, cls in BUILTIN_NEURONS:
         params = list(__import__("inspect").signature(cls).parameters)
         assert params[0] == "surrogate"
@@ -518,10 +533,16 @@ def test_step_kwargs_and_repr_are_derived_from_the_signatures(cls: type[N.BaseNe
     import inspect
 
     neuron = cls()
-    step_names = [p.name for p in inspect.signature(cls.step_fn).parameters.values()
-                  if p.kind is p.KEYWORD_ONLY]
+    step_names = [
+        p.name
+        for p in inspect.signature(cls.step_fn).parameters.values()
+        if p.kind is p.KEYWORD_ONLY
+    ]
     assert list(neuron.step_kwargs()) == step_names
-    declared = [p for p in inspect.signature(cls).parameters
-                if p not in ("surrogate", "kernel", "step_mode", "record_v")]
+    declared = [
+        p
+        for p in inspect.signature(cls).parameters
+        if p not in ("surrogate", "kernel", "step_mode", "record_v")
+    ]
     text = neuron.extra_repr()
-    assert [field.split("=")[0] for field in text.split(", ")][:len(declared)] == declared
+    assert [field.split("=")[0] for field in text.split(", ")][: len(declared)] == declared

@@ -11,8 +11,8 @@ nir = pytest.importorskip("nir")
 
 from snnkit.components import layers as L  # noqa: E402
 from snnkit.components import neurons as N  # noqa: E402
-from snnkit.errors import SnnkitError  # noqa: E402
 from snnkit.components.functional import reset_net  # noqa: E402
+from snnkit.errors import SnnkitError  # noqa: E402
 from snnkit.interop import export_nir, import_nir, load, save  # noqa: E402
 
 
@@ -43,8 +43,11 @@ def _nir_euler(node, x: np.ndarray, dt: float) -> np.ndarray:
     NIR fires on v > v_threshold (strict); the random float inputs below never tie.
     """
     t_steps = x.shape[0]
-    v = np.zeros(x.shape[1:]) if isinstance(node, nir.LI) else np.broadcast_to(
-        node.v_reset, x.shape[1:]).astype(np.float64)
+    v = (
+        np.zeros(x.shape[1:])
+        if isinstance(node, nir.LI)
+        else np.broadcast_to(node.v_reset, x.shape[1:]).astype(np.float64)
+    )
     i = np.zeros(x.shape[1:])
     out = []
     for t in range(t_steps):
@@ -65,13 +68,17 @@ def _nir_euler(node, x: np.ndarray, dt: float) -> np.ndarray:
     return np.stack(out)
 
 
-@pytest.mark.parametrize("neuron", [
-    N.IF(v_threshold=0.8, v_reset=-0.2),
-    N.LIF(tau=2.5, v_threshold=0.6, v_reset=0.1),
-    N.LIF(tau=3.0, decay_input=False, v_threshold=0.9),
-    N.CubaLIF(tau_syn=4.0, tau_mem=2.0, v_threshold=0.5, v_reset=-0.1),
-    N.LI(tau=3.0),
-], ids=["if", "lif", "lif_no_decay_input", "cuba_lif", "li"])
+@pytest.mark.parametrize(
+    "neuron",
+    [
+        N.IF(v_threshold=0.8, v_reset=-0.2),
+        N.LIF(tau=2.5, v_threshold=0.6, v_reset=0.1),
+        N.LIF(tau=3.0, decay_input=False, v_threshold=0.9),
+        N.CubaLIF(tau_syn=4.0, tau_mem=2.0, v_threshold=0.5, v_reset=-0.1),
+        N.LI(tau=3.0),
+    ],
+    ids=["if", "lif", "lif_no_decay_input", "cuba_lif", "li"],
+)
 def test_exported_neuron_follows_the_nir_ode_under_euler(neuron: nn.Module) -> None:
     dt = 0.5  # a non-unit step, so tau·dt and r = 1/dt are really exercised
     model = nn.Sequential(neuron)
@@ -99,8 +106,7 @@ def test_lif_parameters_by_hand() -> None:
 def test_cuba_and_if_parameters_by_hand() -> None:
     # CubaLIF tau_syn=4, dt=0.5: NIR tau_syn = 2, Euler I += (0.5/2)(−I + w_in X) needs
     # w_in/4 = 1 -> w_in = 4 (= tau_syn); IF: v += dt·r·X = X needs r = 1/dt = 2.
-    graph, _ = export_nir(nn.Sequential(N.CubaLIF(tau_syn=4.0, tau_mem=3.0), N.IF()), (2,),
-                          dt=0.5)
+    graph, _ = export_nir(nn.Sequential(N.CubaLIF(tau_syn=4.0, tau_mem=3.0), N.IF()), (2,), dt=0.5)
     cuba, if_node = graph.nodes["0_cubalif"], graph.nodes["1_if"]
     assert np.all(cuba.tau_syn == 2.0) and np.all(cuba.tau_mem == 1.5)
     assert np.all(cuba.w_in == 4.0) and np.all(cuba.r == 1.0)
@@ -125,10 +131,19 @@ def test_round_trip_flatten_linear_lif(tmp_path) -> None:
 def test_round_trip_conv_if_pool_cubalif_li(tmp_path, pool: str) -> None:
     torch.manual_seed(1)
     pooling = L.MaxPool2d(2) if pool == "max" else L.AvgPool2d(2)
-    model = _scaled(nn.Sequential(
-        L.Conv2d(2, 4, 3, padding=1), N.IF(), pooling, L.Flatten(), L.Linear(64, 8),
-        N.CubaLIF(tau_syn=3.0, tau_mem=2.0, v_threshold=0.5), L.Linear(8, 3), N.LI(tau=2.0)),
-        3.0)
+    model = _scaled(
+        nn.Sequential(
+            L.Conv2d(2, 4, 3, padding=1),
+            N.IF(),
+            pooling,
+            L.Flatten(),
+            L.Linear(64, 8),
+            N.CubaLIF(tau_syn=3.0, tau_mem=2.0, v_threshold=0.5),
+            L.Linear(8, 3),
+            N.LI(tau=2.0),
+        ),
+        3.0,
+    )
     back, _ = _round_trip(model, (2, 8, 8), tmp_path, dt=1e-3)
     x = _spikes((6, 3, 2, 8, 8), seed=2)
     assert model[:2](x).sum() > 0 and model[:6](x).sum() > 0  # both spiking layers fire
@@ -146,8 +161,11 @@ def test_round_trip_lif_without_input_decay_and_folded_batchnorm(tmp_path) -> No
         bn.running_var.uniform_(0.5, 2.0)
         bn.weight.uniform_(0.5, 1.5)
         bn.bias.uniform_(-0.1, 0.1)
-    model = nn.Sequential(_scaled(nn.Sequential(L.Linear(10, 6)), 3.0)[0], bn,
-                          N.LIF(tau=3.0, decay_input=False, v_threshold=0.5)).eval()
+    model = nn.Sequential(
+        _scaled(nn.Sequential(L.Linear(10, 6)), 3.0)[0],
+        bn,
+        N.LIF(tau=3.0, decay_input=False, v_threshold=0.5),
+    ).eval()
     back, warnings = _round_trip(model, (10,), tmp_path)
     assert not back[1].decay_input and back[1].tau == pytest.approx(3.0)
     assert any("batch norm" in w for w in warnings)
@@ -169,14 +187,20 @@ def test_save_reads_a_model_object_and_reports_warnings(tmp_path) -> None:
 def test_save_from_a_run_folder(tmp_path) -> None:
     import snnkit
 
-    recipe = {"seed": 0, "time_steps": 4,
-              "dataset": {"name": "synthetic", "num_samples": 16, "shape": [1, 4, 4], "num_classes": 3},
-              "encoder": "poisson",
-              "model": {"name": "sequential", "layers": [
-                  "flatten", {"name": "linear", "in_features": 16, "out_features": 3}, "lif"]},
-              "loss": "mse_rate", "optimizer": {"name": "adam", "lr": 0.01},
-              "train": {"epochs": 1, "batch_size": 8, "max_batches": 1, "device": "cpu"},
-              "output": {"dir": str(tmp_path / "runs"), "tensorboard": False}}
+    recipe = {
+        "seed": 0,
+        "time_steps": 4,
+        "dataset": {"name": "synthetic", "num_samples": 16, "shape": [1, 4, 4], "num_classes": 3},
+        "encoder": "poisson",
+        "model": {
+            "name": "sequential",
+            "layers": ["flatten", {"name": "linear", "in_features": 16, "out_features": 3}, "lif"],
+        },
+        "loss": "mse_rate",
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "train": {"epochs": 1, "batch_size": 8, "max_batches": 1, "device": "cpu"},
+        "output": {"dir": str(tmp_path / "runs"), "tensorboard": False},
+    }
     result = snnkit.run(recipe)
     path, _ = save(result.run_dir, tmp_path / "run.nir")
     graph = nir.read(path)
@@ -189,8 +213,9 @@ def test_save_from_a_run_folder(tmp_path) -> None:
 
 
 # -- reported losses and refusals -------------------------------------------------------------
-@pytest.mark.parametrize("neuron", [N.QIF(), N.EIF(), N.Izhikevich(), N.ALIF()],
-                         ids=["qif", "eif", "izhikevich", "alif"])
+@pytest.mark.parametrize(
+    "neuron", [N.QIF(), N.EIF(), N.Izhikevich(), N.ALIF()], ids=["qif", "eif", "izhikevich", "alif"]
+)
 def test_inexpressible_neurons_are_refused_naming_the_layer(neuron: nn.Module) -> None:
     model = nn.Sequential(L.Linear(4, 3), neuron)
     with pytest.raises(SnnkitError, match=rf"layer 1 \({type(neuron).__name__}\).*NIR has no"):
@@ -225,8 +250,13 @@ def test_bad_input_shape_names_the_layer() -> None:
 
 
 def test_import_refuses_per_neuron_parameters_and_foreign_nodes() -> None:
-    lif = nir.LIF(tau=np.array([2.0, 3.0]), r=np.ones(2), v_leak=np.zeros(2),
-                  v_threshold=np.ones(2), v_reset=np.zeros(2))
+    lif = nir.LIF(
+        tau=np.array([2.0, 3.0]),
+        r=np.ones(2),
+        v_leak=np.zeros(2),
+        v_threshold=np.ones(2),
+        v_reset=np.zeros(2),
+    )
     with pytest.raises(SnnkitError, match=r"node 'lif'.*tau varies across neurons"):
         import_nir(nir.NIRGraph.from_list(lif))
     with pytest.raises(SnnkitError, match=r"node 'i' \(I\).*no counterpart"):
@@ -234,8 +264,13 @@ def test_import_refuses_per_neuron_parameters_and_foreign_nodes() -> None:
 
 
 def test_import_refuses_a_lif_with_an_input_gain_snnkit_lacks() -> None:
-    lif = nir.LIF(tau=np.full(2, 4.0), r=np.full(2, 2.0), v_leak=np.zeros(2),
-                  v_threshold=np.ones(2), v_reset=np.zeros(2))
+    lif = nir.LIF(
+        tau=np.full(2, 4.0),
+        r=np.full(2, 2.0),
+        v_leak=np.zeros(2),
+        v_threshold=np.ones(2),
+        v_reset=np.zeros(2),
+    )
     with pytest.raises(SnnkitError, match="r = 1 .*or r = tau/dt"):
         import_nir(nir.NIRGraph.from_list(lif))
 
@@ -243,8 +278,13 @@ def test_import_refuses_a_lif_with_an_input_gain_snnkit_lacks() -> None:
 def test_import_reads_an_external_lif_without_input_decay() -> None:
     # A foreign writer's leaky neuron V ← 0.75 V + X: with dt = 1, tau = 1/(1 − 0.75) = 4 and
     # r = tau/dt = 4 — snnkit's LIF(tau=4, decay_input=False).
-    lif = nir.LIF(tau=np.full(3, 4.0), r=np.full(3, 4.0), v_leak=np.zeros(3),
-                  v_threshold=np.ones(3), v_reset=np.zeros(3))
+    lif = nir.LIF(
+        tau=np.full(3, 4.0),
+        r=np.full(3, 4.0),
+        v_leak=np.zeros(3),
+        v_threshold=np.ones(3),
+        v_reset=np.zeros(3),
+    )
     model = import_nir(nir.NIRGraph.from_list(lif))
     assert isinstance(model[0], N.LIF) and not model[0].decay_input and model[0].tau == 4.0
     x = torch.tensor([[[0.5, 0.0, 1.0]], [[0.5, 0.0, 0.0]]])

@@ -21,8 +21,9 @@ def test_adam_step_is_the_adam_rule() -> None:
     opt = optim.adam([w], lr=0.1, eps=1e-8)
     w.grad = torch.tensor([0.5, -4.0], dtype=torch.float64)
     opt.step()
-    want = torch.tensor([1.0 - 0.1 * 0.5 / (0.5 + 1e-8), -2.0 + 0.1 * 4.0 / (4.0 + 1e-8)],
-                        dtype=torch.float64)
+    want = torch.tensor(
+        [1.0 - 0.1 * 0.5 / (0.5 + 1e-8), -2.0 + 0.1 * 4.0 / (4.0 + 1e-8)], dtype=torch.float64
+    )
     torch.testing.assert_close(w.detach(), want, rtol=0, atol=1e-12)
 
 

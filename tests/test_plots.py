@@ -9,41 +9,52 @@ import torch
 
 pytest.importorskip("matplotlib")
 
-import snnkit  # noqa: E402
-from snnkit.errors import SnnkitError  # noqa: E402
-from snnkit.plots import (  # noqa: E402
+import snnkit
+from snnkit.components.surrogates import FastSigmoid, Sigmoid, StraightThrough
+from snnkit.errors import SnnkitError
+from snnkit.plots import (
     _plot_output,
     _shape_parameter,
     plot_run,
     plot_surrogate,
     sample_trace,
 )
-from snnkit.components.surrogates import FastSigmoid, Sigmoid, StraightThrough  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _is_png(path: Path) -> bool:
     data = path.read_bytes()
-    return len(data) > 1000 and data.startswith(PNG_SIGNATURE) and data.rstrip().endswith(
-        b"IEND\xaeB`\x82")
+    return (
+        len(data) > 1000
+        and data.startswith(PNG_SIGNATURE)
+        and data.rstrip().endswith(b"IEND\xaeB`\x82")
+    )
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs")
-    recipe = {"seed": 0, "time_steps": 4,
-              "dataset": {"name": "synthetic", "num_samples": 32, "shape": [1, 6, 6],
-                          "num_classes": 4},
-              "encoder": "poisson",
-              "model": {"name": "sequential", "layers": [
-                  "flatten", {"name": "linear", "in_features": 36, "out_features": 12},
-                  {"name": "lif", "v_threshold": 0.5},
-                  {"name": "linear", "in_features": 12, "out_features": 4},
-                  {"name": "lif", "v_threshold": 0.5}]},
-              "loss": "mse_rate", "optimizer": {"name": "adam", "lr": 0.01},
-              "train": {"epochs": 2, "batch_size": 8, "max_batches": 2, "device": "cpu"},
-              "output": {"dir": str(out), "tensorboard": False}}
+    recipe = {
+        "seed": 0,
+        "time_steps": 4,
+        "dataset": {"name": "synthetic", "num_samples": 32, "shape": [1, 6, 6], "num_classes": 4},
+        "encoder": "poisson",
+        "model": {
+            "name": "sequential",
+            "layers": [
+                "flatten",
+                {"name": "linear", "in_features": 36, "out_features": 12},
+                {"name": "lif", "v_threshold": 0.5},
+                {"name": "linear", "in_features": 12, "out_features": 4},
+                {"name": "lif", "v_threshold": 0.5},
+            ],
+        },
+        "loss": "mse_rate",
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "train": {"epochs": 2, "batch_size": 8, "max_batches": 2, "device": "cpu"},
+        "output": {"dir": str(out), "tensorboard": False},
+    }
     return snnkit.run(recipe).run_dir
 
 
@@ -72,8 +83,9 @@ def test_sample_trace_records_the_output_neuron(run_dir: Path) -> None:
         sample_trace(run_dir, 32)
 
 
-def test_sample_trace_of_a_single_step_model_matches_multi_step(run_dir: Path,
-                                                               tmp_path: Path) -> None:
+def test_sample_trace_of_a_single_step_model_matches_multi_step(
+    run_dir: Path, tmp_path: Path
+) -> None:
     """The trace runs through the engine's time loop in either step mode, with equal results."""
     import shutil
 
@@ -96,9 +108,17 @@ def test_plot_run_refuses_a_folder_without_metrics(tmp_path: Path) -> None:
 
 
 def test_non_spiking_readout_is_drawn_as_a_heat_map(tmp_path: Path) -> None:
-    trace = {"output": torch.randn(5, 3), "v": torch.randn(5, 3), "label": 1, "predicted": 2,
-             "spiking": False, "v_threshold": None, "neuron": "LI", "checkpoint": "last.pt",
-             "sample": 0}
+    trace = {
+        "output": torch.randn(5, 3),
+        "v": torch.randn(5, 3),
+        "label": 1,
+        "predicted": 2,
+        "spiking": False,
+        "v_threshold": None,
+        "neuron": "LI",
+        "checkpoint": "last.pt",
+        "sample": 0,
+    }
     assert _is_png(_plot_output(trace, tmp_path / "readout.png"))
 
 

@@ -22,9 +22,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from snnkit.plugins import loader as plugins_module
 from snnkit.cli.app import app
 from snnkit.errors import ComponentBuildError, UnknownComponentError
+from snnkit.plugins import loader as plugins_module
 from snnkit.plugins.loader import build_registry
 from snnkit.plugins.registry import Kind, Registry
 
@@ -45,11 +45,14 @@ class Spike(Surrogate):
         return torch.sigmoid(self.alpha * x)
 '''
 
-GOOD_PLUGIN = SPIKE_CLASS + '''
+GOOD_PLUGIN = (
+    SPIKE_CLASS
+    + """
 @hookimpl
 def register_surrogates(register):
     register("good_spike", Spike)
-'''
+"""
+)
 
 
 def plugin_source(hooks: str) -> str:
@@ -64,8 +67,15 @@ class Site:
         self.monkeypatch = monkeypatch
         self.modules: list[str] = []
 
-    def install(self, dist: str, source: str, *, version: str = "0.1",
-                entry_point: str | None = None, target: str | None = None) -> None:
+    def install(
+        self,
+        dist: str,
+        source: str,
+        *,
+        version: str = "0.1",
+        entry_point: str | None = None,
+        target: str | None = None,
+    ) -> None:
         """Write distribution ``dist`` (e.g. snnkit-fake) with module ``snnkit_fake``."""
         module = dist.replace("-", "_")
         info = self.root / f"{module}-{version}.dist-info"
@@ -118,11 +128,14 @@ def write_recipe(folder: Path, surrogate: Any = "sigmoid") -> Path:
         "time_steps": 4,
         "dataset": {"name": "synthetic", "num_samples": 8, "shape": [1, 4, 4], "num_classes": 3},
         "encoder": "poisson",
-        "model": {"name": "sequential", "layers": [
-            "flatten",
-            {"name": "linear", "in_features": 16, "out_features": 3},
-            {"name": "lif", "surrogate": surrogate},
-        ]},
+        "model": {
+            "name": "sequential",
+            "layers": [
+                "flatten",
+                {"name": "linear", "in_features": 16, "out_features": 3},
+                {"name": "lif", "surrogate": surrogate},
+            ],
+        },
         "loss": "mse_rate",
         "optimizer": {"name": "adam", "lr": 1.0e-3},
         "train": {"epochs": 1, "batch_size": 4, "device": "cpu"},
@@ -133,7 +146,9 @@ def write_recipe(folder: Path, surrogate: Any = "sigmoid") -> Path:
 
 
 # --------------------------------------------------------------------------- discovery
-def test_installed_plugin_is_discovered_with_distribution_and_version(site: Site, tmp_path: Path) -> None:
+def test_installed_plugin_is_discovered_with_distribution_and_version(
+    site: Site, tmp_path: Path
+) -> None:
     site.install("snnkit-good", HEADER + GOOD_PLUGIN, version="1.2.3")
     registry = site.registry()
     component = registry.get(Kind.SURROGATE, "good_spike")
@@ -142,8 +157,12 @@ def test_installed_plugin_is_discovered_with_distribution_and_version(site: Site
     assert registry.get(Kind.SURROGATE, "sigmoid").plugin == "snnkit"  # built-ins untouched
 
     info = plugins_json()["snnkit-good"]
-    assert info == {"name": "snnkit-good", "version": "1.2.3", "hooks": ["register_surrogates"],
-                    "status": "ok"}
+    assert info == {
+        "name": "snnkit-good",
+        "version": "1.2.3",
+        "hooks": ["register_surrogates"],
+        "status": "ok",
+    }
     listed = json.loads(cli("list", "surrogate", "--json").stdout)
     row = next(r for r in listed if r["name"] == "good_spike")
     assert (row["plugin"], row["version"]) == ("snnkit-good", "1.2.3")
@@ -159,56 +178,85 @@ def test_installed_plugin_is_discovered_with_distribution_and_version(site: Site
 # --------------------------------------------------------------------------- faults
 FAULTS: dict[str, tuple[str, str]] = {
     # id: (hooks of the faulty plugin, a phrase its failure must contain)
-    "import_error": ("import snnkit_missing_dependency\n",
-                     "import failed: ModuleNotFoundError: No module named 'snnkit_missing_dependency'"),
+    "import_error": (
+        "import snnkit_missing_dependency\n",
+        "import failed: ModuleNotFoundError: No module named 'snnkit_missing_dependency'",
+    ),
     "syntax_error": ("def broken(:\n", "import failed: SyntaxError"),
-    "misspelled_hook": ('''
+    "misspelled_hook": (
+        """
         @hookimpl
         def register_surrogate(register):
             register("fake_spike", Spike)
-        ''', "implements unknown hook 'register_surrogate' — did you mean 'register_surrogates'?"),
-    "wrong_hook_argument": ('''
+        """,
+        "implements unknown hook 'register_surrogate' — did you mean 'register_surrogates'?",
+    ),
+    "wrong_hook_argument": (
+        """
         @hookimpl
         def register_surrogates(reg):
             reg("fake_spike", Spike)
-        ''', "PluginValidationError"),
-    "name_taken_by_builtin": ('''
+        """,
+        "PluginValidationError",
+    ),
+    "name_taken_by_builtin": (
+        """
         @hookimpl
         def register_surrogates(register):
             register("sigmoid", Spike)
-        ''', "plugin 'snnkit-fake' registers surrogate 'sigmoid', already registered by 'snnkit'"),
-    "invalid_name": ('''
+        """,
+        "plugin 'snnkit-fake' registers surrogate 'sigmoid', already registered by 'snnkit'",
+    ),
+    "invalid_name": (
+        """
         @hookimpl
         def register_surrogates(register):
             register("FakeSpike", Spike)
-        ''', "names must be lower_snake_case, e.g. 'fake_spike'"),
-    "non_callable_factory": ('''
+        """,
+        "names must be lower_snake_case, e.g. 'fake_spike'",
+    ),
+    "non_callable_factory": (
+        """
         @hookimpl
         def register_surrogates(register):
             register("fake_spike", 42)
-        ''', "the factory 42 is not callable"),
-    "uninspectable_signature": ('''
+        """,
+        "the factory 42 is not callable",
+    ),
+    "uninspectable_signature": (
+        """
         @hookimpl
         def register_surrogates(register):
             register("fake_spike", max)  # inspect.signature(max) raises ValueError
-        ''', "its signature cannot be inspected (no signature found for builtin"),
-    "hook_raises": ('''
+        """,
+        "its signature cannot be inspected (no signature found for builtin",
+    ),
+    "hook_raises": (
+        """
         @hookimpl
         def register_surrogates(register):
             raise RuntimeError("license server offline")
-        ''', "hook register_surrogates raised RuntimeError: license server offline"),
-    "same_name_twice": ('''
+        """,
+        "hook register_surrogates raised RuntimeError: license server offline",
+    ),
+    "same_name_twice": (
+        """
         @hookimpl
         def register_surrogates(register):
             register("fake_spike", Spike)
             register("fake_spike", Spike)
-        ''', "plugin 'snnkit-fake' registers surrogate 'fake_spike' twice"),
-    "one_bad_name_rejects_all": ('''
+        """,
+        "plugin 'snnkit-fake' registers surrogate 'fake_spike' twice",
+    ),
+    "one_bad_name_rejects_all": (
+        """
         @hookimpl
         def register_surrogates(register):
             register("fake_spike", Spike)   # fine on its own, but the plugin is all or nothing
             register("sigmoid", Spike)
-        ''', "already registered by 'snnkit'"),
+        """,
+        "already registered by 'snnkit'",
+    ),
 }
 
 
@@ -222,7 +270,9 @@ def test_faulty_plugin_is_reported_and_skipped(fault: str, site: Site, tmp_path:
     status = registry.plugins["snnkit-fake"].status
     assert status.startswith("failed: ") and reason in status, status
     assert [c.name for c in registry.list() if c.plugin == "snnkit-fake"] == []  # all or nothing
-    assert registry.get(Kind.SURROGATE, "sigmoid").factory.__module__ == "snnkit.components.surrogates"
+    assert (
+        registry.get(Kind.SURROGATE, "sigmoid").factory.__module__ == "snnkit.components.surrogates"
+    )
     assert registry.get(Kind.SURROGATE, "good_spike").plugin == "snnkit-good"
     builtins = build_registry(entry_points=False)
     for kind in Kind:  # every built-in of every kind is still there
@@ -261,11 +311,11 @@ def test_entry_point_loading_none_is_a_failure(site: Site) -> None:
 
 
 def test_name_taken_by_another_plugin_names_both_and_keeps_the_first(site: Site) -> None:
-    hooks = '''
+    hooks = """
         @hookimpl
         def register_surrogates(register):
             register("shared_spike", Spike)
-        '''
+        """
     # Entry points load sorted by name: fake_a first, so it keeps the name.
     site.install("snnkit-fake-a", plugin_source(hooks))
     site.install("snnkit-fake-b", plugin_source(hooks))
@@ -276,12 +326,16 @@ def test_name_taken_by_another_plugin_names_both_and_keeps_the_first(site: Site)
     assert registry.plugins["snnkit-fake-a"].status == "ok"
     assert registry.plugins["snnkit-fake-b"].status == (
         "failed: plugin 'snnkit-fake-b' registers surrogate 'shared_spike', already registered "
-        "by 'snnkit-fake-a'; skipped — register it under another name")
+        "by 'snnkit-fake-a'; skipped — register it under another name"
+    )
 
 
 def test_factory_raising_at_build_is_a_component_build_error_naming_the_plugin(
-        site: Site, tmp_path: Path) -> None:
-    site.install("snnkit-fake", plugin_source('''
+    site: Site, tmp_path: Path
+) -> None:
+    site.install(
+        "snnkit-fake",
+        plugin_source('''
         class Exploding(Spike):
             """Builds only where its compiled kernels exist."""
 
@@ -291,19 +345,24 @@ def test_factory_raising_at_build_is_a_component_build_error_naming_the_plugin(
         @hookimpl
         def register_surrogates(register):
             register("exploding_spike", Exploding)
-        '''))
+        '''),
+    )
     registry = site.registry()
     assert registry.plugins["snnkit-fake"].status == "ok"  # registering builds nothing
     with pytest.raises(ComponentBuildError) as caught:
         registry.build(Kind.SURROGATE, {"name": "exploding_spike", "alpha": 2}, at="surrogate")
-    assert str(caught.value) == ("surrogate: building surrogate 'exploding_spike' (plugin "
-                                 "'snnkit-fake') failed: RuntimeError: compiled kernels not found")
+    assert str(caught.value) == (
+        "surrogate: building surrogate 'exploding_spike' (plugin "
+        "'snnkit-fake') failed: RuntimeError: compiled kernels not found"
+    )
     assert isinstance(caught.value.__cause__, RuntimeError)
 
     result = cli("validate", str(write_recipe(tmp_path, "exploding_spike")))
     assert result.exit_code == 2
-    assert ("model.layers[2].surrogate: building surrogate 'exploding_spike' (plugin "
-            "'snnkit-fake') failed") in result.stderr
+    assert (
+        "model.layers[2].surrogate: building surrogate 'exploding_spike' (plugin "
+        "'snnkit-fake') failed"
+    ) in result.stderr
     assert "Traceback" not in result.output
 
 
@@ -315,31 +374,41 @@ def test_factory_rejecting_a_value_is_a_parameter_error(site: Site, tmp_path: Pa
 
 
 # --------------------------------------------------------------------------- SNNKIT_LOAD_PLUGINS
-@pytest.mark.parametrize(("wanted", "loaded"), [
-    (None, {"snnkit-fake-a", "snnkit-fake-b"}),
-    ("fake_a", {"snnkit-fake-a"}),                    # an entry-point name
-    ("snnkit-fake-b", {"snnkit-fake-b"}),             # a distribution name
-    (" fake_a , snnkit-fake-b ", {"snnkit-fake-a", "snnkit-fake-b"}),
-    ("", set()),                                      # set but empty: no installed plugin
-])
-def test_load_plugins_env_selects_installed_plugins(wanted: str | None, loaded: set[str],
-                                                    site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("wanted", "loaded"),
+    [
+        (None, {"snnkit-fake-a", "snnkit-fake-b"}),
+        ("fake_a", {"snnkit-fake-a"}),  # an entry-point name
+        ("snnkit-fake-b", {"snnkit-fake-b"}),  # a distribution name
+        (" fake_a , snnkit-fake-b ", {"snnkit-fake-a", "snnkit-fake-b"}),
+        ("", set()),  # set but empty: no installed plugin
+    ],
+)
+def test_load_plugins_env_selects_installed_plugins(
+    wanted: str | None, loaded: set[str], site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for letter in "ab":
-        site.install(f"snnkit-fake-{letter}", plugin_source(f'''
+        site.install(
+            f"snnkit-fake-{letter}",
+            plugin_source(f"""
             @hookimpl
             def register_surrogates(register):
                 register("spike_{letter}", Spike)
-            '''))
+            """),
+        )
     if wanted is not None:
         monkeypatch.setenv("SNNKIT_LOAD_PLUGINS", wanted)
     registry = site.registry()
     assert {name for name in registry.plugins if name.startswith("snnkit-fake")} == loaded
-    assert {c.plugin for c in registry.list(Kind.SURROGATE) if c.name.startswith("spike_")} == loaded
+    assert {
+        c.plugin for c in registry.list(Kind.SURROGATE) if c.name.startswith("spike_")
+    } == loaded
     assert "snnkit" in registry.plugins and (Kind.SURROGATE, "sigmoid") in registry
 
 
-def test_load_plugins_env_avoids_importing_a_broken_plugin(site: Site,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_plugins_env_avoids_importing_a_broken_plugin(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
     site.install("snnkit-fake-a", HEADER + GOOD_PLUGIN)
     site.install("snnkit-fake-b", plugin_source("import snnkit_missing_dependency\n"))
     monkeypatch.setenv("SNNKIT_LOAD_PLUGINS", "fake_a")
@@ -351,9 +420,13 @@ def test_load_plugins_env_avoids_importing_a_broken_plugin(site: Site,
 
 # --------------------------------------------------------------------------- harder faults
 
+
 def test_unresolvable_string_hint_does_not_break_loading(site: Site) -> None:
     site.install("snnkit-good", HEADER + GOOD_PLUGIN)
-    site.install("snnkit-fake", "from __future__ import annotations\n" + plugin_source('''
+    site.install(
+        "snnkit-fake",
+        "from __future__ import annotations\n"
+        + plugin_source('''
         class Typo(Spike):
             """A surrogate whose hint has a typo."""
 
@@ -363,7 +436,8 @@ def test_unresolvable_string_hint_does_not_break_loading(site: Site) -> None:
         @hookimpl
         def register_surrogates(register):
             register("typo_spike", Typo)
-        '''))
+        '''),
+    )
     registry = site.registry()
     assert registry.get(Kind.SURROGATE, "good_spike").plugin == "snnkit-good"
     assert "snnkit-fake" in registry.plugins  # loaded with raw hints, or reported as failed
@@ -376,21 +450,26 @@ def test_plugin_exiting_at_import_is_a_failure(site: Site) -> None:
 
 
 def test_hook_without_hookimpl_marker_is_a_failure(site: Site) -> None:
-    site.install("snnkit-fake", plugin_source('''
+    site.install(
+        "snnkit-fake",
+        plugin_source("""
         def register_surrogates(register):  # forgot @hookimpl
             register("fake_spike", Spike)
-        '''))
+        """),
+    )
     status = site.registry().plugins["snnkit-fake"].status
     assert status.startswith("failed: ") and "hookimpl" in status, status
 
 
 def test_distribution_with_two_entry_points_loads_both(site: Site) -> None:
     for letter in "ab":
-        (site.root / f"snnkit_multi_{letter}.py").write_text(plugin_source(f'''
+        (site.root / f"snnkit_multi_{letter}.py").write_text(
+            plugin_source(f"""
             @hookimpl
             def register_surrogates(register):
                 register("multi_{letter}", Spike)
-            '''))
+            """)
+        )
         site.modules.append(f"snnkit_multi_{letter}")
     info = site.root / "snnkit_multi-0.1.dist-info"
     info.mkdir()
@@ -399,4 +478,5 @@ def test_distribution_with_two_entry_points_loads_both(site: Site) -> None:
     registry = site.registry()
     assert registry.failures == []
     assert {(Kind.SURROGATE, "multi_a"), (Kind.SURROGATE, "multi_b")} <= {
-        (c.kind, c.name) for c in registry.list(Kind.SURROGATE)}
+        (c.kind, c.name) for c in registry.list(Kind.SURROGATE)
+    }

@@ -10,9 +10,14 @@ from snnkit.errors import RecipeError
 from snnkit.recipes.loader import apply_override, check_resume_changes, load_recipe, read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
-MINIMAL = {"time_steps": 4, "dataset": "synthetic", "encoder": "poisson",
-           "model": {"name": "sequential", "layers": ["flatten", "lif"]}, "loss": "mse_rate",
-           "optimizer": {"name": "adam", "lr": 1e-3}}
+MINIMAL = {
+    "time_steps": 4,
+    "dataset": "synthetic",
+    "encoder": "poisson",
+    "model": {"name": "sequential", "layers": ["flatten", "lif"]},
+    "loss": "mse_rate",
+    "optimizer": {"name": "adam", "lr": 1e-3},
+}
 
 
 def test_the_default_recipe_loads_with_its_documented_values() -> None:
@@ -26,7 +31,9 @@ def test_the_default_recipe_loads_with_its_documented_values() -> None:
 def test_strings_are_shorthand_and_defaults_fill_in() -> None:
     recipe = load_recipe(MINIMAL)
     assert recipe.dataset == {"name": "synthetic"} and recipe.seed == 0
-    assert recipe.train.device == "auto" and recipe.output.dir == "runs" and recipe.label == "recipe"
+    assert (
+        recipe.train.device == "auto" and recipe.output.dir == "runs" and recipe.label == "recipe"
+    )
 
 
 def test_the_mapping_passed_in_is_not_changed() -> None:
@@ -35,17 +42,24 @@ def test_the_mapping_passed_in_is_not_changed() -> None:
     assert raw["model"]["layers"][1] == "lif" and "train" not in raw
 
 
-@pytest.mark.parametrize("text,path,value", [
-    ("train.epochs=3", ("train", "epochs"), 3),
-    ("optimizer.lr=1e-4", ("optimizer", "lr"), "1e-4"),  # YAML 1.1 text; the registry coerces it
-    ("optimizer.lr=1.0e-4", ("optimizer", "lr"), 1.0e-4),
-    ("model.layers.1.tau=3.5", ("model", "layers", 1, "tau"), 3.5),
-    ("model.layers.1=plif", ("model", "layers", 1), "plif"),
-    ("encoder.name=latency", ("encoder", "name"), "latency"),
-    ("dataset.root=null", ("dataset", "root"), None),
-    ("dataset.shape=[1, 2, 2]", ("dataset", "shape"), [1, 2, 2]),
-    ("output.name= my run ", ("output", "name"), "my run"),
-])
+@pytest.mark.parametrize(
+    "text,path,value",
+    [
+        ("train.epochs=3", ("train", "epochs"), 3),
+        (
+            "optimizer.lr=1e-4",
+            ("optimizer", "lr"),
+            "1e-4",
+        ),  # YAML 1.1 text; the registry coerces it
+        ("optimizer.lr=1.0e-4", ("optimizer", "lr"), 1.0e-4),
+        ("model.layers.1.tau=3.5", ("model", "layers", 1, "tau"), 3.5),
+        ("model.layers.1=plif", ("model", "layers", 1), "plif"),
+        ("encoder.name=latency", ("encoder", "name"), "latency"),
+        ("dataset.root=null", ("dataset", "root"), None),
+        ("dataset.shape=[1, 2, 2]", ("dataset", "shape"), [1, 2, 2]),
+        ("output.name= my run ", ("output", "name"), "my run"),
+    ],
+)
 def test_overrides_parse_values_as_yaml(text: str, path: tuple, value) -> None:
     raw = {**MINIMAL, "model": {"name": "sequential", "layers": ["flatten", "lif"]}}
     apply_override(raw, text)
@@ -72,8 +86,10 @@ def test_override_into_a_plain_value_is_refused() -> None:
 
 def test_overrides_apply_in_order_after_the_file(tmp_path: Path) -> None:
     path = tmp_path / "r.yaml"
-    path.write_text("time_steps: 4\ndataset: synthetic\nencoder: poisson\nmodel: {name: mlp, "
-                    "sizes: [64, 10]}\nloss: mse_rate\noptimizer: adam\ntrain: {epochs: 5}\n")
+    path.write_text(
+        "time_steps: 4\ndataset: synthetic\nencoder: poisson\nmodel: {name: mlp, "
+        "sizes: [64, 10]}\nloss: mse_rate\noptimizer: adam\ntrain: {epochs: 5}\n"
+    )
     recipe = load_recipe(path, ["train.epochs=2", "train.epochs=3", "time_steps=8"])
     assert recipe.train.epochs == 3 and recipe.time_steps == 8
 
@@ -84,10 +100,13 @@ def test_relative_paths_follow_the_documented_rule(tmp_path: Path, monkeypatch) 
     (folder / "r.yaml").write_text(
         "time_steps: 4\ndataset: {name: mnist, root: data}\nencoder: poisson\n"
         "model: {name: mlp, sizes: [784, 10]}\nloss: mse_rate\noptimizer: adam\n"
-        "output: {dir: out}\n")
+        "output: {dir: out}\n"
+    )
     monkeypatch.chdir(tmp_path)
     recipe = load_recipe(folder / "r.yaml")
-    assert recipe.dataset["root"] == str(folder / "data") and recipe.output.dir == str(folder / "out")
+    assert recipe.dataset["root"] == str(folder / "data") and recipe.output.dir == str(
+        folder / "out"
+    )
     # a path on the command line stays relative to the working directory (data.resolve_root)
     assert load_recipe(folder / "r.yaml", ["dataset.root=cli"]).dataset["root"] == "cli"
 
@@ -97,15 +116,21 @@ def test_int_fields_accept_exact_numbers_and_numeric_text() -> None:
     assert recipe.train.batch_size == 64 and recipe.train.epochs == 2 and recipe.seed == 7
 
 
-@pytest.mark.parametrize("override,expected", [
-    ("train.epochs=true", "train.epochs must be an integer, not true"),
-    ("train.epochs=1.5", "train.epochs must be a whole number"),
-    ("seed=-1", "seed must be >= 0"),
-    ("train.grad_clip=0", "train.grad_clip must be > 0.0 (max gradient norm; null = no clipping), got 0"),
-    ("train.device=cuda:x", "train.device must be auto, cpu, cuda or cuda:N, got 'cuda:x'"),
-    ("train.amp=maybe", "train.amp must be true or false, got 'maybe'"),
-    ("output.name=[a]", "output.name must be text, got list"),
-])
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("train.epochs=true", "train.epochs must be an integer, not true"),
+        ("train.epochs=1.5", "train.epochs must be a whole number"),
+        ("seed=-1", "seed must be >= 0"),
+        (
+            "train.grad_clip=0",
+            "train.grad_clip must be > 0.0 (max gradient norm; null = no clipping), got 0",
+        ),
+        ("train.device=cuda:x", "train.device must be auto, cpu, cuda or cuda:N, got 'cuda:x'"),
+        ("train.amp=maybe", "train.amp must be true or false, got 'maybe'"),
+        ("output.name=[a]", "output.name must be text, got list"),
+    ],
+)
 def test_skeleton_values_are_checked_with_one_line_messages(override: str, expected: str) -> None:
     with pytest.raises(RecipeError) as info:
         load_recipe(MINIMAL, [override])
@@ -115,8 +140,10 @@ def test_skeleton_values_are_checked_with_one_line_messages(override: str, expec
 
 def test_an_empty_optional_section_means_its_defaults(tmp_path: Path) -> None:
     path = tmp_path / "r.yaml"
-    path.write_text("time_steps: 4\ndataset: synthetic\nencoder: poisson\nmodel: {name: mlp, "
-                    "sizes: [64, 10]}\nloss: mse_rate\noptimizer: adam\ntrain:\noutput:\n")
+    path.write_text(
+        "time_steps: 4\ndataset: synthetic\nencoder: poisson\nmodel: {name: mlp, "
+        "sizes: [64, 10]}\nloss: mse_rate\noptimizer: adam\ntrain:\noutput:\n"
+    )
     recipe = load_recipe(path)
     assert recipe.train.epochs == 1 and recipe.output.tensorboard is True
 
@@ -131,7 +158,9 @@ def test_yaml_errors_carry_file_line_and_column(tmp_path: Path) -> None:
 def test_undecodable_file_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "r.yaml"
     path.write_bytes(b"seed: \xff\xfe\n")
-    with pytest.raises(RecipeError, match="cannot read the file .*UnicodeDecodeError.* pass a UTF-8"):
+    with pytest.raises(
+        RecipeError, match="cannot read the file .*UnicodeDecodeError.* pass a UTF-8"
+    ):
         read_yaml(path)
 
 
@@ -144,19 +173,33 @@ def test_yes_no_keys_are_refused_not_turned_into_booleans(tmp_path: Path) -> Non
 
 def test_resume_may_extend_training_and_change_the_optimizer_settings() -> None:
     saved = load_recipe(MINIMAL)
-    wanted = load_recipe(MINIMAL, ["train.epochs=9", "optimizer.lr=1e-5", "dataset.root=/data",
-                                   "output.tensorboard=false", "scheduler=cosine"])
+    wanted = load_recipe(
+        MINIMAL,
+        [
+            "train.epochs=9",
+            "optimizer.lr=1e-5",
+            "dataset.root=/data",
+            "output.tensorboard=false",
+            "scheduler=cosine",
+        ],
+    )
     check_resume_changes(saved, wanted, [])
 
 
-@pytest.mark.parametrize("override,expected", [
-    ("time_steps=8", "cannot change 'time_steps' of a run that has started (--set time_steps=8)"),
-    ("seed=3", "cannot change 'seed'"),
-    ("model.layers.1.tau=3", "cannot change 'model'"),
-    ("dataset.num_samples=9", "cannot change 'dataset'"),
-    ("encoder=latency", "cannot change 'encoder'"),
-    ("optimizer.name=sgd", "cannot change optimizer.name"),
-])
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        (
+            "time_steps=8",
+            "cannot change 'time_steps' of a run that has started (--set time_steps=8)",
+        ),
+        ("seed=3", "cannot change 'seed'"),
+        ("model.layers.1.tau=3", "cannot change 'model'"),
+        ("dataset.num_samples=9", "cannot change 'dataset'"),
+        ("encoder=latency", "cannot change 'encoder'"),
+        ("optimizer.name=sgd", "cannot change optimizer.name"),
+    ],
+)
 def test_resume_refuses_changes_to_what_the_weights_mean(override: str, expected: str) -> None:
     saved = load_recipe(MINIMAL)
     with pytest.raises(RecipeError, match=expected.replace("(", r"\(").replace(")", r"\)")):

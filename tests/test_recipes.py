@@ -14,8 +14,12 @@ import snnkit
 from snnkit.recipes.loader import load_recipe
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
-SHAPES = {"mnist": [1, 28, 28], "fashion_mnist": [1, 28, 28], "kmnist": [1, 28, 28],
-          "cifar10": [3, 32, 32]}
+SHAPES = {
+    "mnist": [1, 28, 28],
+    "fashion_mnist": [1, 28, 28],
+    "kmnist": [1, 28, 28],
+    "cifar10": [3, 32, 32],
+}
 
 pytestmark = pytest.mark.usefixtures("only_builtins")
 
@@ -27,13 +31,20 @@ def test_every_recipe_has_a_header_comment_with_its_source() -> None:
         assert head.startswith("# "), f"{path.name} lacks its header comment"
 
 
-@pytest.mark.parametrize("path", [p for p in RECIPES if "triangle" not in p.name], ids=lambda p: p.stem)
-def test_recipe_trains_a_few_batches_on_synthetic_data_of_its_shape(path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "path", [p for p in RECIPES if "triangle" not in p.name], ids=lambda p: p.stem
+)
+def test_recipe_trains_a_few_batches_on_synthetic_data_of_its_shape(
+    path: Path, tmp_path: Path
+) -> None:
     dataset = load_recipe(path).dataset["name"]
     shape = SHAPES[dataset]
     overrides = [
         f"dataset={{name: synthetic, num_samples: 16, shape: {shape}, num_classes: 10}}",
-        "train.epochs=1", "train.max_batches=2", "train.batch_size=8", "train.device=cpu",
+        "train.epochs=1",
+        "train.max_batches=2",
+        "train.batch_size=8",
+        "train.device=cpu",
         "output.tensorboard=false",
     ]
     row = snnkit.run(path, overrides, out=tmp_path / path.stem).metrics[0]

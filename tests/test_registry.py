@@ -16,8 +16,14 @@ from snnkit.plugins.registry import Kind, Registry, coerce
 class Scaled:
     """Scaled thing: y = alpha * x."""
 
-    def __init__(self, alpha: float = 1.0, steps: int = 3, flag: bool = False,
-                 mode: str = "a", widths: tuple[int, ...] = (1, 2)) -> None:
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        steps: int = 3,
+        flag: bool = False,
+        mode: str = "a",
+        widths: tuple[int, ...] = (1, 2),
+    ) -> None:
         if alpha <= 0:
             raise ValueError(f"alpha must be > 0, got {alpha}")
         self.alpha, self.steps, self.flag, self.mode, self.widths = alpha, steps, flag, mode, widths
@@ -62,8 +68,13 @@ def test_list_is_sorted_filtered_by_kind_and_glob(reg: Registry) -> None:
 def test_component_records_plugin_version_and_summary(reg: Registry) -> None:
     c = reg.get("surrogate", "scaled_two")
     assert (c.plugin, c.version, c.summary) == ("other", "0.2", "Scaled thing: y = alpha * x.")
-    assert c.as_dict() == {"kind": "surrogate", "name": "scaled_two", "plugin": "other",
-                           "version": "0.2", "summary": "Scaled thing: y = alpha * x."}
+    assert c.as_dict() == {
+        "kind": "surrogate",
+        "name": "scaled_two",
+        "plugin": "other",
+        "version": "0.2",
+        "summary": "Scaled thing: y = alpha * x.",
+    }
 
 
 @pytest.mark.parametrize("bad", ["MyLIF", "1lif", "lif-x", "", "lif x"])
@@ -112,15 +123,18 @@ def test_unknown_parameter_suggests_and_lists_valid_ones(reg: Registry) -> None:
 
 
 def test_values_are_coerced_to_type_hints(reg: Registry) -> None:
-    _, params = reg.check("surrogate", {"name": "scaled", "alpha": "1e-3", "steps": "64",
-                                        "flag": "true", "widths": [3, 4]})
+    _, params = reg.check(
+        "surrogate",
+        {"name": "scaled", "alpha": "1e-3", "steps": "64", "flag": "true", "widths": [3, 4]},
+    )
     assert params == {"alpha": 0.001, "steps": 64, "flag": True, "widths": (3, 4)}
     built = reg.build("surrogate", {"name": "scaled", "alpha": "1e-3"})
     assert isinstance(built, Scaled) and built.alpha == 0.001
 
 
-@pytest.mark.parametrize("param,value", [("alpha", "fast"), ("steps", 1.5), ("flag", "maybe"),
-                                         ("widths", [1, "x"])])
+@pytest.mark.parametrize(
+    "param,value", [("alpha", "fast"), ("steps", 1.5), ("flag", "maybe"), ("widths", [1, "x"])]
+)
 def test_wrong_types_name_the_parameter(reg: Registry, param: str, value: object) -> None:
     with pytest.raises(ParameterError, match=rf"^model\.neuron\.{param}.*expected"):
         reg.check("surrogate", {"name": "scaled", param: value}, at="model.neuron")
@@ -175,9 +189,11 @@ def test_coerce_passes_through_untyped_values() -> None:
 BUILT: list[object] = []
 
 
-def ranged(tau: Annotated[float, Gt(1), Why("it divides")] = 2.0,
-           width: Annotated[int, pydantic.Field(ge=1)] = 4,
-           rest: Annotated[float, Ge(0), FINITE] = 0.0) -> None:
+def ranged(
+    tau: Annotated[float, Gt(1), Why("it divides")] = 2.0,
+    width: Annotated[int, pydantic.Field(ge=1)] = 4,
+    rest: Annotated[float, Ge(0), FINITE] = 0.0,
+) -> None:
     """A factory whose ranges live in its signature only."""
     BUILT.append((tau, width, rest))
 
@@ -189,8 +205,11 @@ def test_declared_ranges_are_checked_before_anything_is_built() -> None:
     params = r.get("loss", "ranged").parameters()
     assert params["tau"].type_name == "float" and params["tau"].range == "> 1"
     assert params["width"].range == ">= 1" and params["rest"].range == ">= 0 (finite)"
-    with pytest.raises(ParameterError, match=r"^loss: loss 'ranged': tau must be > 1 "
-                                             r"\(it divides\), got 1\.0$"):
+    with pytest.raises(
+        ParameterError,
+        match=r"^loss: loss 'ranged': tau must be > 1 "
+        r"\(it divides\), got 1\.0$",
+    ):
         r.check("loss", {"name": "ranged", "tau": "1"}, at="loss")
     with pytest.raises(ParameterError, match=r"width must be >= 1, got 0"):
         r.build("loss", {"name": "ranged", "width": 0}, at="loss")

@@ -32,14 +32,23 @@ NUMBERS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "f
 def recipe(tmp_path: Path, epochs: int) -> dict[str, Any]:
     """A tiny synthetic recipe with randomness everywhere: 4 batches of 16 per epoch."""
     return {
-        "seed": 3, "time_steps": 4,
+        "seed": 3,
+        "time_steps": 4,
         "dataset": {"name": "synthetic", "num_samples": 64, "shape": [1, 4, 4], "num_classes": 4},
         "encoder": "poisson",
-        "model": {"name": "sequential", "layers": [
-            "flatten", {"name": "linear", "in_features": 16, "out_features": 8},
-            {"name": "lif", "tau": 2.0}, {"name": "dropout", "p": 0.2},
-            {"name": "linear", "in_features": 8, "out_features": 4}, "lif"]},
-        "loss": "mse_rate", "optimizer": {"name": "adam", "lr": 0.02},
+        "model": {
+            "name": "sequential",
+            "layers": [
+                "flatten",
+                {"name": "linear", "in_features": 16, "out_features": 8},
+                {"name": "lif", "tau": 2.0},
+                {"name": "dropout", "p": 0.2},
+                {"name": "linear", "in_features": 8, "out_features": 4},
+                "lif",
+            ],
+        },
+        "loss": "mse_rate",
+        "optimizer": {"name": "adam", "lr": 0.02},
         "scheduler": {"name": "step", "step_size": 1, "gamma": 0.7},
         "train": {"epochs": epochs, "batch_size": 16, "device": "cpu"},
         "output": {"dir": str(tmp_path / "runs"), "tensorboard": False},
@@ -136,8 +145,9 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path: Path) -> None:
 def test_a_new_learning_rate_on_resume_is_applied(tmp_path: Path) -> None:
     out = tmp_path / "run"
     snnkit.run(recipe(tmp_path, 1), out=out)
-    result = runner.invoke(app, ["run", "--resume", str(out), "--set", "train.epochs=2",
-                                 "--set", "optimizer.lr=0.001"])
+    result = runner.invoke(
+        app, ["run", "--resume", str(out), "--set", "train.epochs=2", "--set", "optimizer.lr=0.001"]
+    )
     assert result.exit_code == 0, result.output
     # epoch 2 trains at the new lr; the step scheduler then multiplies it by 0.7
     assert metrics(out)[1]["lr"] == 0.001
@@ -145,14 +155,20 @@ def test_a_new_learning_rate_on_resume_is_applied(tmp_path: Path) -> None:
     assert group["lr"] == pytest.approx(0.0007) and group["initial_lr"] == 0.001
 
 
-@pytest.mark.parametrize("override,expected", [
-    ("time_steps=8",
-     "--resume: cannot change 'time_steps' of a run that has started (--set time_steps=8)"),
-    ("model.layers.1.out_features=9", "--resume: cannot change 'model'"),
-    ("optimizer.name=sgd", "--resume: cannot change optimizer.name"),
-])
-def test_resume_refuses_changes_to_the_experiment(override: str, expected: str,
-                                                  tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        (
+            "time_steps=8",
+            "--resume: cannot change 'time_steps' of a run that has started (--set time_steps=8)",
+        ),
+        ("model.layers.1.out_features=9", "--resume: cannot change 'model'"),
+        ("optimizer.name=sgd", "--resume: cannot change optimizer.name"),
+    ],
+)
+def test_resume_refuses_changes_to_the_experiment(
+    override: str, expected: str, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
     snnkit.run(recipe(tmp_path, 1), out=out)
     result = runner.invoke(app, ["run", "--resume", str(out), "--set", override])
@@ -169,7 +185,9 @@ def test_an_edited_recipe_yaml_is_checked_against_the_checkpoint(tmp_path: Path)
     (out / "recipe.yaml").write_text(yaml.safe_dump(edited))
     result = runner.invoke(app, ["run", "--resume", str(out), "--set", "train.epochs=2"])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert result.stderr.startswith("error: --resume: cannot change 'model' of a run that has "
-                                    "started (the run folder's recipe.yaml differs from the "
-                                    "recipe saved in last.pt) — undo the edit of recipe.yaml")
+    assert result.stderr.startswith(
+        "error: --resume: cannot change 'model' of a run that has "
+        "started (the run folder's recipe.yaml differs from the "
+        "recipe saved in last.pt) — undo the edit of recipe.yaml"
+    )
     assert len(result.stderr.strip().splitlines()) == 1

@@ -31,12 +31,16 @@ runner = CliRunner()
 def long_recipe(tmp_path: Path) -> dict[str, Any]:
     """128 batches of 8 per epoch and 50 epochs: far longer than the test waits."""
     return {
-        "seed": 0, "time_steps": 8,
+        "seed": 0,
+        "time_steps": 8,
         "dataset": {"name": "synthetic", "num_samples": 1024, "shape": [16], "num_classes": 4},
         "encoder": "poisson",
-        "model": {"name": "sequential", "layers": [
-            {"name": "linear", "in_features": 16, "out_features": 4}, "lif"]},
-        "loss": "mse_rate", "optimizer": {"name": "adam", "lr": 0.01},
+        "model": {
+            "name": "sequential",
+            "layers": [{"name": "linear", "in_features": 16, "out_features": 4}, "lif"],
+        },
+        "loss": "mse_rate",
+        "optimizer": {"name": "adam", "lr": 0.01},
         "train": {"epochs": 50, "batch_size": 8, "device": "cpu", "num_threads": 1},
         "output": {"dir": str(tmp_path / "runs"), "tensorboard": False},
     }
@@ -50,8 +54,13 @@ def _start(tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path]:
     path.write_text(yaml.safe_dump(long_recipe(tmp_path)))
     out = tmp_path / name
     env = {**os.environ, "SNNKIT_LOAD_PLUGINS": "", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "snnkit", "run", str(path), "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snnkit", "run", str(path), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     return proc, out
 
 

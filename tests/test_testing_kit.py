@@ -12,9 +12,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from snnkit.components import neurons
-
-from snnkit.components import surrogates
+from snnkit.components import neurons, surrogates
 from snnkit.components.surrogates import Surrogate, heaviside
 from snnkit.testing import check_encoder, check_loss, check_neuron, check_surrogate
 
@@ -23,10 +21,17 @@ from snnkit.testing import check_encoder, check_loss, check_neuron, check_surrog
 class ToySigmoid(Surrogate):
     """g(x) = σ(4x); switches break one rule each."""
 
-    def __init__(self, spiking: bool = True, *, derivative_scale: float = 1.0,
-                 strict_forward: bool = False, detached_primitive: bool = False,
-                 wrong_dtype: bool = False, ignore_spiking: bool = False,
-                 wrong_near_one: bool = False) -> None:
+    def __init__(
+        self,
+        spiking: bool = True,
+        *,
+        derivative_scale: float = 1.0,
+        strict_forward: bool = False,
+        detached_primitive: bool = False,
+        wrong_dtype: bool = False,
+        ignore_spiking: bool = False,
+        wrong_near_one: bool = False,
+    ) -> None:
         super().__init__(spiking)
         self.derivative_scale = derivative_scale
         self.strict_forward = strict_forward
@@ -112,9 +117,15 @@ def test_kinks_are_detected_without_being_listed() -> None:
 class ToyIF(nn.Module):
     """IF neuron H = V + X, S = Θ(H − 1), hard reset to 0; switches break one rule each."""
 
-    def __init__(self, surrogate: nn.Module | None = None, *, leak_state: bool = False,
-                 single_threshold: float = 1.0, emit_voltage: bool = False,
-                 detach_input: bool = False) -> None:
+    def __init__(
+        self,
+        surrogate: nn.Module | None = None,
+        *,
+        leak_state: bool = False,
+        single_threshold: float = 1.0,
+        emit_voltage: bool = False,
+        detach_input: bool = False,
+    ) -> None:
         super().__init__()
         self.surrogate = surrogates.Sigmoid() if surrogate is None else surrogate
         self.leak_state = leak_state
@@ -204,8 +215,9 @@ def test_neuron_that_never_fires_is_reported() -> None:
 class ToyEncoder(nn.Module):
     """Repeats x over T steps; switches break one rule each."""
 
-    def __init__(self, time_steps: int, *, batch_first: bool = False,
-                 integer_output: bool = False) -> None:
+    def __init__(
+        self, time_steps: int, *, batch_first: bool = False, integer_output: bool = False
+    ) -> None:
         super().__init__()
         self.time_steps = time_steps
         self.batch_first = batch_first
@@ -249,8 +261,14 @@ class _WrongBackward(torch.autograd.Function):
 class ToyRateMSE(nn.Module):
     """mean (rate − onehot)²; switches break one rule each."""
 
-    def __init__(self, *, reduce: bool = True, detach: bool = False, wrong_backward: bool = False,
-                 predict_shape: str = "[B]") -> None:
+    def __init__(
+        self,
+        *,
+        reduce: bool = True,
+        detach: bool = False,
+        wrong_backward: bool = False,
+        predict_shape: str = "[B]",
+    ) -> None:
         super().__init__()
         self.reduce, self.detach, self.wrong_backward = reduce, detach, wrong_backward
         self.predict_shape = predict_shape

@@ -13,8 +13,8 @@ import torch
 from torch import Tensor, nn
 
 import snnkit
-from snnkit.hookspecs import Register
 from snnkit.components.surrogates import Surrogate
+from snnkit.hookspecs import Register
 
 __all__ = ["RateHinge", "Triangle", "register_losses", "register_surrogates"]
 __version__ = "0.1.0"
@@ -34,14 +34,16 @@ class Triangle(Surrogate):
         super().__init__(spiking)
         alpha = float(alpha)
         if not (math.isfinite(alpha) and alpha > 0):
-            raise ValueError(f"alpha must be a finite number > 0 (the triangle's height), got {alpha!r}")
+            raise ValueError(
+                f"alpha must be a finite number > 0 (the triangle's height), got {alpha!r}"
+            )
         self.alpha = alpha
 
     def primitive(self, x: Tensor) -> Tensor:
         # Outside [−1, 1] g is constant (0 or α); clamp makes the two quadratics meet there.
         u = x.clamp(-1.0, 1.0)
-        left = (u + 1) ** 2 / 2            # ∫_{−1}^{u} (1 + v) dv
-        right = 0.5 + u - u**2 / 2         # 1/2 + ∫_{0}^{u} (1 − v) dv
+        left = (u + 1) ** 2 / 2  # ∫_{−1}^{u} (1 + v) dv
+        right = 0.5 + u - u**2 / 2  # 1/2 + ∫_{0}^{u} (1 − v) dv
         return self.alpha * torch.where(u <= 0, left, right)
 
     def derivative(self, x: Tensor) -> Tensor:
@@ -63,16 +65,20 @@ class RateHinge(nn.Module):
         super().__init__()
         margin = float(margin)
         if not 0 < margin <= 1:
-            raise ValueError(f"margin must be in (0, 1] (a difference of firing rates), got {margin!r}")
+            raise ValueError(
+                f"margin must be in (0, 1] (a difference of firing rates), got {margin!r}"
+            )
         self.margin = margin
 
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
         if output.dim() != 3 or target.shape != output.shape[1:2]:
-            raise ValueError(f"rate_hinge: expected output [T, B, C] and target [B], got "
-                             f"{tuple(output.shape)} and {tuple(target.shape)}")
-        rate = output.mean(0)                                   # [B, C]
-        true = rate.gather(1, target.long().unsqueeze(1))       # [B, 1]
-        violation = torch.relu(self.margin - (true - rate))     # [B, C]; c = y gives margin
+            raise ValueError(
+                f"rate_hinge: expected output [T, B, C] and target [B], got "
+                f"{tuple(output.shape)} and {tuple(target.shape)}"
+            )
+        rate = output.mean(0)  # [B, C]
+        true = rate.gather(1, target.long().unsqueeze(1))  # [B, 1]
+        violation = torch.relu(self.margin - (true - rate))  # [B, C]; c = y gives margin
         others = torch.ones_like(rate).scatter_(1, target.long().unsqueeze(1), 0.0)
         classes = output.shape[2]
         return (violation * others).sum(1).mean() / max(classes - 1, 1)

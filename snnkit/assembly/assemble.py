@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from snnkit.assembly.fast_input import build_forward
+from snnkit.components.functional import reset_net, set_step_mode
 from snnkit.errors import (
     ComponentBuildError,
     DataError,
@@ -38,11 +40,9 @@ from snnkit.errors import (
     did_you_mean,
     one_line,
 )
-from snnkit.assembly.fast_input import build_forward
-from snnkit.components.functional import reset_net, set_step_mode
 from snnkit.kernels import reference_only
-from snnkit.recipes.loader import Recipe
 from snnkit.plugins.registry import Kind, Registry, normalize_spec
+from snnkit.recipes.loader import Recipe
 
 DEFAULT_SURROGATE = "sigmoid"
 
@@ -69,11 +69,13 @@ class Experiment:
         r = self.recipe
         layers = [_spec_name(s) for s in r.model.get("layers", [])] or [r.model["name"]]
         params = sum(p.numel() for p in self.model.parameters())
-        return (f"{r.label}: {r.dataset['name']} ({len(self.train_data)} train / "
-                f"{len(self.test_data)} test) · {r.encoder['name']}(T={r.time_steps}) · "
-                f"{' → '.join(layers)} ({params:,} parameters) · {r.loss['name']} · "
-                f"{r.optimizer['name']} · {r.train.epochs} epochs × batch {r.train.batch_size} "
-                f"on {self.device}")
+        return (
+            f"{r.label}: {r.dataset['name']} ({len(self.train_data)} train / "
+            f"{len(self.test_data)} test) · {r.encoder['name']}(T={r.time_steps}) · "
+            f"{' → '.join(layers)} ({params:,} parameters) · {r.loss['name']} · "
+            f"{r.optimizer['name']} · {r.train.epochs} epochs × batch {r.train.batch_size} "
+            f"on {self.device}"
+        )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -82,12 +84,16 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise DeviceError(f"train.device: '{name}' requested but no CUDA device is present — "
-                              "use device: auto or cpu")
+            raise DeviceError(
+                f"train.device: '{name}' requested but no CUDA device is present — "
+                "use device: auto or cpu"
+            )
         index = torch.device(name).index or 0
         if index >= torch.cuda.device_count():
-            raise DeviceError(f"train.device: '{name}' not present ({torch.cuda.device_count()} "
-                              "CUDA devices) — pick an existing index")
+            raise DeviceError(
+                f"train.device: '{name}' not present ({torch.cuda.device_count()} "
+                "CUDA devices) — pick an existing index"
+            )
     return torch.device(name)
 
 
@@ -108,14 +114,17 @@ def make_builder(registry: Registry) -> Any:
             return registry.build(Kind.LAYER, spec, at=at)
         known = registry.names(Kind.LAYER) + registry.names(Kind.NEURON)
         hint = did_you_mean(name, known) or " —"
-        raise UnknownComponentError(f"{at}: unknown layer or neuron '{name}'{hint} see snnkit "
-                                    "list layer and snnkit list neuron")
+        raise UnknownComponentError(
+            f"{at}: unknown layer or neuron '{name}'{hint} see snnkit "
+            "list layer and snnkit list neuron"
+        )
 
     return build
 
 
-def assemble(recipe: Recipe, registry: Registry, *, device: str | None = None,
-             fast_input: bool = False) -> Experiment:
+def assemble(
+    recipe: Recipe, registry: Registry, *, device: str | None = None, fast_input: bool = False
+) -> Experiment:
     """Build and check every component of ``recipe``; raises SnnkitError on the first problem.
 
     ``fast_input``: make ``forward_module`` the fast input rewrite where ``train.fast_input``
@@ -130,12 +139,15 @@ def assemble(recipe: Recipe, registry: Registry, *, device: str | None = None,
         raise type(err)(f"{recipe.source}: {err}") from err.__cause__
 
 
-def _assemble(recipe: Recipe, registry: Registry, device: str | None,
-              fast_input: bool) -> Experiment:
+def _assemble(
+    recipe: Recipe, registry: Registry, device: str | None, fast_input: bool
+) -> Experiment:
     dev = resolve_device(device or recipe.train.device)
     train_data = registry.build(Kind.DATASET, recipe.dataset, at="dataset", train=True)
     test_data = registry.build(Kind.DATASET, recipe.dataset, at="dataset", train=False)
-    encoder = registry.build(Kind.ENCODER, recipe.encoder, at="encoder", time_steps=recipe.time_steps)
+    encoder = registry.build(
+        Kind.ENCODER, recipe.encoder, at="encoder", time_steps=recipe.time_steps
+    )
     model = registry.build(Kind.MODEL, recipe.model, at="model", build=make_builder(registry))
     loss = registry.build(Kind.LOSS, recipe.loss, at="loss")
     check_memory(recipe, math.prod(train_data.input_shape), dev)  # the input alone, before encoding
@@ -144,19 +156,41 @@ def _assemble(recipe: Recipe, registry: Registry, device: str | None,
         per_sample = check_shapes(model, recipe, train_data, loss, probe)
     check_memory(recipe, per_sample, dev)
     model.to(dev)
-    optimizer = registry.build(Kind.OPTIMIZER, recipe.optimizer, at="optimizer",
-                               params=list(model.parameters()))
+    optimizer = registry.build(
+        Kind.OPTIMIZER, recipe.optimizer, at="optimizer", params=list(model.parameters())
+    )
     scheduler = None
     if recipe.scheduler is not None:
-        scheduler = registry.build(Kind.SCHEDULER, recipe.scheduler, at="scheduler",
-                                   optimizer=optimizer, epochs=recipe.train.epochs)
+        scheduler = registry.build(
+            Kind.SCHEDULER,
+            recipe.scheduler,
+            at="scheduler",
+            optimizer=optimizer,
+            epochs=recipe.train.epochs,
+        )
     forward = build_forward(encoder, model, fast_input=fast_input and recipe.train.fast_input)
-    return Experiment(recipe, registry, dev, model, encoder, loss, optimizer, scheduler,
-                      train_data, test_data, forward)
+    return Experiment(
+        recipe,
+        registry,
+        dev,
+        model,
+        encoder,
+        loss,
+        optimizer,
+        scheduler,
+        train_data,
+        test_data,
+        forward,
+    )
 
 
-def check_shapes(model: nn.Module, recipe: Recipe, data: Any, loss: nn.Module | None = None,
-                 probe: torch.Tensor | None = None) -> int:
+def check_shapes(
+    model: nn.Module,
+    recipe: Recipe,
+    data: Any,
+    loss: nn.Module | None = None,
+    probe: torch.Tensor | None = None,
+) -> int:
     """Run one step (T=1, B=2) through the model, stage by stage; return values per sample.
 
     ``probe`` is that step as the encoder produces it (its shape may differ from the samples',
@@ -189,29 +223,38 @@ def check_shapes(model: nn.Module, recipe: Recipe, data: Any, loss: nn.Module | 
         reset_net(model)
         model.train(was_training)
     if x.dim() != 3:
-        raise RecipeError(f"model: the output must be [T, B, classes], but each step gives "
-                          f"{list(x.shape[2:])} — end the model with flatten, linear and a neuron")
+        raise RecipeError(
+            f"model: the output must be [T, B, classes], but each step gives "
+            f"{list(x.shape[2:])} — end the model with flatten, linear and a neuron"
+        )
     if x.shape[-1] != data.num_classes:
-        raise RecipeError(f"model: the output layer has {x.shape[-1]} neurons but dataset "
-                          f"'{recipe.dataset['name']}' has {data.num_classes} classes — set the "
-                          f"last layer's out_features to {data.num_classes}")
+        raise RecipeError(
+            f"model: the output layer has {x.shape[-1]} neurons but dataset "
+            f"'{recipe.dataset['name']}' has {data.num_classes} classes — set the "
+            f"last layer's out_features to {data.num_classes}"
+        )
     if loss is not None:
         target = torch.zeros(2, dtype=torch.int64)
         try:
             with torch.no_grad():
                 loss(x.float(), target)
         except Exception as err:  # noqa: BLE001 - a loss refusing the output is a recipe problem
-            raise RecipeError(f"loss: '{recipe.loss['name']}' cannot take the model's output "
-                              f"[T, B, {x.shape[-1]}] ({one_line(err, 300, first_line=True)}) — pick a loss that "
-                              "fits the model's last layer (snnkit show loss NAME)") from None
+            raise RecipeError(
+                f"loss: '{recipe.loss['name']}' cannot take the model's output "
+                f"[T, B, {x.shape[-1]}] ({one_line(err, 300, first_line=True)}) — pick a loss that "
+                "fits the model's last layer (snnkit show loss NAME)"
+            ) from None
     return elements + int(math.prod(data.input_shape))
 
 
 def _stage_name(recipe: Recipe, stages: list[nn.Module], index: int) -> str:
     """``layers[i] (name)`` for a recipe layer list, else the module's own position."""
     specs = recipe.model.get("layers")
-    if recipe.model.get("name") == "sequential" and isinstance(specs, list) and \
-            len(specs) == len(stages):
+    if (
+        recipe.model.get("name") == "sequential"
+        and isinstance(specs, list)
+        and len(specs) == len(stages)
+    ):
         return f"layers[{index}] ({_spec_name(specs[index])})"
     if len(stages) > 1:
         return f"{recipe.model['name']} stage {index} ({type(stages[index]).__name__})"
@@ -223,21 +266,30 @@ def _mismatch(module: nn.Module, shape_in: list[int], err: BaseException) -> str
     fix = "fix the sizes of this layer or of the one before it"
     if isinstance(module, nn.Linear) and shape_in:
         if len(shape_in) != 1:
-            return (f"expects vectors of in_features={module.in_features} but gets per-step input "
-                    f"of shape {shape_in} — put a flatten layer before it")
+            return (
+                f"expects vectors of in_features={module.in_features} but gets per-step input "
+                f"of shape {shape_in} — put a flatten layer before it"
+            )
         if shape_in[-1] != module.in_features:
-            return (f"expects in_features={module.in_features} but the layer before it gives "
-                    f"{shape_in[-1]} features — set in_features: {shape_in[-1]}")
+            return (
+                f"expects in_features={module.in_features} but the layer before it gives "
+                f"{shape_in[-1]} features — set in_features: {shape_in[-1]}"
+            )
     channels = getattr(module, "in_channels", None)
     if isinstance(module, nn.modules.conv._ConvNd) and channels is not None:
         need = len(module.kernel_size) + 1
         if len(shape_in) != need:
-            return (f"expects per-step input [channels, {', '.join(['size'] * (need - 1))}] but "
-                    f"gets {shape_in} — {fix}")
+            return (
+                f"expects per-step input [channels, {', '.join(['size'] * (need - 1))}] but "
+                f"gets {shape_in} — {fix}"
+            )
         if shape_in[0] != channels:
-            return (f"expects in_channels={channels} but gets per-step input {shape_in} "
-                    f"(channels first: {shape_in[0]}) — set in_channels: {shape_in[0]}")
-    return f"cannot take per-step input of shape {shape_in} ({one_line(err, 300, first_line=True)}) — {fix}"
+            return (
+                f"expects in_channels={channels} but gets per-step input {shape_in} "
+                f"(channels first: {shape_in[0]}) — set in_channels: {shape_in[0]}"
+            )
+    why = one_line(err, 300, first_line=True)
+    return f"cannot take per-step input of shape {shape_in} ({why}) — {fix}"
 
 
 def check_encoder(encoder: nn.Module, recipe: Recipe, data: Any) -> torch.Tensor | None:
@@ -256,13 +308,17 @@ def check_encoder(encoder: nn.Module, recipe: Recipe, data: Any) -> torch.Tensor
         except SnnkitError:
             raise
         except Exception as err:  # noqa: BLE001 - a plugin encoder crashing on real data
-            raise ComponentBuildError(f"encoder: '{recipe.encoder['name']}' fails on the first "
-                                      f"training samples ({one_line(err, 300, first_line=True, typed=True)})"
-                                      " — check the encoder's parameters against the data") from None
+            raise ComponentBuildError(
+                f"encoder: '{recipe.encoder['name']}' fails on the first "
+                f"training samples ({one_line(err, 300, first_line=True, typed=True)})"
+                " — check the encoder's parameters against the data"
+            ) from None
     if not isinstance(seq, torch.Tensor) or seq.dim() < 2 or seq.shape[1] != count:
-        raise ComponentBuildError(f"encoder: '{recipe.encoder['name']}' must return [T, B, *] "
-                                  f"for a batch of {count}, got "
-                                  f"{list(seq.shape) if isinstance(seq, torch.Tensor) else type(seq).__name__}")
+        raise ComponentBuildError(
+            f"encoder: '{recipe.encoder['name']}' must return [T, B, *] "
+            f"for a batch of {count}, got "
+            f"{list(seq.shape) if isinstance(seq, torch.Tensor) else type(seq).__name__}"
+        )
     return seq[:1, :2].float()
 
 
@@ -276,10 +332,12 @@ def check_memory(recipe: Recipe, per_sample: int, device: torch.device) -> None:
     need = recipe.time_steps * batch * per_sample * 4 * 3
     have = _available_bytes(device)
     if have and need > have:
-        raise RecipeError(f"train: one batch needs about {need / 2**30:.1f} GiB "
-                          f"(time_steps {recipe.time_steps} × batch {batch} × {per_sample:,} "
-                          f"values per sample) but {have / 2**30:.1f} GiB is available — lower "
-                          "time_steps or batch_size")
+        raise RecipeError(
+            f"train: one batch needs about {need / 2**30:.1f} GiB "
+            f"(time_steps {recipe.time_steps} × batch {batch} × {per_sample:,} "
+            f"values per sample) but {have / 2**30:.1f} GiB is available — lower "
+            "time_steps or batch_size"
+        )
 
 
 def on_device(data: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -307,4 +365,3 @@ def _available_bytes(device: torch.device) -> int:
 
 def _spec_name(spec: Any) -> str:
     return spec if isinstance(spec, str) else str(spec.get("name", "?"))
-

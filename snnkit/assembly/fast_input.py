@@ -39,13 +39,12 @@ class FastInput(nn.Module):
     event layer replaces (after a Flatten when ``flatten``) and that the C++ kernels exist.
     """
 
-    def __init__(self, encoder: PoissonEncoder, model: nn.Sequential, index: int,
-                 ext: Any) -> None:
+    def __init__(self, encoder: PoissonEncoder, model: nn.Sequential, index: int, ext: Any) -> None:
         super().__init__()
         self.dense = EncodedForward.dense(encoder, model)
         self.model = model
         self.linear: Linear = model[index]  # type: ignore[assignment]
-        self.rest = list(model)[index + 1:]
+        self.rest = list(model)[index + 1 :]
         self.flatten = index == 1
         self.time_steps = int(encoder.time_steps)
         self.ext = ext
@@ -53,11 +52,21 @@ class FastInput(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         model, linear = self.model, self.linear
         w = linear.weight
-        plain = (not model._forward_hooks and not model._forward_pre_hooks
-                 and not linear._forward_hooks and not linear._forward_pre_hooks)
-        if (x.dtype != torch.uint8 or x.device.type != "cpu" or w.device.type != "cpu"
-                or w.dtype not in (torch.float32, torch.float64) or not plain
-                or x.dim() < 2 or (not self.flatten and x.dim() != 2)):
+        plain = (
+            not model._forward_hooks
+            and not model._forward_pre_hooks
+            and not linear._forward_hooks
+            and not linear._forward_pre_hooks
+        )
+        if (
+            x.dtype != torch.uint8
+            or x.device.type != "cpu"
+            or w.device.type != "cpu"
+            or w.dtype not in (torch.float32, torch.float64)
+            or not plain
+            or x.dim() < 2
+            or (not self.flatten and x.dim() != 2)
+        ):
             return self.dense(x)
         out = event_linear(x, w, linear.bias, self.time_steps, ext=self.ext)
         for module in self.rest:
@@ -75,8 +84,9 @@ def fast_input_module(encoder: nn.Module, model: nn.Module) -> FastInput | None:
     """
     from snnkit.kernels.cpu.build import cpu_extension
 
-    if (type(encoder).forward is not PoissonEncoder.forward
-            or not isinstance(encoder, PoissonEncoder)):
+    if type(encoder).forward is not PoissonEncoder.forward or not isinstance(
+        encoder, PoissonEncoder
+    ):
         return None
     if not isinstance(model, nn.Sequential) or getattr(model, "step_mode", "m") != "m":
         return None
@@ -103,5 +113,9 @@ def build_forward(encoder: nn.Module, model: nn.Module, *, fast_input: bool) -> 
 
 
 def _plain_forward(module: nn.Module, cls: type[nn.Module]) -> bool:
-    return (isinstance(module, cls) and type(module).forward in (cls.forward,)
-            and not module._forward_hooks and not module._forward_pre_hooks)
+    return (
+        isinstance(module, cls)
+        and type(module).forward in (cls.forward,)
+        and not module._forward_hooks
+        and not module._forward_pre_hooks
+    )

@@ -12,23 +12,32 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
-from snnkit.version import __version__
 from snnkit.cli.data import data_app
 from snnkit.errors import SnnkitError
+from snnkit.version import __version__
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Train and evaluate spiking neural networks from YAML recipes.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Train and evaluate spiking neural networks from YAML recipes.",
+)
 app.add_typer(data_app, name="data")
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe file (YAML), e.g. recipes/lif_mnist.yaml.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option(
-    "--set", help="Override a recipe value: --set train.epochs=1 (value parsed as YAML).")]
-DeviceOpt = Annotated[Optional[str], typer.Option(
-    help="auto, cpu, cuda or cuda:N (overrides train.device).")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="Override a recipe value: --set train.epochs=1 (value parsed as YAML)."
+    ),
+]
+DeviceOpt = Annotated[
+    str | None, typer.Option(help="auto, cpu, cuda or cuda:N (overrides train.device).")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -39,8 +48,14 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                               help="Show the version and exit.")] = False) -> None:
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
     """Train and evaluate spiking neural networks from YAML recipes."""
 
 
@@ -63,26 +78,31 @@ def reported_errors() -> Iterator[None]:
 
 
 @app.command()
-def run(recipe: Annotated[Optional[Path], typer.Argument(help="Recipe file (YAML).")] = None,
-        overrides: SetOpt = None, device: DeviceOpt = None,
-        out: Annotated[Optional[Path], typer.Option(
-            help="Run folder to create (must be new).")] = None,
-        resume: Annotated[Optional[Path], typer.Option(
-            help="Continue the run in this folder from last.pt.")] = None,
-        quiet: Annotated[bool, typer.Option(help="Print only the final lines.")] = False) -> None:
+def run(
+    recipe: Annotated[Path | None, typer.Argument(help="Recipe file (YAML).")] = None,
+    overrides: SetOpt = None,
+    device: DeviceOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder to create (must be new).")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the run in this folder from last.pt.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="Print only the final lines.")] = False,
+) -> None:
     """Validate, train and evaluate a recipe; write a run folder with metrics and checkpoints."""
+    from snnkit.engine.progress import SilentReporter, default_reporter
     from snnkit.engine.run import run as run_recipe
     from snnkit.engine.trainer import Interrupted
-    from snnkit.engine.progress import SilentReporter, default_reporter
 
     reporter = SilentReporter() if quiet else default_reporter()
     with reported_errors():
         try:
-            result = run_recipe(recipe, overrides, device=device, out=out, resume=resume,
-                                reporter=reporter)
+            result = run_recipe(
+                recipe, overrides, device=device, out=out, resume=resume, reporter=reporter
+            )
         except Interrupted as stop:
-            typer.echo(f"stopped by signal; checkpoint saved. Resume with:\n  {stop.command}",
-                       err=True)
+            typer.echo(
+                f"stopped by signal; checkpoint saved. Resume with:\n  {stop.command}", err=True
+            )
             raise typer.Exit(stop.exit_code) from None
     from snnkit.engine.distributed import current_world
 
@@ -104,8 +124,11 @@ def validate(recipe: RecipeArg, overrides: SetOpt = None, device: DeviceOpt = No
 
 
 @app.command("eval")
-def eval_checkpoint(path: Annotated[Path, typer.Argument(help="Run folder or checkpoint (.pt).")],
-                    device: DeviceOpt = None, as_json: JsonOpt = False) -> None:
+def eval_checkpoint(
+    path: Annotated[Path, typer.Argument(help="Run folder or checkpoint (.pt).")],
+    device: DeviceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Test-set loss and accuracy of a checkpoint."""
     from snnkit.engine.run import evaluate_checkpoint
 
@@ -114,17 +137,23 @@ def eval_checkpoint(path: Annotated[Path, typer.Argument(help="Run folder or che
     if as_json:
         typer.echo(json.dumps(result))
     else:
-        typer.echo(f"{path}: test loss {result['test_loss']:.4f} · test accuracy "
-                   f"{result['test_acc']:.2%} (after epoch {result['epoch']})")
+        typer.echo(
+            f"{path}: test loss {result['test_loss']:.4f} · test accuracy "
+            f"{result['test_acc']:.2%} (after epoch {result['epoch']})"
+        )
 
 
 @app.command("list")
-def list_components(kind: Annotated[Optional[str], typer.Argument(
-                        help="neuron, surrogate, encoder, loss, layer, model, optimizer, "
-                             "scheduler or dataset.")] = None,
-                    pattern: Annotated[str, typer.Option(
-                        help="Glob on names, e.g. 'piecewise*'.")] = "*",
-                    as_json: JsonOpt = False) -> None:
+def list_components(
+    kind: Annotated[
+        str | None,
+        typer.Argument(
+            help="neuron, surrogate, encoder, loss, layer, model, optimizer, scheduler or dataset."
+        ),
+    ] = None,
+    pattern: Annotated[str, typer.Option(help="Glob on names, e.g. 'piecewise*'.")] = "*",
+    as_json: JsonOpt = False,
+) -> None:
     """List registered components and the plugin each came from."""
     from snnkit.plugins.loader import get_registry
 
@@ -138,12 +167,17 @@ def list_components(kind: Annotated[Optional[str], typer.Argument(
 
 
 @app.command()
-def show(kind: Annotated[str, typer.Argument(help="Component kind, e.g. neuron.")],
-         name: Annotated[str, typer.Argument(help="Component name, e.g. lif.")],
-         as_json: JsonOpt = False,
-         plot: Annotated[Optional[Path], typer.Option(
-             help="Surrogates only: also draw g(x) and g'(x) for several shape values into "
-                  "this PNG.")] = None) -> None:
+def show(
+    kind: Annotated[str, typer.Argument(help="Component kind, e.g. neuron.")],
+    name: Annotated[str, typer.Argument(help="Component name, e.g. lif.")],
+    as_json: JsonOpt = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Surrogates only: also draw g(x) and g'(x) for several shape values into this PNG."
+        ),
+    ] = None,
+) -> None:
     """Show a component's documentation, parameters (types, defaults) and plugin."""
     from snnkit.plugins.loader import get_registry
     from snnkit.plugins.registry import SUPPLIED, Kind
@@ -152,41 +186,64 @@ def show(kind: Annotated[str, typer.Argument(help="Component kind, e.g. neuron."
         component = get_registry().get(kind, name)
         if plot is not None:
             if component.kind is not Kind.SURROGATE:
-                raise SnnkitError(f"--plot: only surrogates can be plotted, not {component.kind} "
-                                  f"'{name}' — try snnkit show surrogate sigmoid --plot out.png")
+                raise SnnkitError(
+                    f"--plot: only surrogates can be plotted, not {component.kind} "
+                    f"'{name}' — try snnkit show surrogate sigmoid --plot out.png"
+                )
             from snnkit.plots import plot_surrogate
 
             plot_surrogate(component.factory, plot)
             typer.echo(f"wrote {plot}", err=True)
-    params = [{"name": p.name, "type": p.type_name, "range": p.range or None,
-               "default": None if p.required else _jsonable(p.default), "required": p.required}
-              for p in component.parameters().values()]
-    info = {**component.as_dict(), "doc": component.doc, "parameters": params,
-            "supplied_by_snnkit": sorted(SUPPLIED[component.kind])}
+    params = [
+        {
+            "name": p.name,
+            "type": p.type_name,
+            "range": p.range or None,
+            "default": None if p.required else _jsonable(p.default),
+            "required": p.required,
+        }
+        for p in component.parameters().values()
+    ]
+    info = {
+        **component.as_dict(),
+        "doc": component.doc,
+        "parameters": params,
+        "supplied_by_snnkit": sorted(SUPPLIED[component.kind]),
+    }
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
     typer.echo(f"{component.kind} '{component.name}' from {component.plugin} {component.version}\n")
     typer.echo(component.doc + "\n")
-    _table(["parameter", "type", "default"],
-           [{"parameter": p["name"], "type": f"{p['type']} {p['range'] or ''}".strip(),
-             "default": "(required)" if p["required"] else repr(p["default"])} for p in params])
+    _table(
+        ["parameter", "type", "default"],
+        [
+            {
+                "parameter": p["name"],
+                "type": f"{p['type']} {p['range'] or ''}".strip(),
+                "default": "(required)" if p["required"] else repr(p["default"]),
+            }
+            for p in params
+        ],
+    )
     if info["supplied_by_snnkit"]:
         typer.echo(f"\nsupplied by snnkit: {', '.join(info['supplied_by_snnkit'])}")
 
 
 @app.command()
-def export(source: Annotated[Path, typer.Argument(help="Run folder or checkpoint (.pt).")],
-           output: Annotated[Path, typer.Option("-o", "--output",
-                                                help="File to write, e.g. model.nir.")],
-           fmt: Annotated[str, typer.Option("--format", help="Export format (nir).")] = "nir",
-           dt: Annotated[float, typer.Option(
-               help="Duration of one time step in NIR's time unit.")] = 1.0,
-           input_shape: Annotated[Optional[str], typer.Option(
-               help="One sample's shape per step, e.g. 1,28,28 (default: from the recipe's "
-                    "dataset).")] = None,
-           strict: Annotated[bool, typer.Option(
-               help="Refuse lossy mappings instead of warning.")] = False) -> None:
+def export(
+    source: Annotated[Path, typer.Argument(help="Run folder or checkpoint (.pt).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write, e.g. model.nir.")],
+    fmt: Annotated[str, typer.Option("--format", help="Export format (nir).")] = "nir",
+    dt: Annotated[float, typer.Option(help="Duration of one time step in NIR's time unit.")] = 1.0,
+    input_shape: Annotated[
+        str | None,
+        typer.Option(
+            help="One sample's shape per step, e.g. 1,28,28 (default: from the recipe's dataset)."
+        ),
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Refuse lossy mappings instead of warning.")] = False,
+) -> None:
     """Export a trained model to NIR (the neuromorphic intermediate representation)."""
     from snnkit.interop import save
 
@@ -198,8 +255,9 @@ def export(source: Annotated[Path, typer.Argument(help="Run folder or checkpoint
             try:
                 shape = [int(d) for d in input_shape.replace("x", ",").split(",") if d.strip()]
             except ValueError:
-                raise SnnkitError(f"--input-shape: expected sizes like 1,28,28, "
-                                  f"got '{input_shape}'") from None
+                raise SnnkitError(
+                    f"--input-shape: expected sizes like 1,28,28, got '{input_shape}'"
+                ) from None
         path, warnings = save(source, output, input_shape=shape, dt=dt, strict=strict)
     for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
@@ -207,11 +265,13 @@ def export(source: Annotated[Path, typer.Argument(help="Run folder or checkpoint
 
 
 @app.command("plot")
-def plot_run(run_dir: Annotated[Path, typer.Argument(help="Run folder written by snnkit run.")],
-             out: Annotated[Optional[Path], typer.Option(
-                 help="Folder for the PNG files (default: the run folder).")] = None,
-             sample: Annotated[int, typer.Option(
-                 help="Test-set index of the sample to trace.")] = 0) -> None:
+def plot_run(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder written by snnkit run.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the PNG files (default: the run folder).")
+    ] = None,
+    sample: Annotated[int, typer.Option(help="Test-set index of the sample to trace.")] = 0,
+) -> None:
     """Plot a run: learning curves, firing rates, output spikes and a membrane trace (PNG)."""
     from snnkit.plots import plot_run as plot
 
@@ -230,9 +290,10 @@ def plugins(as_json: JsonOpt = False) -> None:
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    _table(["name", "version", "hooks", "status"],
-           [{**r, "hooks": ", ".join(h.removeprefix("register_") for h in r["hooks"])}
-            for r in rows])
+    _table(
+        ["name", "version", "hooks", "status"],
+        [{**r, "hooks": ", ".join(h.removeprefix("register_") for h in r["hooks"])} for r in rows],
+    )
 
 
 def _table(columns: list[str], rows: list[dict[str, Any]]) -> None:

@@ -18,22 +18,31 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from snnkit.errors import SnnkitError
 
-data_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                       help="Neuromorphic datasets: list, info, fetch, verify; the frame cache.")
-cache_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                        help="The on-disk cache of frames computed from events.")
+data_app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Neuromorphic datasets: list, info, fetch, verify; the frame cache.",
+)
+cache_app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="The on-disk cache of frames computed from events.",
+)
 data_app.add_typer(cache_app, name="cache")
 
-NameArg = Annotated[str, typer.Argument(help="Dataset: nmnist, dvs_gesture, cifar10_dvs, shd "
-                                             "or ssc.")]
-RootOpt = Annotated[Optional[Path], typer.Option(
-    "--root", help="Data root (default: $SNNKIT_DATA, else ~/.cache/snnkit/data).")]
+NameArg = Annotated[
+    str, typer.Argument(help="Dataset: nmnist, dvs_gesture, cifar10_dvs, shd or ssc.")
+]
+RootOpt = Annotated[
+    Path | None,
+    typer.Option("--root", help="Data root (default: $SNNKIT_DATA, else ~/.cache/snnkit/data)."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
@@ -46,7 +55,7 @@ def _reported() -> Iterator[None]:
         raise typer.Exit(err.exit_code) from None
 
 
-def _folder(name: str, root: Optional[Path]) -> tuple[Any, Path]:
+def _folder(name: str, root: Path | None) -> tuple[Any, Path]:
     from snnkit.data.images import resolve_root
     from snnkit.data.neuromorphic.sources import dataset_info
 
@@ -77,18 +86,33 @@ def list_datasets(root: RootOpt = None, as_json: JsonOpt = False) -> None:
     for name in DATASETS:
         info, folder = _folder(name, root)
         have = [f.name for f in info.files if f.present(folder)]
-        state = ("yes" if len(have) == len(info.files) else
-                 "partly" if have or _on_disk(folder) else "no")
-        rows.append({"name": name, "title": info.title, "classes": info.num_classes,
-                     "sensor": "×".join(map(str, info.sensor)), "folder": str(folder),
-                     "present": state, "on_disk": _size(_on_disk(folder))})
+        state = (
+            "yes"
+            if len(have) == len(info.files)
+            else "partly"
+            if have or _on_disk(folder)
+            else "no"
+        )
+        rows.append(
+            {
+                "name": name,
+                "title": info.title,
+                "classes": info.num_classes,
+                "sensor": "×".join(map(str, info.sensor)),
+                "folder": str(folder),
+                "present": state,
+                "on_disk": _size(_on_disk(folder)),
+            }
+        )
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
-        typer.echo(f"{r['name']:<12} {r['title']:<30} {r['classes']:>3} classes  "
-                   f"{r['sensor']:<8} present: {r['present']:<6} {r['on_disk']:>9}  "
-                   f"{r['folder']}")
+        typer.echo(
+            f"{r['name']:<12} {r['title']:<30} {r['classes']:>3} classes  "
+            f"{r['sensor']:<8} present: {r['present']:<6} {r['on_disk']:>9}  "
+            f"{r['folder']}"
+        )
 
 
 @data_app.command()
@@ -96,14 +120,32 @@ def info(name: NameArg, root: RootOpt = None, as_json: JsonOpt = False) -> None:
     """Files, URLs, checksums, splits, classes, sensor, licence and citation of a dataset."""
     with _reported():
         meta, folder = _folder(name, root)
-    files = [{"name": f.name, "split": f.split, "urls": list(f.urls),
-              "checksum": f.checksum, "checksum_list": f.checksum_list,
-              "present": f.present(folder)} for f in meta.files]
-    record = {"name": meta.name, "title": meta.title, "folder": str(folder), "files": files,
-              "splits": meta.splits, "classes": list(meta.classes), "sensor": list(meta.sensor),
-              "homepage": meta.homepage, "licence": meta.licence, "citation": meta.citation,
-              "checksum_source": meta.checksum_source, "manual": meta.manual,
-              "layouts": list(meta.layouts)}
+    files = [
+        {
+            "name": f.name,
+            "split": f.split,
+            "urls": list(f.urls),
+            "checksum": f.checksum,
+            "checksum_list": f.checksum_list,
+            "present": f.present(folder),
+        }
+        for f in meta.files
+    ]
+    record = {
+        "name": meta.name,
+        "title": meta.title,
+        "folder": str(folder),
+        "files": files,
+        "splits": meta.splits,
+        "classes": list(meta.classes),
+        "sensor": list(meta.sensor),
+        "homepage": meta.homepage,
+        "licence": meta.licence,
+        "citation": meta.citation,
+        "checksum_source": meta.checksum_source,
+        "manual": meta.manual,
+        "layouts": list(meta.layouts),
+    }
     if as_json:
         typer.echo(json.dumps(record, indent=2))
         return
@@ -121,12 +163,16 @@ def info(name: NameArg, root: RootOpt = None, as_json: JsonOpt = False) -> None:
         typer.echo(f"download:  by hand — {meta.manual} {folder}")
     typer.echo("files:")
     for f in files:
-        checksum = f["checksum"] or (f"none published; read from {f['checksum_list']} at fetch "
-                                     "time" if f["checksum_list"] else "none published")
+        checksum = f["checksum"] or (
+            f"none published; read from {f['checksum_list']} at fetch time"
+            if f["checksum_list"]
+            else "none published"
+        )
         where = ", ".join(f["urls"]) or "by hand (see download above)"
         mark = "present" if f["present"] else "missing"
-        typer.echo(f"  {f['name']} [{f['split']}, {mark}]\n    checksum: {checksum}\n"
-                   f"    from: {where}")
+        typer.echo(
+            f"  {f['name']} [{f['split']}, {mark}]\n    checksum: {checksum}\n    from: {where}"
+        )
 
 
 @data_app.command()
@@ -194,18 +240,24 @@ def cache_list(as_json: JsonOpt = False) -> None:
     typer.echo(f"cache: {cache_dir()}")
     for r in rows:
         spec = r["spec"]
-        typer.echo(f"{r['dataset']:<12} {r['key']}  {spec.get('split', '?'):<5} "
-                   f"{r['samples']:>6} samples  frames={spec.get('frames')} "
-                   f"split_by={spec.get('split_by')}  {_size(r['bytes'])}")
+        typer.echo(
+            f"{r['dataset']:<12} {r['key']}  {spec.get('split', '?'):<5} "
+            f"{r['samples']:>6} samples  frames={spec.get('frames')} "
+            f"split_by={spec.get('split_by')}  {_size(r['bytes'])}"
+        )
 
 
 @cache_app.command("clear")
-def cache_clear(name: Annotated[Optional[str], typer.Argument(
-                    help="Only this dataset's entries (default: all).")] = None) -> None:
+def cache_clear(
+    name: Annotated[
+        str | None, typer.Argument(help="Only this dataset's entries (default: all).")
+    ] = None,
+) -> None:
     """Remove frame-cache entries (and unfinished builds)."""
     from snnkit.data.frame_cache import cache_dir, clear
 
     removed = clear(name)
-    typer.echo(f"removed {removed} entr{'y' if removed == 1 else 'ies'} from {cache_dir()}",
-               err=False)
+    typer.echo(
+        f"removed {removed} entr{'y' if removed == 1 else 'ies'} from {cache_dir()}", err=False
+    )
     sys.stdout.flush()

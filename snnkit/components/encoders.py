@@ -67,7 +67,8 @@ class Encoder(nn.Module):
         super().__init__()
         if not isinstance(time_steps, int) or isinstance(time_steps, bool) or time_steps <= 0:
             raise ValueError(
-                f"time_steps must be an int > 0 (steps to simulate), got {time_steps!r}")
+                f"time_steps must be an int > 0 (steps to simulate), got {time_steps!r}"
+            )
         self.time_steps = time_steps
 
     def extra_repr(self) -> str:
@@ -117,8 +118,9 @@ class LatencyEncoder(Encoder):
     Intensities outside [0, 1] raise :class:`DataError`.
     """
 
-    def __init__(self, time_steps: int, mode: str = "linear", tau: float = 5.0,
-                 zero_spikes: bool = False) -> None:
+    def __init__(
+        self, time_steps: int, mode: str = "linear", tau: float = 5.0, zero_spikes: bool = False
+    ) -> None:
         super().__init__(time_steps)
         if mode not in ("linear", "log"):
             raise ValueError(f"mode must be 'linear' or 'log', got {mode!r}")
@@ -148,8 +150,10 @@ class LatencyEncoder(Encoder):
         return spikes.to(_output_dtype(x))
 
     def extra_repr(self) -> str:
-        return (f"{super().extra_repr()}, mode={self.mode!r}, tau={self.tau}, "
-                f"zero_spikes={self.zero_spikes}")
+        return (
+            f"{super().extra_repr()}, mode={self.mode!r}, tau={self.tau}, "
+            f"zero_spikes={self.zero_spikes}"
+        )
 
 
 class PeriodicEncoder(Encoder):
@@ -261,8 +265,7 @@ class DeltaEncoder(Encoder):
         return spikes
 
     def extra_repr(self) -> str:
-        return (f"{super().extra_repr()}, threshold={self.threshold}, "
-                f"off_spikes={self.off_spikes}")
+        return f"{super().extra_repr()}, threshold={self.threshold}, off_spikes={self.off_spikes}"
 
 
 class SequenceEncoder(Encoder):

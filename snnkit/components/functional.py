@@ -80,8 +80,9 @@ def fire(h: Tensor, v_threshold: float | Tensor, surrogate: Spike) -> Tensor:
     return surrogate(h - v_threshold)
 
 
-def reset(h: Tensor, s: Tensor, v_threshold: float | Tensor, v_reset: float | None,
-          detach_reset: bool) -> Tensor:
+def reset(
+    h: Tensor, s: Tensor, v_threshold: float | Tensor, v_reset: float | None, detach_reset: bool
+) -> Tensor:
     """Hard: V = H (1 − S) + V_reset S; soft (``v_reset is None``): V = H − V_th S.
 
     ``detach_reset`` uses S.detach() here, so no gradient flows through the reset path.
@@ -104,8 +105,9 @@ def if_charge(v: Tensor, x: Tensor) -> Tensor:
     return v + x
 
 
-def lif_charge(v: Tensor, x: Tensor, tau: float, v_reset: float | None,
-               decay_input: bool) -> Tensor:
+def lif_charge(
+    v: Tensor, x: Tensor, tau: float, v_reset: float | None, decay_input: bool
+) -> Tensor:
     """LIF: H = V + (X − (V − V_reset)) / tau (decay_input) or H = V − (V − V_reset)/tau + X.
 
     Under soft reset (``v_reset is None``) V_reset is taken as 0 here.
@@ -116,8 +118,9 @@ def lif_charge(v: Tensor, x: Tensor, tau: float, v_reset: float | None,
     return v - (v - rest) / tau + x
 
 
-def plif_charge(v: Tensor, x: Tensor, w: Tensor, v_reset: float | None,
-                decay_input: bool) -> Tensor:
+def plif_charge(
+    v: Tensor, x: Tensor, w: Tensor, v_reset: float | None, decay_input: bool
+) -> Tensor:
     """PLIF: LIF with 1/tau = sigmoid(w), w learned.
 
     H = V + (X − (V − V_reset)) k (decay_input) or H = V − (V − V_reset) k + X, k = sigmoid(w).
@@ -129,26 +132,28 @@ def plif_charge(v: Tensor, x: Tensor, w: Tensor, v_reset: float | None,
     return v - (v - rest) * k + x
 
 
-def qif_charge(v: Tensor, x: Tensor, tau: float, v_c: float, a0: float,
-               v_rest: float) -> Tensor:
+def qif_charge(v: Tensor, x: Tensor, tau: float, v_c: float, a0: float, v_rest: float) -> Tensor:
     """QIF: H = V + (X + a0 (V − V_rest)(V − V_c)) / tau."""
     return v + (x + a0 * (v - v_rest) * (v - v_c)) / tau
 
 
-def eif_charge(v: Tensor, x: Tensor, tau: float, delta_t: float, theta_rh: float,
-               v_rest: float) -> Tensor:
+def eif_charge(
+    v: Tensor, x: Tensor, tau: float, delta_t: float, theta_rh: float, v_rest: float
+) -> Tensor:
     """EIF: H = V + (X − (V − V_rest) + Δ_T exp((V − θ_rh) / Δ_T)) / tau."""
     return v + (x - (v - v_rest) + delta_t * torch.exp((v - theta_rh) / delta_t)) / tau
 
 
-def izhikevich_charge(v: Tensor, w: Tensor, x: Tensor, tau: float, a0: float, v_c: float,
-                      v_rest: float) -> Tensor:
+def izhikevich_charge(
+    v: Tensor, w: Tensor, x: Tensor, tau: float, a0: float, v_c: float, v_rest: float
+) -> Tensor:
     """Izhikevich membrane: H = V + (X + a0 (V − V_rest)(V − V_c) − W) / tau."""
     return v + (x + a0 * (v - v_rest) * (v - v_c) - w) / tau
 
 
-def izhikevich_adapt(v: Tensor, w: Tensor, s: Tensor, tau_w: float, a: float, b: float,
-                     v_rest: float) -> Tensor:
+def izhikevich_adapt(
+    v: Tensor, w: Tensor, s: Tensor, tau_w: float, a: float, b: float, v_rest: float
+) -> Tensor:
     """Adaptation current: W(t) = W(t−1) + (a (V(t−1) − V_rest) − W(t−1)) / tau_w + b S(t)."""
     return w + (a * (v - v_rest) - w) / tau_w + b * s
 
@@ -179,65 +184,125 @@ def li_charge(v: Tensor, x: Tensor, tau: float) -> Tensor:
 
 
 # -- step functions --------------------------------------------------------------------------
-def _fire_reset(h: Tensor, v_threshold: float | Tensor, v_reset: float | None,
-                detach_reset: bool, surrogate: Spike) -> tuple[Tensor, Tensor]:
+def _fire_reset(
+    h: Tensor,
+    v_threshold: float | Tensor,
+    v_reset: float | None,
+    detach_reset: bool,
+    surrogate: Spike,
+) -> tuple[Tensor, Tensor]:
     s = fire(h, v_threshold, surrogate)
     return s, reset(h, s, v_threshold, v_reset, detach_reset)
 
 
-def if_step(state: MembraneState, x: Tensor, *, v_threshold: float, v_reset: float | None,
-            detach_reset: bool, surrogate: Spike) -> tuple[Tensor, MembraneState]:
+def if_step(
+    state: MembraneState,
+    x: Tensor,
+    *,
+    v_threshold: float,
+    v_reset: float | None,
+    detach_reset: bool,
+    surrogate: Spike,
+) -> tuple[Tensor, MembraneState]:
     """One IF step: H = V + X, then fire and reset."""
     h = if_charge(state.v, x)
     s, v = _fire_reset(h, v_threshold, v_reset, detach_reset, surrogate)
     return s, MembraneState(v)
 
 
-def lif_step(state: MembraneState, x: Tensor, *, tau: float, decay_input: bool,
-             v_threshold: float, v_reset: float | None, detach_reset: bool,
-             surrogate: Spike) -> tuple[Tensor, MembraneState]:
+def lif_step(
+    state: MembraneState,
+    x: Tensor,
+    *,
+    tau: float,
+    decay_input: bool,
+    v_threshold: float,
+    v_reset: float | None,
+    detach_reset: bool,
+    surrogate: Spike,
+) -> tuple[Tensor, MembraneState]:
     """One LIF step: :func:`lif_charge`, then fire and reset."""
     h = lif_charge(state.v, x, tau, v_reset, decay_input)
     s, v = _fire_reset(h, v_threshold, v_reset, detach_reset, surrogate)
     return s, MembraneState(v)
 
 
-def plif_step(state: MembraneState, x: Tensor, *, w: Tensor, decay_input: bool,
-              v_threshold: float, v_reset: float | None, detach_reset: bool,
-              surrogate: Spike) -> tuple[Tensor, MembraneState]:
+def plif_step(
+    state: MembraneState,
+    x: Tensor,
+    *,
+    w: Tensor,
+    decay_input: bool,
+    v_threshold: float,
+    v_reset: float | None,
+    detach_reset: bool,
+    surrogate: Spike,
+) -> tuple[Tensor, MembraneState]:
     """One PLIF step: :func:`plif_charge` (1/tau = sigmoid(w)), then fire and reset."""
     h = plif_charge(state.v, x, w, v_reset, decay_input)
     s, v = _fire_reset(h, v_threshold, v_reset, detach_reset, surrogate)
     return s, MembraneState(v)
 
 
-def qif_step(state: MembraneState, x: Tensor, *, tau: float, v_c: float, a0: float,
-             v_rest: float, v_threshold: float, v_reset: float | None, detach_reset: bool,
-             surrogate: Spike) -> tuple[Tensor, MembraneState]:
+def qif_step(
+    state: MembraneState,
+    x: Tensor,
+    *,
+    tau: float,
+    v_c: float,
+    a0: float,
+    v_rest: float,
+    v_threshold: float,
+    v_reset: float | None,
+    detach_reset: bool,
+    surrogate: Spike,
+) -> tuple[Tensor, MembraneState]:
     """One QIF step: :func:`qif_charge`, then fire and reset."""
     h = qif_charge(state.v, x, tau, v_c, a0, v_rest)
     s, v = _fire_reset(h, v_threshold, v_reset, detach_reset, surrogate)
     return s, MembraneState(v)
 
 
-def eif_step(state: MembraneState, x: Tensor, *, tau: float, delta_t: float, theta_rh: float,
-             v_rest: float, v_threshold: float, v_reset: float | None, detach_reset: bool,
-             surrogate: Spike) -> tuple[Tensor, MembraneState]:
+def eif_step(
+    state: MembraneState,
+    x: Tensor,
+    *,
+    tau: float,
+    delta_t: float,
+    theta_rh: float,
+    v_rest: float,
+    v_threshold: float,
+    v_reset: float | None,
+    detach_reset: bool,
+    surrogate: Spike,
+) -> tuple[Tensor, MembraneState]:
     """One EIF step: :func:`eif_charge`, then fire and reset."""
     h = eif_charge(state.v, x, tau, delta_t, theta_rh, v_rest)
     s, v = _fire_reset(h, v_threshold, v_reset, detach_reset, surrogate)
     return s, MembraneState(v)
 
 
-def izhikevich_step(state: IzhikevichState, x: Tensor, *, tau: float, tau_w: float, a: float,
-                    b: float, a0: float, v_c: float, v_rest: float, v_threshold: float,
-                    v_reset: float | None, detach_reset: bool,
-                    surrogate: Spike) -> tuple[Tensor, IzhikevichState]:
+def izhikevich_step(
+    state: IzhikevichState,
+    x: Tensor,
+    *,
+    tau: float,
+    tau_w: float,
+    a: float,
+    b: float,
+    a0: float,
+    v_c: float,
+    v_rest: float,
+    v_threshold: float,
+    v_reset: float | None,
+    detach_reset: bool,
+    surrogate: Spike,
+) -> tuple[Tensor, IzhikevichState]:
     """One Izhikevich step (both variables updated from the pre-step state V(t−1), W(t−1))::
 
-        H(t) = V(t−1) + (X(t) + a0 (V(t−1) − V_rest)(V(t−1) − V_c) − W(t−1)) / tau
-        S(t) = Θ(H(t) − V_th);  V(t) = reset(H(t), S(t))
-        W(t) = W(t−1) + (a (V(t−1) − V_rest) − W(t−1)) / tau_w + b S(t)
+    H(t) = V(t−1) + (X(t) + a0 (V(t−1) − V_rest)(V(t−1) − V_c) − W(t−1)) / tau
+    S(t) = Θ(H(t) − V_th);  V(t) = reset(H(t), S(t))
+    W(t) = W(t−1) + (a (V(t−1) − V_rest) − W(t−1)) / tau_w + b S(t)
     """
     h = izhikevich_charge(state.v, state.w, x, tau, a0, v_c, v_rest)
     s, v = _fire_reset(h, v_threshold, v_reset, detach_reset, surrogate)
@@ -245,16 +310,26 @@ def izhikevich_step(state: IzhikevichState, x: Tensor, *, tau: float, tau_w: flo
     return s, IzhikevichState(v, w)
 
 
-def alif_step(state: ALIFState, x: Tensor, *, tau: float, decay_input: bool, decay: float,
-              beta: float, v_threshold: float, v_reset: float | None, detach_reset: bool,
-              surrogate: Spike) -> tuple[Tensor, ALIFState]:
+def alif_step(
+    state: ALIFState,
+    x: Tensor,
+    *,
+    tau: float,
+    decay_input: bool,
+    decay: float,
+    beta: float,
+    v_threshold: float,
+    v_reset: float | None,
+    detach_reset: bool,
+    surrogate: Spike,
+) -> tuple[Tensor, ALIFState]:
     """One adaptive-threshold LIF step::
 
-        H(t) = lif_charge(V(t−1), X(t))
-        V_th,eff(t) = v_threshold + beta a(t−1)
-        S(t) = Θ(H(t) − V_th,eff(t))
-        V(t) = H(1 − S) + V_reset S (hard) or H − V_th,eff(t) S (soft)
-        a(t) = decay a(t−1) + S(t)
+    H(t) = lif_charge(V(t−1), X(t))
+    V_th,eff(t) = v_threshold + beta a(t−1)
+    S(t) = Θ(H(t) − V_th,eff(t))
+    V(t) = H(1 − S) + V_reset S (hard) or H − V_th,eff(t) S (soft)
+    a(t) = decay a(t−1) + S(t)
     """
     h = lif_charge(state.v, x, tau, v_reset, decay_input)
     threshold = alif_threshold(state.a, v_threshold, beta)
@@ -262,9 +337,17 @@ def alif_step(state: ALIFState, x: Tensor, *, tau: float, decay_input: bool, dec
     return s, ALIFState(v, alif_adapt(state.a, s, decay))
 
 
-def cuba_lif_step(state: CubaLIFState, x: Tensor, *, tau_syn: float, tau_mem: float,
-                  v_threshold: float, v_reset: float | None, detach_reset: bool,
-                  surrogate: Spike) -> tuple[Tensor, CubaLIFState]:
+def cuba_lif_step(
+    state: CubaLIFState,
+    x: Tensor,
+    *,
+    tau_syn: float,
+    tau_mem: float,
+    v_threshold: float,
+    v_reset: float | None,
+    detach_reset: bool,
+    surrogate: Spike,
+) -> tuple[Tensor, CubaLIFState]:
     """One current-based LIF step: I(t) = I(t−1)(1 − 1/tau_syn) + X(t), then
     H = V + (I(t) − (V − V_reset)) / tau_mem, fire and reset."""
     i = cuba_current(state.i, x, tau_syn)

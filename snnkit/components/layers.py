@@ -45,8 +45,10 @@ def _check_sizes(rule: str, minimum: int, **values: Any) -> None:
 
 def _check_probability(p: float) -> None:
     if not 0 <= p < 1:
-        raise ValueError(f"p must satisfy 0 <= p < 1 (drop probability; kept units are scaled "
-                         f"by 1/(1 - p)), got {p!r}")
+        raise ValueError(
+            f"p must satisfy 0 <= p < 1 (drop probability; kept units are scaled "
+            f"by 1/(1 - p)), got {p!r}"
+        )
 
 
 class StepModeMixin:
@@ -60,8 +62,10 @@ class StepModeMixin:
     def forward(self, x: Tensor) -> Tensor:
         if self.step_mode == "m":
             if x.dim() < 2:
-                raise ValueError(f"{type(self).__name__} in step_mode 'm' expects [T, B, *], "
-                                 f"got shape {tuple(x.shape)}")
+                raise ValueError(
+                    f"{type(self).__name__} in step_mode 'm' expects [T, B, *], "
+                    f"got shape {tuple(x.shape)}"
+                )
             y = super().forward(x.flatten(0, 1))  # type: ignore[misc]
             return y.unflatten(0, x.shape[:2])
         check_step_mode(self.step_mode)
@@ -75,8 +79,9 @@ class StepModeMixin:
 class Linear(StepModeMixin, nn.Linear):
     """Affine map y = x W^T + b over the last dimension."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 step_mode: str = "m") -> None:
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, step_mode: str = "m"
+    ) -> None:
         _check_sizes("an int > 0", 1, in_features=in_features, out_features=out_features)
         super().__init__(in_features, out_features, bias=bias)
         self.step_mode = check_step_mode(step_mode)
@@ -85,29 +90,78 @@ class Linear(StepModeMixin, nn.Linear):
 class Conv1d(StepModeMixin, nn.Conv1d):
     """1-D convolution of [C_in, L] samples (torch.nn.Conv1d)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, dilation: int = 1, groups: int = 1, bias: bool = True,
-                 step_mode: str = "m") -> None:
-        _check_sizes("an int > 0", 1, in_channels=in_channels, out_channels=out_channels,
-                     kernel_size=kernel_size, stride=stride, dilation=dilation, groups=groups)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        step_mode: str = "m",
+    ) -> None:
+        _check_sizes(
+            "an int > 0",
+            1,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            kernel_size=kernel_size,
+            stride=stride,
+            dilation=dilation,
+            groups=groups,
+        )
         _check_sizes("an int >= 0", 0, padding=padding)
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, bias=bias)
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+        )
         self.step_mode = check_step_mode(step_mode)
 
 
 class Conv2d(StepModeMixin, nn.Conv2d):
     """2-D convolution of [C_in, H, W] samples (torch.nn.Conv2d); sizes int or [h, w]."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Size2d,
-                 stride: Size2d = 1, padding: Size2d = 0, dilation: Size2d = 1, groups: int = 1,
-                 bias: bool = True, step_mode: str = "m") -> None:
-        _check_sizes("an int > 0 (or a pair of them)", 1, in_channels=in_channels,
-                     out_channels=out_channels, kernel_size=kernel_size, stride=stride,
-                     dilation=dilation, groups=groups)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Size2d,
+        stride: Size2d = 1,
+        padding: Size2d = 0,
+        dilation: Size2d = 1,
+        groups: int = 1,
+        bias: bool = True,
+        step_mode: str = "m",
+    ) -> None:
+        _check_sizes(
+            "an int > 0 (or a pair of them)",
+            1,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            kernel_size=kernel_size,
+            stride=stride,
+            dilation=dilation,
+            groups=groups,
+        )
         _check_sizes("an int >= 0 (or a pair of them)", 0, padding=padding)
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, bias=bias)
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+        )
         self.step_mode = check_step_mode(step_mode)
 
 
@@ -116,19 +170,31 @@ def _check_batchnorm(num_features: int, eps: float, momentum: float) -> None:
     if not eps > 0:
         raise ValueError(f"eps must be > 0 (it keeps the variance division finite), got {eps!r}")
     if not 0 <= momentum <= 1:
-        raise ValueError(f"momentum must be in [0, 1] (running-statistics update weight), "
-                         f"got {momentum!r}")
+        raise ValueError(
+            f"momentum must be in [0, 1] (running-statistics update weight), got {momentum!r}"
+        )
 
 
 class _StepBatchNorm(StepModeMixin):
     """The shared constructor of the batch-norm layers (checked arguments, step mode)."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
-                 affine: bool = True, track_running_stats: bool = True,
-                 step_mode: str = "m") -> None:
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        step_mode: str = "m",
+    ) -> None:
         _check_batchnorm(num_features, eps, momentum)
-        super().__init__(num_features, eps=eps, momentum=momentum,  # type: ignore[call-arg]
-                         affine=affine, track_running_stats=track_running_stats)
+        super().__init__(
+            num_features,
+            eps=eps,
+            momentum=momentum,  # type: ignore[call-arg]
+            affine=affine,
+            track_running_stats=track_running_stats,
+        )
         self.step_mode = check_step_mode(step_mode)
 
 
@@ -143,27 +209,55 @@ class BatchNorm2d(_StepBatchNorm, nn.BatchNorm2d):
 class MaxPool2d(StepModeMixin, nn.MaxPool2d):
     """2-D max pooling of [C, H, W] samples; stride defaults to kernel_size."""
 
-    def __init__(self, kernel_size: Size2d, stride: Size2d | None = None, padding: Size2d = 0,
-                 dilation: Size2d = 1, ceil_mode: bool = False, step_mode: str = "m") -> None:
-        _check_sizes("an int > 0 (or a pair of them)", 1, kernel_size=kernel_size,
-                     dilation=dilation, **({} if stride is None else {"stride": stride}))
+    def __init__(
+        self,
+        kernel_size: Size2d,
+        stride: Size2d | None = None,
+        padding: Size2d = 0,
+        dilation: Size2d = 1,
+        ceil_mode: bool = False,
+        step_mode: str = "m",
+    ) -> None:
+        _check_sizes(
+            "an int > 0 (or a pair of them)",
+            1,
+            kernel_size=kernel_size,
+            dilation=dilation,
+            **({} if stride is None else {"stride": stride}),
+        )
         _check_sizes("an int >= 0 (or a pair of them)", 0, padding=padding)
-        super().__init__(kernel_size, stride=stride, padding=padding, dilation=dilation,
-                         ceil_mode=ceil_mode)
+        super().__init__(
+            kernel_size, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode
+        )
         self.step_mode = check_step_mode(step_mode)
 
 
 class AvgPool2d(StepModeMixin, nn.AvgPool2d):
     """2-D average pooling of [C, H, W] samples; stride defaults to kernel_size."""
 
-    def __init__(self, kernel_size: Size2d, stride: Size2d | None = None, padding: Size2d = 0,
-                 ceil_mode: bool = False, count_include_pad: bool = True,
-                 step_mode: str = "m") -> None:
-        _check_sizes("an int > 0 (or a pair of them)", 1, kernel_size=kernel_size,
-                     **({} if stride is None else {"stride": stride}))
+    def __init__(
+        self,
+        kernel_size: Size2d,
+        stride: Size2d | None = None,
+        padding: Size2d = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        step_mode: str = "m",
+    ) -> None:
+        _check_sizes(
+            "an int > 0 (or a pair of them)",
+            1,
+            kernel_size=kernel_size,
+            **({} if stride is None else {"stride": stride}),
+        )
         _check_sizes("an int >= 0 (or a pair of them)", 0, padding=padding)
-        super().__init__(kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
-                         count_include_pad=count_include_pad)
+        super().__init__(
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            ceil_mode=ceil_mode,
+            count_include_pad=count_include_pad,
+        )
         self.step_mode = check_step_mode(step_mode)
 
 
@@ -222,8 +316,10 @@ class _SharedMaskDropout:
         if mask is None:
             mask = self._mask = self._new_mask(shape, x)
         elif mask.shape != shape:
-            raise RuntimeError(f"{type(self).__name__}: the kept mask has shape {tuple(mask.shape)}"
-                               f" but this step needs {shape}; call reset() between sequences")
+            raise RuntimeError(
+                f"{type(self).__name__}: the kept mask has shape {tuple(mask.shape)}"
+                f" but this step needs {shape}; call reset() between sequences"
+            )
         return x * mask.to(x.dtype)
 
     def reset(self) -> None:
@@ -303,8 +399,10 @@ class RandomShift(nn.Module):
             return x
         batch_dim = 1 if self.step_mode == "m" else 0
         if x.dim() != batch_dim + 4:
-            raise ValueError(f"RandomShift expects [{'T, ' if batch_dim else ''}B, C, H, W], "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"RandomShift expects [{'T, ' if batch_dim else ''}B, C, H, W], "
+                f"got shape {tuple(x.shape)}"
+            )
         B = x.shape[batch_dim]
         if self.step_mode == "m" or self._shifts is None:
             k = self.max_shift

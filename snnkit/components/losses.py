@@ -37,13 +37,16 @@ def check_output_target(output: Tensor, target: Tensor) -> Tensor:
     if target.dim() != 1 or target.shape[0] != output.shape[1]:
         raise ValueError(f"loss: target must be [B] with B = output.shape[1], got {shapes}")
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-        raise ValueError(f"loss: target must hold int64 class indices, got dtype {target.dtype} "
-                         f"({shapes})")
+        raise ValueError(
+            f"loss: target must hold int64 class indices, got dtype {target.dtype} ({shapes})"
+        )
     if target.numel() and target.device.type == "cpu":
         lo, hi = torch.aminmax(target)
         if int(lo) < 0 or int(hi) >= output.shape[2]:
-            raise ValueError(f"loss: target classes must lie in [0, C = {output.shape[2]}), got "
-                             f"min {int(lo)}, max {int(hi)} ({shapes})")
+            raise ValueError(
+                f"loss: target classes must lie in [0, C = {output.shape[2]}), got "
+                f"min {int(lo)}, max {int(hi)} ({shapes})"
+            )
     return target.long()
 
 
@@ -94,7 +97,8 @@ class CERate(SpikeLoss):
         super().__init__()
         if not scale > 0:
             raise ValueError(
-                f"scale must be > 0 (it multiplies the rates fed to softmax), got {scale!r}")
+                f"scale must be > 0 (it multiplies the rates fed to softmax), got {scale!r}"
+            )
         self.scale = float(scale)
 
     def compute(self, output: Tensor, target: Tensor) -> Tensor:
@@ -117,7 +121,8 @@ class MSECount(SpikeLoss):
         for name, value in (("correct_rate", correct_rate), ("incorrect_rate", incorrect_rate)):
             if not 0 <= value <= 1:
                 raise ValueError(
-                    f"{name} must be in [0, 1] (a fraction of the T steps), got {value!r}")
+                    f"{name} must be in [0, 1] (a fraction of the T steps), got {value!r}"
+                )
         self.correct_rate = float(correct_rate)
         self.incorrect_rate = float(incorrect_rate)
 

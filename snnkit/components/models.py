@@ -7,6 +7,7 @@ recipe-driven and any registered layer or neuron (a plugin's too) can appear in 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -49,15 +50,21 @@ class MLP(nn.Sequential):
     own instance and surrogate).
     """
 
-    def __init__(self, build: Build, sizes: list[int], neuron: Any = "lif", bias: bool = True,
-                 step_mode: str = "m") -> None:
+    def __init__(
+        self,
+        build: Build,
+        sizes: list[int],
+        neuron: Any = "lif",
+        bias: bool = True,
+        step_mode: str = "m",
+    ) -> None:
         if len(sizes) < 2 or any(s <= 0 for s in sizes):
             raise ValueError(f"sizes must list at least two positive widths, got {sizes}")
         specs: list[Any] = ["flatten"]
-        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-            specs += [{"name": "linear", "in_features": n_in, "out_features": n_out, "bias": bias},
-                      neuron]
+        for n_in, n_out in itertools.pairwise(sizes):
+            specs += [
+                {"name": "linear", "in_features": n_in, "out_features": n_out, "bias": bias},
+                neuron,
+            ]
         super().__init__()
         _build_all(self, build, specs, step_mode)
-
-

@@ -36,21 +36,25 @@ from snnkit.components.surrogates import Sigmoid, Surrogate
 from snnkit.constraints import FINITE, Why, check_arguments
 from snnkit.kernels.forms import ChargeMode, NeuronForm, neuron_form
 
-
 #: Declared parameter types: the range of each, and why it holds (Real: a finite float).
 Real = Annotated[float, FINITE]
 RealOrNone = Annotated[float | None, FINITE]
 Tau = Annotated[float, Gt(1), Why("the charge equation divides by tau; tau <= 1 overshoots")]
-TauMem = Annotated[float, Gt(1), Why("the charge equation divides by tau_mem; "
-                                     "tau_mem <= 1 overshoots")]
-TauSyn = Annotated[float, Gt(1), Why("the current decays by 1 - 1/tau_syn per step; "
-                                     "tau_syn <= 1 overshoots")]
-TauW = Annotated[float, Gt(1), Why("the adaptation equation divides by tau_w; "
-                                   "tau_w <= 1 overshoots")]
-TauAdapt = Annotated[float, Gt(1), Why("the trace decays by 1 - 1/tau_adapt per step; "
-                                       "tau_adapt <= 1 overshoots")]
-InitTau = Annotated[float, Gt(1), Why("the charge equation divides by tau; "
-                                      "init_tau <= 1 overshoots")]
+TauMem = Annotated[
+    float, Gt(1), Why("the charge equation divides by tau_mem; tau_mem <= 1 overshoots")
+]
+TauSyn = Annotated[
+    float, Gt(1), Why("the current decays by 1 - 1/tau_syn per step; tau_syn <= 1 overshoots")
+]
+TauW = Annotated[
+    float, Gt(1), Why("the adaptation equation divides by tau_w; tau_w <= 1 overshoots")
+]
+TauAdapt = Annotated[
+    float, Gt(1), Why("the trace decays by 1 - 1/tau_adapt per step; tau_adapt <= 1 overshoots")
+]
+InitTau = Annotated[
+    float, Gt(1), Why("the charge equation divides by tau; init_tau <= 1 overshoots")
+]
 A0 = Annotated[float, Gt(0), FINITE, Why("the quadratic term drives the upswing")]
 DeltaT = Annotated[float, Gt(0), FINITE, Why("the exponential term divides by it")]
 Beta = Annotated[float, Ge(0), FINITE, Why("spikes raise the threshold")]
@@ -80,8 +84,15 @@ class BaseNeuron(nn.Module):
 
     step_fn: Callable[..., tuple[Tensor, Any]]
 
-    def __init__(self, surrogate: Surrogate | None = None, *, kernel: str = "auto",
-                 step_mode: str = "m", record_v: bool = False, **params: Any) -> None:
+    def __init__(
+        self,
+        surrogate: Surrogate | None = None,
+        *,
+        kernel: str = "auto",
+        step_mode: str = "m",
+        record_v: bool = False,
+        **params: Any,
+    ) -> None:
         del surrogate  # a non-spiking neuron never fires; SpikingNeuron keeps it
         params = check_arguments(type(self).__init__, params)
         super().__init__()
@@ -187,8 +198,11 @@ def _keyword_names(step_fn: Callable[..., Any]) -> tuple[str, ...]:
     """The keyword-only arguments of a step function (its parameters and surrogate), cached."""
     key = (step_fn, "step")
     if key not in _NAMES:
-        _NAMES[key] = tuple(p.name for p in inspect.signature(step_fn).parameters.values()
-                            if p.kind is p.KEYWORD_ONLY)
+        _NAMES[key] = tuple(
+            p.name
+            for p in inspect.signature(step_fn).parameters.values()
+            if p.kind is p.KEYWORD_ONLY
+        )
     return _NAMES[key]
 
 
@@ -198,9 +212,12 @@ def _parameter_names(init: Callable[..., Any]) -> tuple[str, ...]:
     key = (init, "init")
     if key not in _NAMES:
         _NAMES[key] = tuple(
-            p.name for p in inspect.signature(init).parameters.values()
+            p.name
+            for p in inspect.signature(init).parameters.values()
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-            and p.name != "self" and p.name not in _RUN_SETTINGS)
+            and p.name != "self"
+            and p.name not in _RUN_SETTINGS
+        )
     return _NAMES[key]
 
 
@@ -217,13 +234,24 @@ class SpikingNeuron(BaseNeuron):
 
     kernel_charge: ClassVar[ChargeMode | None] = None
 
-    def __init__(self, surrogate: Surrogate | None = None, *, v_threshold: Real = 1.0,
-                 v_reset: RealOrNone = 0.0, detach_reset: bool = False, kernel: str = "auto",
-                 step_mode: str = "m", record_v: bool = False, **params: Any) -> None:
+    def __init__(
+        self,
+        surrogate: Surrogate | None = None,
+        *,
+        v_threshold: Real = 1.0,
+        v_reset: RealOrNone = 0.0,
+        detach_reset: bool = False,
+        kernel: str = "auto",
+        step_mode: str = "m",
+        record_v: bool = False,
+        **params: Any,
+    ) -> None:
         if surrogate is not None and not callable(surrogate):
             raise TypeError(f"surrogate must be a Surrogate module, got {type(surrogate).__name__}")
-        common = check_arguments(SpikingNeuron.__init__, {
-            "v_threshold": v_threshold, "v_reset": v_reset, "detach_reset": detach_reset})
+        common = check_arguments(
+            SpikingNeuron.__init__,
+            {"v_threshold": v_threshold, "v_reset": v_reset, "detach_reset": detach_reset},
+        )
         v_threshold, v_reset = common["v_threshold"], common["v_reset"]
         if v_reset is not None and not v_threshold > v_reset:
             raise ValueError(
@@ -231,8 +259,7 @@ class SpikingNeuron(BaseNeuron):
                 f"v_threshold={v_threshold!r}, v_reset={v_reset!r} "
                 "(set v_reset: null for soft reset)"
             )
-        super().__init__(kernel=kernel, step_mode=step_mode, record_v=record_v, **params,
-                         **common)
+        super().__init__(kernel=kernel, step_mode=step_mode, record_v=record_v, **params, **common)
         self.surrogate = Sigmoid() if surrogate is None else surrogate
 
     def _v0(self, x: Tensor) -> Tensor:
@@ -252,9 +279,12 @@ class SpikingNeuron(BaseNeuron):
         """``kernel_charge`` is set and the class keeps the ``step_fn`` of the class that set it
         and the base initial state (a subclass that swaps either keeps the reference loop)."""
         owner = next(k for k in cls.__mro__ if "kernel_charge" in vars(k))
-        return (cls.kernel_charge is not None and cls.step_fn is owner.step_fn
-                and cls.initial_state is SpikingNeuron.initial_state
-                and cls._v0 is SpikingNeuron._v0)
+        return (
+            cls.kernel_charge is not None
+            and cls.step_fn is owner.step_fn
+            and cls.initial_state is SpikingNeuron.initial_state
+            and cls._v0 is SpikingNeuron._v0
+        )
 
     def kernel_form(self) -> NeuronForm | None:
         """This neuron as a fused kernel runs it, or None (the reference loop runs it)."""
@@ -273,9 +303,17 @@ class IF(SpikingNeuron):
     step_fn = staticmethod(F.if_step)
     kernel_charge = ChargeMode.IF
 
-    def __init__(self, surrogate: Surrogate | None = None, *, v_threshold: Real = 1.0,
-                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
-                 kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
+    def __init__(
+        self,
+        surrogate: Surrogate | None = None,
+        *,
+        v_threshold: Real = 1.0,
+        v_reset: RealOrNone = 0.0,
+        detach_reset: bool = False,
+        kernel: str = "auto",
+        step_mode: str = "m",
+        record_v: bool = False,
+    ) -> None:
         super().__init__(**_arguments(locals()))
 
 
@@ -290,10 +328,19 @@ class LIF(SpikingNeuron):
     step_fn = staticmethod(F.lif_step)
     kernel_charge = ChargeMode.LIF
 
-    def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0,
-                 decay_input: bool = True, v_threshold: Real = 1.0,
-                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
-                 kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
+    def __init__(
+        self,
+        surrogate: Surrogate | None = None,
+        *,
+        tau: Tau = 2.0,
+        decay_input: bool = True,
+        v_threshold: Real = 1.0,
+        v_reset: RealOrNone = 0.0,
+        detach_reset: bool = False,
+        kernel: str = "auto",
+        step_mode: str = "m",
+        record_v: bool = False,
+    ) -> None:
         super().__init__(**_arguments(locals()))
 
 
@@ -308,10 +355,19 @@ class PLIF(SpikingNeuron):
     step_fn = staticmethod(F.plif_step)
     kernel_charge = ChargeMode.PLIF
 
-    def __init__(self, surrogate: Surrogate | None = None, *, init_tau: InitTau = 2.0,
-                 decay_input: bool = True, v_threshold: Real = 1.0,
-                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
-                 kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
+    def __init__(
+        self,
+        surrogate: Surrogate | None = None,
+        *,
+        init_tau: InitTau = 2.0,
+        decay_input: bool = True,
+        v_threshold: Real = 1.0,
+        v_reset: RealOrNone = 0.0,
+        detach_reset: bool = False,
+        kernel: str = "auto",
+        step_mode: str = "m",
+        record_v: bool = False,
+    ) -> None:
         super().__init__(**_arguments(locals()))
         self.w = nn.Parameter(torch.tensor(F.plif_init_w(self.init_tau)))
 
@@ -333,10 +389,21 @@ class QIF(SpikingNeuron):
 
     step_fn = staticmethod(F.qif_step)
 
-    def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0, v_c: Real = 0.8,
-                 a0: A0 = 1.0, v_rest: Real = 0.0, v_threshold: Real = 1.0,
-                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
-                 kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
+    def __init__(
+        self,
+        surrogate: Surrogate | None = None,
+        *,
+        tau: Tau = 2.0,
+        v_c: Real = 0.8,
+        a0: A0 = 1.0,
+        v_rest: Real = 0.0,
+        v_threshold: Real = 1.0,
+        v_reset: RealOrNone = 0.0,
+        detach_reset: bool = False,
+        kernel: str = "auto",
+        step_mode: str = "m",
+        record_v: bool = False,
+    ) -> None:
         super().__init__(**_arguments(locals()))
         if not self.v_c > self.v_rest:
             raise ValueError(
@@ -346,7 +413,7 @@ class QIF(SpikingNeuron):
 
 
 class EIF(SpikingNeuron):
-    """Exponential integrate-and-fire neuron: H = V + (X − (V − V_rest) + Δ_T exp((V − θ_rh)/Δ_T)) / tau.
+    """Exponential integrate-and-fire: H = V + (X − (V − V_rest) + Δ_T e^((V − θ_rh)/Δ_T)) / tau.
 
     Then fire and reset as for LIF. Requires delta_t > 0.
     Defaults: tau=2.0, delta_t=1.0, theta_rh=0.8, v_rest=0.0, v_threshold=1.0, v_reset=0.0.
@@ -354,11 +421,21 @@ class EIF(SpikingNeuron):
 
     step_fn = staticmethod(F.eif_step)
 
-    def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0,
-                 delta_t: DeltaT = 1.0, theta_rh: Real = 0.8, v_rest: Real = 0.0,
-                 v_threshold: Real = 1.0, v_reset: RealOrNone = 0.0,
-                 detach_reset: bool = False, kernel: str = "auto", step_mode: str = "m",
-                 record_v: bool = False) -> None:
+    def __init__(
+        self,
+        surrogate: Surrogate | None = None,
+        *,
+        tau: Tau = 2.0,
+        delta_t: DeltaT = 1.0,
+        theta_rh: Real = 0.8,
+        v_rest: Real = 0.0,
+        v_threshold: Real = 1.0,
+        v_reset: RealOrNone = 0.0,
+        detach_reset: bool = False,
+        kernel: str = "auto",
+        step_mode: str = "m",
+        record_v: bool = False,
+    ) -> None:
         super().__init__(**_arguments(locals()))
 
 
@@ -374,11 +451,24 @@ class Izhikevich(SpikingNeuron):
 
     step_fn = staticmethod(F.izhikevich_step)
 
-    def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0,
-                 tau_w: TauW = 10.0, a: Real = 1.0, b: Real = 0.1, a0: A0 = 1.0,
-                 v_c: Real = 0.8, v_rest: Real = 0.0, v_threshold: Real = 1.0,
-                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
-                 kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
+    def __init__(
+        self,
+        surrogate: Surrogate | None = None,
+        *,
+        tau: Tau = 2.0,
+        tau_w: TauW = 10.0,
+        a: Real = 1.0,
+        b: Real = 0.1,
+        a0: A0 = 1.0,
+        v_c: Real = 0.8,
+        v_rest: Real = 0.0,
+        v_threshold: Real = 1.0,
+        v_reset: RealOrNone = 0.0,
+        detach_reset: bool = False,
+        kernel: str = "auto",
+        step_mode: str = "m",
+        record_v: bool = False,
+    ) -> None:
         super().__init__(**_arguments(locals()))
 
     def initial_state(self, x: Tensor) -> NamedTuple:
@@ -396,11 +486,21 @@ class ALIF(SpikingNeuron):
 
     step_fn = staticmethod(F.alif_step)
 
-    def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0,
-                 tau_adapt: TauAdapt = 20.0, beta: Beta = 0.2, decay_input: bool = True,
-                 v_threshold: Real = 1.0, v_reset: RealOrNone = 0.0,
-                 detach_reset: bool = False, kernel: str = "auto", step_mode: str = "m",
-                 record_v: bool = False) -> None:
+    def __init__(
+        self,
+        surrogate: Surrogate | None = None,
+        *,
+        tau: Tau = 2.0,
+        tau_adapt: TauAdapt = 20.0,
+        beta: Beta = 0.2,
+        decay_input: bool = True,
+        v_threshold: Real = 1.0,
+        v_reset: RealOrNone = 0.0,
+        detach_reset: bool = False,
+        kernel: str = "auto",
+        step_mode: str = "m",
+        record_v: bool = False,
+    ) -> None:
         super().__init__(**_arguments(locals()))
 
     @property
@@ -422,10 +522,19 @@ class CubaLIF(SpikingNeuron):
 
     step_fn = staticmethod(F.cuba_lif_step)
 
-    def __init__(self, surrogate: Surrogate | None = None, *, tau_syn: TauSyn = 5.0,
-                 tau_mem: TauMem = 2.0, v_threshold: Real = 1.0,
-                 v_reset: RealOrNone = 0.0, detach_reset: bool = False,
-                 kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
+    def __init__(
+        self,
+        surrogate: Surrogate | None = None,
+        *,
+        tau_syn: TauSyn = 5.0,
+        tau_mem: TauMem = 2.0,
+        v_threshold: Real = 1.0,
+        v_reset: RealOrNone = 0.0,
+        detach_reset: bool = False,
+        kernel: str = "auto",
+        step_mode: str = "m",
+        record_v: bool = False,
+    ) -> None:
         super().__init__(**_arguments(locals()))
 
     def initial_state(self, x: Tensor) -> NamedTuple:
@@ -441,8 +550,15 @@ class LI(BaseNeuron):
 
     step_fn = staticmethod(F.li_step)
 
-    def __init__(self, surrogate: Surrogate | None = None, *, tau: Tau = 2.0,
-                 kernel: str = "auto", step_mode: str = "m", record_v: bool = False) -> None:
+    def __init__(
+        self,
+        surrogate: Surrogate | None = None,
+        *,
+        tau: Tau = 2.0,
+        kernel: str = "auto",
+        step_mode: str = "m",
+        record_v: bool = False,
+    ) -> None:
         super().__init__(**_arguments(locals()))
 
     def initial_state(self, x: Tensor) -> NamedTuple:

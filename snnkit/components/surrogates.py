@@ -123,8 +123,9 @@ class Surrogate(torch.nn.Module, abc.ABC):
             return None
         return SurrogateForm(SurrogateKind.GENERIC)
 
-    def _closed_form(self, owner: type[Surrogate], kind: SurrogateKind,
-                     *constants: float) -> SurrogateForm | None:
+    def _closed_form(
+        self, owner: type[Surrogate], kind: SurrogateKind, *constants: float
+    ) -> SurrogateForm | None:
         """``kind`` with ``constants`` while ``derivative`` is still ``owner``'s closed form (a
         subclass that overrides it is GENERIC); the base form when that is not fusable."""
         form = Surrogate.kernel_form(self)
@@ -221,8 +222,9 @@ class PiecewiseQuadratic(_AlphaSurrogate):
         return torch.relu(self.alpha - self.alpha**2 * x.abs())
 
     def kernel_form(self) -> SurrogateForm | None:
-        return self._closed_form(PiecewiseQuadratic, SurrogateKind.PIECEWISE_QUADRATIC,
-                                 self.alpha, self.alpha**2)
+        return self._closed_form(
+            PiecewiseQuadratic, SurrogateKind.PIECEWISE_QUADRATIC, self.alpha, self.alpha**2
+        )
 
 
 class PiecewiseExp(_AlphaSurrogate):
@@ -248,8 +250,9 @@ class PiecewiseExp(_AlphaSurrogate):
         return self.alpha / 2 * torch.exp(-self.alpha * x.abs())
 
     def kernel_form(self) -> SurrogateForm | None:
-        return self._closed_form(PiecewiseExp, SurrogateKind.PIECEWISE_EXP,
-                                 self.alpha / 2, -self.alpha)
+        return self._closed_form(
+            PiecewiseExp, SurrogateKind.PIECEWISE_EXP, self.alpha / 2, -self.alpha
+        )
 
 
 class SoftSign(_AlphaSurrogate):
@@ -296,8 +299,9 @@ class Erf(_AlphaSurrogate):
         return self.alpha / math.sqrt(math.pi) * torch.exp(-((self.alpha * x) ** 2))
 
     def kernel_form(self) -> SurrogateForm | None:
-        return self._closed_form(Erf, SurrogateKind.ERF,
-                                 self.alpha / math.sqrt(math.pi), self.alpha)
+        return self._closed_form(
+            Erf, SurrogateKind.ERF, self.alpha / math.sqrt(math.pi), self.alpha
+        )
 
 
 class SuperSpike(_AlphaSurrogate):
@@ -378,8 +382,9 @@ class PiecewiseLeakyReLU(Surrogate):
         return torch.where(x.abs() < self.w, torch.full_like(x, 1 / (2 * self.w)), self.c)
 
     def kernel_form(self) -> SurrogateForm | None:
-        return self._closed_form(PiecewiseLeakyReLU, SurrogateKind.PIECEWISE_LEAKY_RELU,
-                                 self.w, 1 / (2 * self.w), self.c)
+        return self._closed_form(
+            PiecewiseLeakyReLU, SurrogateKind.PIECEWISE_LEAKY_RELU, self.w, 1 / (2 * self.w), self.c
+        )
 
     def _shape_repr(self) -> str:
         return f"w={self.w}, c={self.c}"
@@ -440,8 +445,9 @@ class QPseudoSpike(Surrogate):
         return (1 + 2 / (self.alpha - 1) * x.abs()) ** (-self.alpha)
 
     def kernel_form(self) -> SurrogateForm | None:
-        return self._closed_form(QPseudoSpike, SurrogateKind.Q_PSEUDO_SPIKE,
-                                 2 / (self.alpha - 1), -self.alpha)
+        return self._closed_form(
+            QPseudoSpike, SurrogateKind.Q_PSEUDO_SPIKE, 2 / (self.alpha - 1), -self.alpha
+        )
 
     def _shape_repr(self) -> str:
         return f"alpha={self.alpha}"

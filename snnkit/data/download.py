@@ -61,8 +61,9 @@ def verify(path: Path, checksum: str | None) -> bool:
     return file_digest(path, algo) == want
 
 
-def fetch(urls: Sequence[str], target: Path, checksum: str | None,
-          progress: Progress | None = None) -> Path:
+def fetch(
+    urls: Sequence[str], target: Path, checksum: str | None, progress: Progress | None = None
+) -> Path:
     """Download ``target`` from the first of ``urls`` that works, verified; returns ``target``.
 
     An existing ``target`` that verifies is kept as is. A mirror whose file fails the checksum
@@ -85,8 +86,10 @@ def fetch(urls: Sequence[str], target: Path, checksum: str | None,
             continue
         os.replace(part, target)
         return target
-    raise DataError(f"{target.name}: could not be downloaded ({'; '.join(errors)}) — check the "
-                    f"connection and try again, or place the file in {target.parent} by hand")
+    raise DataError(
+        f"{target.name}: could not be downloaded ({'; '.join(errors)}) — check the "
+        f"connection and try again, or place the file in {target.parent} by hand"
+    )
 
 
 def _stream(url: str, part: Path, progress: Progress | None) -> None:
@@ -96,7 +99,7 @@ def _stream(url: str, part: Path, progress: Progress | None) -> None:
     if have:
         request.add_header("Range", f"bytes={have}-")
     try:
-        response = urllib.request.urlopen(request, timeout=TIMEOUT_S)  # noqa: S310 - URLs are ours
+        response = urllib.request.urlopen(request, timeout=TIMEOUT_S)  # URLs are ours
     except urllib.error.HTTPError as err:
         if err.code == 416 and have:  # the part file is already complete
             return
@@ -141,12 +144,14 @@ def extract(archive: Path, destination: Path) -> Path:
                 for member in t.getmembers():
                     _inside(tmp, member.name, archive)
                     if member.issym() or member.islnk():
-                        raise DataError(f"{archive}: member {member.name} is a link — refused; "
-                                        "fetch the archive again from the official source")
+                        raise DataError(
+                            f"{archive}: member {member.name} is a link — refused; "
+                            "fetch the archive again from the official source"
+                        )
                 if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 / 3.10.12
                     t.extractall(tmp, filter="data")
                 else:
-                    t.extractall(tmp)  # noqa: S202 - members checked above
+                    t.extractall(tmp)  # members checked above
         elif name.endswith(".gz"):
             with gzip.open(archive, "rb") as src, (tmp / name[:-3]).open("wb") as dst:
                 shutil.copyfileobj(src, dst, CHUNK)
@@ -157,8 +162,10 @@ def extract(archive: Path, destination: Path) -> Path:
         os.replace(tmp, destination)
         return destination
     except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError) as err:
-        raise DataError(f"{archive}: cannot be extracted ({_reason(err)}) — the archive is "
-                        "truncated or corrupt; delete it and fetch it again") from None
+        raise DataError(
+            f"{archive}: cannot be extracted ({_reason(err)}) — the archive is "
+            "truncated or corrupt; delete it and fetch it again"
+        ) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -167,8 +174,10 @@ def extract(archive: Path, destination: Path) -> Path:
 def _inside(root: Path, member: str, archive: Path) -> None:
     target = (root / member).resolve()
     if not target.is_relative_to(root.resolve()):
-        raise DataError(f"{archive}: member {member!r} would be written outside the data folder "
-                        "— refused; fetch the archive again from the official source")
+        raise DataError(
+            f"{archive}: member {member!r} would be written outside the data folder "
+            "— refused; fetch the archive again from the official source"
+        )
 
 
 def _reason(err: BaseException) -> str:

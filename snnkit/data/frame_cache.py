@@ -27,6 +27,7 @@ archive is hashed once, not on every run.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import json
 import os
@@ -72,6 +73,7 @@ def cache_key(spec: dict[str, Any]) -> str:
 # digests
 # ------------------------------------------------------------------------------------------
 
+
 def cached_digest(path: Path, algorithm: str = "md5", root: Path | None = None) -> str:
     """Hex digest of ``path``, read from a sidecar when its size and mtime are unchanged."""
     path = Path(path).absolute()
@@ -86,12 +88,13 @@ def cached_digest(path: Path, algorithm: str = "md5", root: Path | None = None) 
     except (OSError, ValueError):
         saved = {}
     digest = file_digest(path, algorithm)
-    record = {**(saved if {k: saved.get(k) for k in stamp} == stamp else {}), **stamp,
-              algorithm: digest}
-    try:
+    record = {
+        **(saved if {k: saved.get(k) for k in stamp} == stamp else {}),
+        **stamp,
+        algorithm: digest,
+    }
+    with contextlib.suppress(OSError):  # an unwritable cache only costs the hashing next time
         _write_atomic(sidecar, json.dumps(record).encode())
-    except OSError:
-        pass  # an unwritable cache only costs the hashing next time
     return digest
 
 
@@ -107,6 +110,7 @@ def folder_fingerprint(paths: Sequence[Path], base: Path) -> str:
 # ------------------------------------------------------------------------------------------
 # entries
 # ------------------------------------------------------------------------------------------
+
 
 class CacheEntry:
     """A complete entry: sample ``i``'s dense frames of ``shape`` as float32 (see module doc)."""
@@ -144,9 +148,18 @@ def load_entry(dataset: str, key: str, root: Path | None = None) -> CacheEntry |
     return entry if entry.meta.get("key") == key and entry.meta.get("complete") else None
 
 
-def build_entry(dataset: str, key: str, source: FrameSource, labels: np.ndarray,
-                shape: tuple[int, ...], spec: dict[str, Any], *, root: Path | None = None,
-                workers: int | None = None, progress: Progress | None = None) -> CacheEntry:
+def build_entry(
+    dataset: str,
+    key: str,
+    source: FrameSource,
+    labels: np.ndarray,
+    shape: tuple[int, ...],
+    spec: dict[str, Any],
+    *,
+    root: Path | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> CacheEntry:
     """Compute every sample's frames and store them as entry ``key`` (atomically)."""
     final = entry_path(dataset, key, root)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -169,8 +182,14 @@ def build_entry(dataset: str, key: str, source: FrameSource, labels: np.ndarray,
         np.save(tmp / "index.npy", np.concatenate([parts[s][1] for s, _ in chunks] or [empty]))
         np.save(tmp / "count.npy", np.concatenate([parts[s][2] for s, _ in chunks] or [empty]))
         np.save(tmp / "labels.npy", np.asarray(labels, dtype=np.int64))
-        meta = {"key": key, "dataset": dataset, "shape": list(shape), "samples": n,
-                "spec": spec, "complete": True}
+        meta = {
+            "key": key,
+            "dataset": dataset,
+            "shape": list(shape),
+            "samples": n,
+            "spec": spec,
+            "complete": True,
+        }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
         if final.exists() and load_entry(dataset, key, root) is None:
             shutil.rmtree(final, ignore_errors=True)  # a damaged entry: replace it
@@ -188,8 +207,9 @@ def build_entry(dataset: str, key: str, source: FrameSource, labels: np.ndarray,
     return entry
 
 
-def _sparse_chunk(source: FrameSource, start: int, stop: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _sparse_chunk(
+    source: FrameSource, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lengths, indices, counts = [], [], []
     for i in range(start, stop):
         flat = source.frames_of(i).reshape(-1)
@@ -197,8 +217,11 @@ def _sparse_chunk(source: FrameSource, start: int, stop: int
         lengths.append(len(nz))
         indices.append(nz.astype(np.int32))
         counts.append(flat[nz].astype(np.int32))
-    return (np.asarray(lengths, np.int64), np.concatenate(indices or [np.zeros(0, np.int32)]),
-            np.concatenate(counts or [np.zeros(0, np.int32)]))
+    return (
+        np.asarray(lengths, np.int64),
+        np.concatenate(indices or [np.zeros(0, np.int32)]),
+        np.concatenate(counts or [np.zeros(0, np.int32)]),
+    )
 
 
 _WORKER_SOURCE: FrameSource | None = None
@@ -220,8 +243,9 @@ def _computed(source: FrameSource, chunks: list[tuple[int, int]], workers: int):
         for start, stop in chunks:
             yield start, _sparse_chunk(source, start, stop)
         return
-    with cf.ProcessPoolExecutor(max_workers=min(workers, len(chunks)), initializer=_init_worker,
-                                initargs=(source,)) as pool:
+    with cf.ProcessPoolExecutor(
+        max_workers=min(workers, len(chunks)), initializer=_init_worker, initargs=(source,)
+    ) as pool:
         futures = {pool.submit(_worker_chunk, s, e): s for s, e in chunks}
         try:
             for future in cf.as_completed(futures):
@@ -236,6 +260,7 @@ def _computed(source: FrameSource, chunks: list[tuple[int, int]], workers: int):
 # listing and clearing
 # ------------------------------------------------------------------------------------------
 
+
 def list_entries(root: Path | None = None) -> list[dict[str, Any]]:
     """Every complete entry: dataset, key, samples, bytes, spec."""
     base = root or cache_dir()
@@ -248,8 +273,15 @@ def list_entries(root: Path | None = None) -> list[dict[str, Any]]:
             if entry is None:
                 continue
             size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
-            rows.append({"dataset": ds.name, "key": folder.name, "samples": len(entry),
-                         "bytes": size, "spec": entry.meta.get("spec", {})})
+            rows.append(
+                {
+                    "dataset": ds.name,
+                    "key": folder.name,
+                    "samples": len(entry),
+                    "bytes": size,
+                    "spec": entry.meta.get("spec", {}),
+                }
+            )
     return rows
 
 

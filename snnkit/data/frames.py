@@ -47,36 +47,46 @@ def frame_index(t: np.ndarray, frames: int, split_by: SplitBy) -> np.ndarray:
     raise ValueError(f"split_by must be one of {', '.join(SPLITS)}, got {split_by!r}")
 
 
-def camera_frames(events: np.ndarray, frames: int, split_by: SplitBy,
-                  sensor: tuple[int, int], name: str = "sample") -> np.ndarray:
+def camera_frames(
+    events: np.ndarray,
+    frames: int,
+    split_by: SplitBy,
+    sensor: tuple[int, int],
+    name: str = "sample",
+) -> np.ndarray:
     """Counts ``[frames, 2, H, W]`` (int16 when they fit, else int32) of camera ``events``.
 
     ``sensor`` is ``(H, W)``; an event outside it is a :class:`DataError` naming ``name``.
     """
     h, w = sensor
     x, y, p = (events[k].astype(np.int64) for k in ("x", "y", "p"))
-    if len(x) and (x.min() < 0 or x.max() >= w or y.min() < 0 or y.max() >= h
-                   or p.min() < 0 or p.max() > 1):
-        raise DataError(f"{name}: events outside the {w}×{h} sensor or with polarity not 0/1 — "
-                        "the file is corrupt or belongs to another dataset")
+    if len(x) and (
+        x.min() < 0 or x.max() >= w or y.min() < 0 or y.max() >= h or p.min() < 0 or p.max() > 1
+    ):
+        raise DataError(
+            f"{name}: events outside the {w}×{h} sensor or with polarity not 0/1 — "
+            "the file is corrupt or belongs to another dataset"
+        )
     f = frame_index(events["t"], frames, split_by)
     flat = ((f * 2 + p) * h + y) * w + x
     counts = np.bincount(flat, minlength=frames * 2 * h * w)
     return _narrow(counts).reshape(frames, 2, h, w)
 
 
-def audio_frames(events: np.ndarray, frames: int, split_by: SplitBy, channels: int,
-                 name: str = "sample") -> np.ndarray:
+def audio_frames(
+    events: np.ndarray, frames: int, split_by: SplitBy, channels: int, name: str = "sample"
+) -> np.ndarray:
     """Counts ``[frames, channels]`` of audio ``events`` (fields ``t``, ``x`` = channel)."""
     x = events["x"].astype(np.int64)
     if len(x) and (x.min() < 0 or x.max() >= channels):
-        raise DataError(f"{name}: a channel outside 0…{channels - 1} — the file is corrupt or "
-                        "belongs to another dataset")
+        raise DataError(
+            f"{name}: a channel outside 0…{channels - 1} — the file is corrupt or "
+            "belongs to another dataset"
+        )
     f = frame_index(events["t"], frames, split_by)
     counts = np.bincount(f * channels + x, minlength=frames * channels)
     return _narrow(counts).reshape(frames, channels)
 
 
 def _narrow(counts: np.ndarray) -> np.ndarray:
-    return counts.astype(np.int16 if counts.max(initial=0) <= np.iinfo(np.int16).max
-                         else np.int32)
+    return counts.astype(np.int16 if counts.max(initial=0) <= np.iinfo(np.int16).max else np.int32)

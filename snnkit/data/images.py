@@ -33,8 +33,15 @@ from torch import Tensor
 
 from snnkit.errors import DataError, one_line
 
-__all__ = ["InMemoryDataset", "cifar10", "fashion_mnist", "kmnist",
-           "mnist", "resolve_root", "synthetic"]
+__all__ = [
+    "InMemoryDataset",
+    "cifar10",
+    "fashion_mnist",
+    "kmnist",
+    "mnist",
+    "resolve_root",
+    "synthetic",
+]
 
 #: Seconds a single network operation of a download may block before it is given up.
 DOWNLOAD_TIMEOUT_S = 5.0
@@ -66,15 +73,19 @@ class InMemoryDataset:
         if not isinstance(targets, Tensor) or targets.dim() != 1 or targets.dtype != torch.int64:
             raise ValueError("targets must be an int64 tensor [N]")
         if self.targets.shape[0] != self.inputs.shape[0]:
-            raise ValueError(f"inputs and targets must have the same length N, got "
-                             f"{self.inputs.shape[0]} inputs and {self.targets.shape[0]} targets")
+            raise ValueError(
+                f"inputs and targets must have the same length N, got "
+                f"{self.inputs.shape[0]} inputs and {self.targets.shape[0]} targets"
+            )
         if self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         if targets.numel():
             lo, hi = (int(v) for v in torch.aminmax(targets))
             if lo < 0 or hi >= self.num_classes:
-                raise ValueError(f"targets must be class indices in [0, num_classes = "
-                                 f"{self.num_classes}), got min {lo}, max {hi}")
+                raise ValueError(
+                    f"targets must be class indices in [0, num_classes = "
+                    f"{self.num_classes}), got min {lo}, max {hi}"
+                )
 
     def __len__(self) -> int:
         return int(self.targets.shape[0])
@@ -122,12 +133,21 @@ def _writable(path: Path) -> bool:
     return os.access(p, os.W_OK | os.X_OK)
 
 
-def _fetch_missing(name: str, root: Path, folder: Path, missing: list[str], download: bool,
-                   what: str, fetch: Callable[[], object]) -> None:
+def _fetch_missing(
+    name: str,
+    root: Path,
+    folder: Path,
+    missing: list[str],
+    download: bool,
+    what: str,
+    fetch: Callable[[], object],
+) -> None:
     """Download missing files with ``fetch`` or raise a DataError that says what to place where."""
     base = f"dataset {name}: files missing in {folder}: {', '.join(missing)}"
-    fix = (f"place the {what} files there (torchvision layout) or set SNNKIT_DATA / dataset.root "
-           f"to a folder that has them")
+    fix = (
+        f"place the {what} files there (torchvision layout) or set SNNKIT_DATA / dataset.root "
+        f"to a folder that has them"
+    )
     if not download:
         raise DataError(f"{base} (download is off) — {fix}")
     if not _writable(root):
@@ -139,7 +159,8 @@ def _fetch_missing(name: str, root: Path, folder: Path, missing: list[str], down
             fetch()
     except ImportError:
         raise DataError(
-            f"{base}; cannot download them: torchvision is not installed — {fix}") from None
+            f"{base}; cannot download them: torchvision is not installed — {fix}"
+        ) from None
     except Exception as err:  # noqa: BLE001 - any torchvision/network failure becomes one message
         reason = f"{type(err).__name__}: {one_line(err, 160)}"
         raise DataError(f"{base}; download failed ({reason}) — {fix}") from None
@@ -165,11 +186,15 @@ def _read_bytes(path: Path, name: str) -> bytearray:
             got = f.readinto(buf)
         return buf[:got] if got != len(buf) else buf
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
-        raise DataError(f"dataset {name}: {path} is not a valid gzip file ({one_line(err, 160)}) — "
-                        f"{_FIX_CORRUPT}") from None
+        raise DataError(
+            f"dataset {name}: {path} is not a valid gzip file ({one_line(err, 160)}) — "
+            f"{_FIX_CORRUPT}"
+        ) from None
     except OSError as err:
-        raise DataError(f"dataset {name}: cannot read {path} ({one_line(err, 160)}) — "
-                        f"check its permissions or {_FIX_CORRUPT}") from None
+        raise DataError(
+            f"dataset {name}: cannot read {path} ({one_line(err, 160)}) — "
+            f"check its permissions or {_FIX_CORRUPT}"
+        ) from None
 
 
 def _read_idx(path: Path, ndim: int, name: str) -> Tensor:
@@ -181,19 +206,25 @@ def _read_idx(path: Path, ndim: int, name: str) -> Tensor:
         raise DataError(f"{where} is truncated ({len(data)} bytes, no IDX header) — {_FIX_CORRUPT}")
     magic = struct.unpack(">I", data[:4])[0]
     if magic != 0x0800 + ndim:
-        raise DataError(f"{where} has a wrong magic number 0x{magic:08x} "
-                        f"(expected 0x{0x800 + ndim:08x}:"
-                        f" an IDX file of {ndim}-d unsigned bytes) — {_FIX_CORRUPT}")
+        raise DataError(
+            f"{where} has a wrong magic number 0x{magic:08x} "
+            f"(expected 0x{0x800 + ndim:08x}:"
+            f" an IDX file of {ndim}-d unsigned bytes) — {_FIX_CORRUPT}"
+        )
     if len(data) < header:
-        raise DataError(f"{where} is truncated ({len(data)} bytes, the header alone is {header}) — "
-                        f"{_FIX_CORRUPT}")
+        raise DataError(
+            f"{where} is truncated ({len(data)} bytes, the header alone is {header}) — "
+            f"{_FIX_CORRUPT}"
+        )
     dims = struct.unpack(">" + "I" * ndim, data[4:header])
     count = math.prod(dims)
     expected = header + count
     if len(data) != expected:
         state = "truncated" if len(data) < expected else "too long"
-        raise DataError(f"{where} is {state}: {len(data)} bytes, but its header {list(dims)} means "
-                        f"{expected} — {_FIX_CORRUPT}")
+        raise DataError(
+            f"{where} is {state}: {len(data)} bytes, but its header {list(dims)} means "
+            f"{expected} — {_FIX_CORRUPT}"
+        )
     if count == 0:
         return torch.zeros(dims, dtype=torch.uint8)
     return torch.frombuffer(data, dtype=torch.uint8, offset=header, count=count).view(dims)
@@ -201,9 +232,9 @@ def _read_idx(path: Path, ndim: int, name: str) -> Tensor:
 
 @dataclass(frozen=True)
 class _IdxSet:
-    name: str      # registry name
-    folder: str    # torchvision class name = folder under root
-    title: str     # how the error messages call the files
+    name: str  # registry name
+    folder: str  # torchvision class name = folder under root
+    title: str  # how the error messages call the files
 
 
 _MNIST = _IdxSet("mnist", "MNIST", "MNIST")
@@ -225,6 +256,7 @@ def _load_idx_set(spec: _IdxSet, train: bool, root: str | None, download: bool) 
     stems = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
     missing = [s for s in stems if _find(raw, s) is None]
     if missing:
+
         def fetch() -> None:
             import torchvision.datasets
 
@@ -233,26 +265,34 @@ def _load_idx_set(spec: _IdxSet, train: bool, root: str | None, download: bool) 
         _fetch_missing(spec.name, base, raw, missing, download, spec.title, fetch)
         missing = [s for s in stems if _find(raw, s) is None]
         if missing:
-            raise DataError(f"dataset {spec.name}: files missing in {raw} after the download: "
-                            f"{', '.join(missing)} — place the {spec.title} files there")
+            raise DataError(
+                f"dataset {spec.name}: files missing in {raw} after the download: "
+                f"{', '.join(missing)} — place the {spec.title} files there"
+            )
     image_path, label_path = _find(raw, stems[0]), _find(raw, stems[1])
     assert image_path is not None and label_path is not None
     images = _read_idx(image_path, 3, spec.name)
     labels = _read_idx(label_path, 1, spec.name)
     if images.shape[1:] != (28, 28):
-        raise DataError(f"dataset {spec.name}: {image_path} holds "
-                        f"{images.shape[1]}x{images.shape[2]} images, expected 28x28 — {_FIX_CORRUPT}")
+        raise DataError(
+            f"dataset {spec.name}: {image_path} holds "
+            f"{images.shape[1]}x{images.shape[2]} images, expected 28x28 — {_FIX_CORRUPT}"
+        )
     if labels.shape[0] != images.shape[0]:
-        raise DataError(f"dataset {spec.name}: {label_path} has {labels.shape[0]} labels but "
-                        f"{image_path} has {images.shape[0]} images — replace the mismatched file")
+        raise DataError(
+            f"dataset {spec.name}: {label_path} has {labels.shape[0]} labels but "
+            f"{image_path} has {images.shape[0]} images — replace the mismatched file"
+        )
     _check_labels(labels, 10, label_path, spec.name)
     return InMemoryDataset(images.unsqueeze(1), labels.to(torch.int64), 10, spec.name)
 
 
 def _check_labels(labels: Tensor, num_classes: int, path: Path, name: str) -> None:
     if labels.numel() and int(labels.max()) >= num_classes:
-        raise DataError(f"dataset {name}: {path} has label {int(labels.max())}, but labels "
-                        f"must be in 0..{num_classes - 1} — {_FIX_CORRUPT}")
+        raise DataError(
+            f"dataset {name}: {path} has label {int(labels.max())}, but labels "
+            f"must be in 0..{num_classes - 1} — {_FIX_CORRUPT}"
+        )
 
 
 def mnist(train: bool, root: str | None = None, download: bool = True) -> InMemoryDataset:
@@ -295,18 +335,23 @@ def kmnist(train: bool, root: str | None = None, download: bool = True) -> InMem
 class _BatchUnpickler(pickle.Unpickler):
     """Unpickles a CIFAR batch (a dict of lists and numpy arrays) and refuses any other object."""
 
-    _ALLOWED = frozenset({
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("_codecs", "encode"),  # how protocol-2 pickles written by python 3 store bytes
-    })
+    _ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),  # how protocol-2 pickles written by python 3 store bytes
+        }
+    )
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
         if module.startswith("numpy.core.") and hasattr(np, "_core"):
-            module = "numpy._core." + module[len("numpy.core."):]  # numpy 2 moved numpy.core
+            module = "numpy._core." + module[len("numpy.core.") :]  # numpy 2 moved numpy.core
         return super().find_class(module, name)
 
 
@@ -316,28 +361,39 @@ def _read_cifar_batch(path: Path, name: str) -> tuple[Tensor, Tensor]:
         with open(path, "rb") as f:
             batch = _BatchUnpickler(f, encoding="bytes").load()
     except OSError as err:
-        raise DataError(f"{where} cannot be read ({one_line(err, 160)}) — check its permissions or "
-                        f"{_FIX_CORRUPT}") from None
+        raise DataError(
+            f"{where} cannot be read ({one_line(err, 160)}) — check its permissions or "
+            f"{_FIX_CORRUPT}"
+        ) from None
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise DataError(f"{where} is not a CIFAR-10 python batch ({one_line(err, 160)}) — "
-                        f"{_FIX_CORRUPT}") from None
+        raise DataError(
+            f"{where} is not a CIFAR-10 python batch ({one_line(err, 160)}) — {_FIX_CORRUPT}"
+        ) from None
     if not isinstance(batch, dict):
         raise DataError(f"{where} is not a CIFAR-10 python batch (no dict inside) — {_FIX_CORRUPT}")
     data = batch.get(b"data", batch.get("data"))
     labels = batch.get(b"labels", batch.get("labels"))
-    if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
-            or data.shape[1] != 3072):
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != 3072
+    ):
         shape = getattr(data, "shape", None)
-        raise DataError(f"{where} has no uint8 'data' array of shape [N, 3072] (found "
-                        f"{type(data).__name__} {shape}) — {_FIX_CORRUPT}")
+        raise DataError(
+            f"{where} has no uint8 'data' array of shape [N, 3072] (found "
+            f"{type(data).__name__} {shape}) — {_FIX_CORRUPT}"
+        )
     try:
         targets = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     except (TypeError, ValueError) as err:
         raise DataError(
-            f"{where} has unreadable 'labels' ({one_line(err, 160)}) — {_FIX_CORRUPT}") from None
+            f"{where} has unreadable 'labels' ({one_line(err, 160)}) — {_FIX_CORRUPT}"
+        ) from None
     if targets.dim() != 1 or targets.shape[0] != data.shape[0]:
-        raise DataError(f"{where} has {targets.numel()} labels but {data.shape[0]} images — "
-                        f"{_FIX_CORRUPT}")
+        raise DataError(
+            f"{where} has {targets.numel()} labels but {data.shape[0]} images — {_FIX_CORRUPT}"
+        )
     if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= 10):
         bad = int(targets.max()) if int(targets.max()) >= 10 else int(targets.min())
         raise DataError(f"{where} has label {bad}, but labels must be in 0..9 — {_FIX_CORRUPT}")
@@ -359,6 +415,7 @@ def cifar10(train: bool, root: str | None = None, download: bool = True) -> InMe
     files = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
     missing = [f for f in files if not (folder / f).is_file()]
     if missing:
+
         def fetch() -> None:
             import torchvision.datasets
 
@@ -367,8 +424,10 @@ def cifar10(train: bool, root: str | None = None, download: bool = True) -> InMe
         _fetch_missing(name, base, folder, missing, download, "CIFAR-10 python", fetch)
         missing = [f for f in files if not (folder / f).is_file()]
         if missing:
-            raise DataError(f"dataset {name}: files missing in {folder} after the download: "
-                            f"{', '.join(missing)} — place the CIFAR-10 python files there")
+            raise DataError(
+                f"dataset {name}: files missing in {folder} after the download: "
+                f"{', '.join(missing)} — place the CIFAR-10 python files there"
+            )
     parts = [_read_cifar_batch(folder / f, name) for f in files]
     images = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
     targets = torch.cat([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
@@ -380,8 +439,13 @@ def cifar10(train: bool, root: str | None = None, download: bool = True) -> InMe
 # --------------------------------------------------------------------------------------------
 
 
-def synthetic(train: bool, num_samples: int = 256, shape: tuple[int, ...] = (1, 8, 8),
-              num_classes: int = 10, seed: int = 0) -> InMemoryDataset:
+def synthetic(
+    train: bool,
+    num_samples: int = 256,
+    shape: tuple[int, ...] = (1, 8, 8),
+    num_classes: int = 10,
+    seed: int = 0,
+) -> InMemoryDataset:
     """Seeded synthetic classes (prototype + noise) for tests and demos; no files needed.
 
     Each class ``c`` has a prototype ``P_c ~ U[0, 1]^shape`` drawn from ``seed`` (shared by both

@@ -94,16 +94,22 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
                 path = path / name
                 break
         else:
-            raise CheckpointError(f"{path}: no last.pt or best.pt in this folder — pass a run "
-                                  "folder written by snnkit run, or a .pt file")
+            raise CheckpointError(
+                f"{path}: no last.pt or best.pt in this folder — pass a run "
+                "folder written by snnkit run, or a .pt file"
+            )
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint — check the path")
     if not zipfile.is_zipfile(path):  # torch.save writes zip archives; anything else is foreign
         if _starts_like_a_zip(path):
-            raise CheckpointError(f"{path}: not a readable checkpoint (truncated: the end of "
-                                  f"the file is missing) — refused; {OTHER_ONE}")
-        raise CheckpointError(f"{path}: not a checkpoint (not a file written by torch.save) — "
-                              "pass a last.pt / best.pt written by snnkit run, or its run folder")
+            raise CheckpointError(
+                f"{path}: not a readable checkpoint (truncated: the end of "
+                f"the file is missing) — refused; {OTHER_ONE}"
+            )
+        raise CheckpointError(
+            f"{path}: not a checkpoint (not a file written by torch.save) — "
+            "pass a last.pt / best.pt written by snnkit run, or its run folder"
+        )
     problem = verify(path)
     if problem is not None:
         raise CheckpointError(f"{path}: damaged checkpoint ({problem}) — refused; {OTHER_ONE}")
@@ -112,25 +118,35 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(f"{path}: refused: it holds pickled Python objects ({_culprit(err)}) "
-                              "that could run code when loaded; snnkit loads checkpoints with "
-                              "weights_only=True (tensors and plain data only) — use a checkpoint "
-                              "written by snnkit run") from None
+        raise CheckpointError(
+            f"{path}: refused: it holds pickled Python objects ({_culprit(err)}) "
+            "that could run code when loaded; snnkit loads checkpoints with "
+            "weights_only=True (tensors and plain data only) — use a checkpoint "
+            "written by snnkit run"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError) as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({one_line(err, 200, first_line=True)}) — it may "
-                              f"be truncated or damaged; {OTHER_ONE}") from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({one_line(err, 200, first_line=True)}) — it may "
+            f"be truncated or damaged; {OTHER_ONE}"
+        ) from None
     if not isinstance(state, dict) or "format_version" not in state:
-        raise CheckpointError(f"{path}: not an snnkit checkpoint (no format_version) — pass a "
-                              "file written by snnkit run")
+        raise CheckpointError(
+            f"{path}: not an snnkit checkpoint (no format_version) — pass a "
+            "file written by snnkit run"
+        )
     version = state["format_version"]
     if version != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {version!r}, but this snnkit reads "
-                              f"format {FORMAT_VERSION} — use the snnkit version that wrote it, "
-                              "or train again")
+        raise CheckpointError(
+            f"{path}: checkpoint format {version!r}, but this snnkit reads "
+            f"format {FORMAT_VERSION} — use the snnkit version that wrote it, "
+            "or train again"
+        )
     missing = [key for key in REQUIRED_KEYS if key not in state]
     if missing:
-        raise CheckpointError(f"{path}: incomplete checkpoint (no '{missing[0]}') — use a "
-                              "checkpoint written by snnkit run")
+        raise CheckpointError(
+            f"{path}: incomplete checkpoint (no '{missing[0]}') — use a "
+            "checkpoint written by snnkit run"
+        )
     return state
 
 
@@ -147,8 +163,11 @@ def capture_rng() -> dict[str, Any]:
     np_state: tuple[Any, ...] = np.random.get_state()  # type: ignore[assignment]
     state: dict[str, Any] = {
         "python": [py[0], list(py[1]), py[2]],
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
-                  *[v.item() if hasattr(v, "item") else v for v in np_state[2:]]],
+        "numpy": [
+            np_state[0],
+            torch.from_numpy(np_state[1].astype(np.int64)),
+            *[v.item() if hasattr(v, "item") else v for v in np_state[2:]],
+        ],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():

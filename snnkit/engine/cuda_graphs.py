@@ -43,9 +43,13 @@ WARMUP = 3
 class GraphStep:
     """Captures ``loss_fn(forward(x), y).backward()`` on the first full batch after warm-up."""
 
-    def __init__(self, forward: Callable[[Tensor], Tensor], loss: Any,
-                 predict: Callable[[Any, Tensor], Tensor],
-                 optimizer: torch.optim.Optimizer) -> None:
+    def __init__(
+        self,
+        forward: Callable[[Tensor], Tensor],
+        loss: Any,
+        predict: Callable[[Any, Tensor], Tensor],
+        optimizer: torch.optim.Optimizer,
+    ) -> None:
         self.forward, self.loss, self.predict, self.optimizer = forward, loss, predict, optimizer
         self.stream = torch.cuda.Stream()
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -122,10 +126,13 @@ class GraphStep:
             self.failed = True
             self.optimizer.zero_grad(set_to_none=True)
             self._x = self._y = None
-            warnings.warn(f"snnkit: this model cannot be captured as a CUDA graph "
-                          f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); training "
-                          "eagerly (set train.cuda_graphs: false to skip the attempt)",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"snnkit: this model cannot be captured as a CUDA graph "
+                f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); training "
+                "eagerly (set train.cuda_graphs: false to skip the attempt)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             return False
         self.graph, self._loss, self._correct = graph, loss.detach(), correct
         return True

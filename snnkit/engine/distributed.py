@@ -50,7 +50,7 @@ class World:
         if not self.distributed:
             return batch
         per_rank = len(batch) // self.size
-        return batch[self.rank * per_rank:(self.rank + 1) * per_rank]
+        return batch[self.rank * per_rank : (self.rank + 1) * per_rank]
 
     def sum(self, values: list[float], device: torch.device) -> list[float]:
         """Element-wise sum of ``values`` over all ranks."""
@@ -72,9 +72,11 @@ def setup(world: World, device: torch.device, batch_size: int) -> None:
     if not world.distributed or dist.is_initialized():
         return
     if batch_size % world.size:
-        raise RecipeError(f"train.batch_size: {batch_size} is the global batch and must be "
-                          f"divisible by the {world.size} processes — use a multiple of "
-                          f"{world.size}")
+        raise RecipeError(
+            f"train.batch_size: {batch_size} is the global batch and must be "
+            f"divisible by the {world.size} processes — use a multiple of "
+            f"{world.size}"
+        )
     timeout = datetime.timedelta(seconds=float(os.environ.get("SNNKIT_DIST_TIMEOUT", "120")))
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend, timeout=timeout)

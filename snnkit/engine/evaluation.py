@@ -19,13 +19,16 @@ def evaluate(exp: Any, xs: torch.Tensor, ys: torch.Tensor) -> tuple[float, float
     """Loss, accuracy and per-layer firing rates of ``exp.model`` over ``(xs, ys)``."""
     exp.model.eval()
     rates: dict[str, list[float]] = {}
-    hooks = [m.register_forward_hook(_rate_hook(name, rates))
-             for name, m in exp.model.named_modules() if is_spiking(m)]
+    hooks = [
+        m.register_forward_hook(_rate_hook(name, rates))
+        for name, m in exp.model.named_modules()
+        if is_spiking(m)
+    ]
     bs = exp.recipe.train.eval_batch_size or exp.recipe.train.batch_size
     total_loss, correct = 0.0, 0
     try:
         for i in range(0, len(ys), bs):
-            x, y = xs[i:i + bs], ys[i:i + bs]
+            x, y = xs[i : i + bs], ys[i : i + bs]
             out = exp.forward_module(x)
             total_loss += float(exp.loss(out.float(), y)) * len(y)
             correct += int((predict(exp.loss, out) == y).sum())

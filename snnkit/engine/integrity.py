@@ -97,16 +97,22 @@ def verify(path: Path) -> str | None:
 
 def _sealed(tail: bytes) -> bool:
     """The file ends in an EOCD record whose comment is our digest."""
-    return (len(tail) == COMMENT_LEN + EOCD_LEN and tail[:4] == EOCD
-            and tail[EOCD_LEN - 2:EOCD_LEN] == COMMENT_LEN.to_bytes(2, "little")
-            and tail[EOCD_LEN:EOCD_LEN + len(MARK)] == MARK)
+    return (
+        len(tail) == COMMENT_LEN + EOCD_LEN
+        and tail[:4] == EOCD
+        and tail[EOCD_LEN - 2 : EOCD_LEN] == COMMENT_LEN.to_bytes(2, "little")
+        and tail[EOCD_LEN : EOCD_LEN + len(MARK)] == MARK
+    )
 
 
 def _cut_seal(tail: bytes) -> bool:
     """The last EOCD record announces our comment, but fewer bytes follow it."""
     at = tail.rfind(EOCD)
-    return (at >= 0 and tail[at + EOCD_LEN - 2:at + EOCD_LEN] == COMMENT_LEN.to_bytes(2, "little")
-            and len(tail) - (at + EOCD_LEN) < COMMENT_LEN)
+    return (
+        at >= 0
+        and tail[at + EOCD_LEN - 2 : at + EOCD_LEN] == COMMENT_LEN.to_bytes(2, "little")
+        and len(tail) - (at + EOCD_LEN) < COMMENT_LEN
+    )
 
 
 def _crc_problem(path: Path) -> str | None:

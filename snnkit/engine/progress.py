@@ -64,17 +64,25 @@ class RichReporter(LineReporter):
         )
 
         self._progress = Progress(
-            TextColumn(f"epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f} · acc {task.fields[acc]:.2%} · "
-                       "{task.fields[speed]:,.0f} samples/s"),
-            TimeRemainingColumn(), console=self.console, transient=True)
+            TextColumn(f"epoch {epoch}/{epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "loss {task.fields[loss]:.4f} · acc {task.fields[acc]:.2%} · "
+                "{task.fields[speed]:,.0f} samples/s"
+            ),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
         self._task = self._progress.add_task("train", total=batches, loss=0.0, acc=0.0, speed=0.0)
         self._progress.start()
 
     def batch_done(self, done: int, loss: float, acc: float, samples_per_s: float) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, completed=done, loss=loss, acc=acc,
-                                  speed=samples_per_s)
+            self._progress.update(
+                self._task, completed=done, loss=loss, acc=acc, speed=samples_per_s
+            )
 
     def epoch_done(self, metrics: dict[str, Any]) -> None:
         self._stop()
@@ -96,6 +104,8 @@ def default_reporter() -> Reporter:
 
 
 def format_epoch(m: dict[str, Any]) -> str:
-    return (f"epoch {m['epoch']}: train loss {m['train_loss']:.4f} acc {m['train_acc']:.2%} · "
-            f"test loss {m['test_loss']:.4f} acc {m['test_acc']:.2%} · "
-            f"{m['train_seconds']:.1f} s ({m['samples_per_second']:,.0f} samples/s)")
+    return (
+        f"epoch {m['epoch']}: train loss {m['train_loss']:.4f} acc {m['train_acc']:.2%} · "
+        f"test loss {m['test_loss']:.4f} acc {m['test_acc']:.2%} · "
+        f"{m['train_seconds']:.1f} s ({m['samples_per_second']:,.0f} samples/s)"
+    )

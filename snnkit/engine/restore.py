@@ -17,8 +17,7 @@ from torch import nn
 from snnkit.assembly.assemble import Experiment, assemble, make_builder
 from snnkit.engine.checkpoint import load_checkpoint, seed_everything
 from snnkit.errors import CheckpointError, one_line
-from snnkit.plugins.registry import Registry
-from snnkit.plugins.registry import Kind
+from snnkit.plugins.registry import Kind, Registry
 from snnkit.recipes.loader import Recipe, load_recipe
 
 Prefer = Literal["best", "last"]
@@ -40,8 +39,13 @@ def checkpoint_file(path: str | Path, prefer: Prefer = "best") -> Path:
     return path
 
 
-def restore_experiment(path: str | Path, *, prefer: Prefer = "best", device: str | None = None,
-                       registry: Registry | None = None) -> tuple[Experiment, dict[str, Any]]:
+def restore_experiment(
+    path: str | Path,
+    *,
+    prefer: Prefer = "best",
+    device: str | None = None,
+    registry: Registry | None = None,
+) -> tuple[Experiment, dict[str, Any]]:
     """``(experiment with the saved weights, the checkpoint dict)`` of a checkpoint or run folder.
 
     Raises :class:`~snnkit.errors.CheckpointError` for a missing, unsafe or foreign file and
@@ -57,8 +61,9 @@ def restore_experiment(path: str | Path, *, prefer: Prefer = "best", device: str
     return exp, state
 
 
-def restore_model(path: str | Path, *, prefer: Prefer = "best",
-                  registry: Registry | None = None) -> tuple[nn.Module, Recipe, dict[str, Any]]:
+def restore_model(
+    path: str | Path, *, prefer: Prefer = "best", registry: Registry | None = None
+) -> tuple[nn.Module, Recipe, dict[str, Any]]:
     """``(model with the saved weights, its recipe, the checkpoint dict)``, on the CPU.
 
     Builds the model alone (no dataset, encoder or optimizer): for export and inspection.
@@ -77,6 +82,8 @@ def _load_weights(model: nn.Module, state: dict[str, Any], path: str | Path) -> 
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, ValueError, TypeError) as err:
-        raise CheckpointError(f"{path}: the weights do not fit the checkpoint's own recipe "
-                              f"({one_line(err, 200, first_line=True)}) — the file is damaged "
-                              "or was edited") from None
+        raise CheckpointError(
+            f"{path}: the weights do not fit the checkpoint's own recipe "
+            f"({one_line(err, 200, first_line=True)}) — the file is damaged "
+            "or was edited"
+        ) from None

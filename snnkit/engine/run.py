@@ -38,10 +38,16 @@ from snnkit.plugins.registry import Registry
 from snnkit.recipes.loader import Recipe, check_resume_changes, load_recipe
 
 
-def run(source: str | Path | Mapping[str, Any] | None = None, overrides: list[str] | None = None,
-        *, device: str | None = None, out: str | Path | None = None,
-        resume: str | Path | None = None, registry: Registry | None = None,
-        reporter: Reporter | None = None) -> RunResult:
+def run(
+    source: str | Path | Mapping[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    *,
+    device: str | None = None,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    registry: Registry | None = None,
+    reporter: Reporter | None = None,
+) -> RunResult:
     """Validate, train and evaluate a recipe (path or mapping), or resume a run folder."""
     from snnkit.plugins.loader import get_registry
 
@@ -51,8 +57,10 @@ def run(source: str | Path | Mapping[str, Any] | None = None, overrides: list[st
     overrides = list(overrides or []) + ([f"train.device={device}"] if device else [])
     if resume is not None:
         if source is not None or out is not None:
-            raise RecipeError(f"--resume {resume}: give either a recipe or --resume RUN_DIR, and "
-                              "no --out (a resumed run stays in its folder)")
+            raise RecipeError(
+                f"--resume {resume}: give either a recipe or --resume RUN_DIR, and "
+                "no --out (a resumed run stays in its folder)"
+            )
         run_dir = Path(resume)
         raw = rundir.read_run_recipe(run_dir)
         run_lock.ensure_free(run_dir, "--resume")
@@ -66,8 +74,10 @@ def run(source: str | Path | Mapping[str, Any] | None = None, overrides: list[st
         note = f"resumed from {run_dir}"
     else:
         if source is None:
-            raise RecipeError("run: give a recipe file, e.g. snnkit run recipes/lif_mnist.yaml, "
-                              "or --resume RUN_DIR")
+            raise RecipeError(
+                "run: give a recipe file, e.g. snnkit run recipes/lif_mnist.yaml, "
+                "or --resume RUN_DIR"
+            )
         recipe = load_recipe(source, overrides)
         seed_everything(recipe.seed)
         exp = _assemble(recipe, registry, world)
@@ -94,13 +104,19 @@ def _assemble(recipe: Recipe, registry: Registry, world: World) -> Experiment:
     return exp
 
 
-def evaluate_checkpoint(path: str | Path, *, device: str | None = None,
-                        registry: Registry | None = None) -> dict[str, Any]:
+def evaluate_checkpoint(
+    path: str | Path, *, device: str | None = None, registry: Registry | None = None
+) -> dict[str, Any]:
     """Test-set loss and accuracy of a checkpoint (a .pt file, or a run folder's last.pt, else
     its best.pt), through the dense forward path."""
     exp, state = restore_experiment(path, prefer="last", device=device, registry=registry)
     seed_everything(exp.recipe.seed)
     xs, ys = on_device(exp.test_data, exp.device)
     loss, acc, rates = evaluate(exp, xs, ys)
-    return {"checkpoint": str(path), "epoch": state["position"]["epoch"] - 1, "test_loss": loss,
-            "test_acc": acc, "firing_rates": rates}
+    return {
+        "checkpoint": str(path),
+        "epoch": state["position"]["epoch"] - 1,
+        "test_loss": loss,
+        "test_acc": acc,
+        "firing_rates": rates,
+    }

@@ -12,6 +12,7 @@ while still locked; an acquirer checks that the file it locked is still the one 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
@@ -40,10 +41,9 @@ def hold(folder: str | Path, option: str = "--out") -> Iterator[None]:
         yield
     finally:
         if fd is not None:
-            try:
+            # a read-only or vanished folder: the lock still ends with the close
+            with contextlib.suppress(OSError):
                 (folder / LOCK_FILE).unlink(missing_ok=True)
-            except OSError:
-                pass  # a read-only or vanished folder: the lock still ends with the close
             os.close(fd)
 
 
@@ -86,9 +86,11 @@ def _acquire(folder: Path, option: str) -> int | None:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
-            raise RecipeError(f"{option} {folder}: cannot create the lock file {LOCK_FILE} "
-                              f"({err.strerror or err}) — the folder must be writable: choose "
-                              "a writable folder") from None
+            raise RecipeError(
+                f"{option} {folder}: cannot create the lock file {LOCK_FILE} "
+                f"({err.strerror or err}) — the folder must be writable: choose "
+                "a writable folder"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -140,6 +142,8 @@ def _describe(fd: int) -> str:
 
 
 def _busy(folder: Path, option: str, who: str) -> RecipeError:
-    return RecipeError(f"{option} {folder}: the run folder is in use by another snnkit process "
-                       f"({who}) — wait for it to end, or stop it (Ctrl-C or kill -INT saves "
-                       "last.pt), then try again")
+    return RecipeError(
+        f"{option} {folder}: the run folder is in use by another snnkit process "
+        f"({who}) — wait for it to end, or stop it (Ctrl-C or kill -INT saves "
+        "last.pt), then try again"
+    )

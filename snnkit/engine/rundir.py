@@ -41,8 +41,10 @@ def new_run_dir(recipe: Recipe, out: str | Path | None = None) -> Path:
             raise RecipeError(f"--out {path}: a file of that name exists — choose a new folder")
         if path.is_dir() and any(path.iterdir()):
             run_lock.ensure_free(path, "--out")  # a run in progress: name its PID
-            raise RecipeError(f"--out {path}: the folder exists and is not empty — choose a new "
-                              f"folder, or continue that run with --resume {path}")
+            raise RecipeError(
+                f"--out {path}: the folder exists and is not empty — choose a new "
+                f"folder, or continue that run with --resume {path}"
+            )
         _mkdir(path, exist_ok=True, option="--out")
         check_writable(path, "--out")
         return path
@@ -64,11 +66,15 @@ def _mkdir(path: Path, *, exist_ok: bool, option: str) -> None:
     except FileExistsError:
         if not exist_ok:
             raise
-        raise RecipeError(f"{option} {path}: cannot create the folder (a file is in the way) — "
-                          "choose another folder") from None
+        raise RecipeError(
+            f"{option} {path}: cannot create the folder (a file is in the way) — "
+            "choose another folder"
+        ) from None
     except OSError as err:
-        raise RecipeError(f"{option} {path}: cannot create the run folder ({err.strerror or err})"
-                          " — choose a writable folder") from None
+        raise RecipeError(
+            f"{option} {path}: cannot create the run folder ({err.strerror or err})"
+            " — choose a writable folder"
+        ) from None
 
 
 def check_writable(folder: Path, option: str) -> None:
@@ -81,10 +87,14 @@ def check_writable(folder: Path, option: str) -> None:
         fd, probe = tempfile.mkstemp(prefix=".snnkit-write-test.", dir=folder)
     except OSError as err:
         reason = err.strerror or str(err)
-        fix = ("remount it read-write, or copy the run folder to a writable disk and resume the "
-               "copy" if option == "--resume" else "choose a writable folder with --out")
-        raise RecipeError(f"{option} {folder}: the folder is not writable ({reason}) — "
-                          f"{fix}") from None
+        fix = (
+            "remount it read-write, or copy the run folder to a writable disk and resume the copy"
+            if option == "--resume"
+            else "choose a writable folder with --out"
+        )
+        raise RecipeError(
+            f"{option} {folder}: the folder is not writable ({reason}) — {fix}"
+        ) from None
     os.close(fd)
     Path(probe).unlink(missing_ok=True)
 
@@ -92,8 +102,10 @@ def check_writable(folder: Path, option: str) -> None:
 def write_run_info(run_dir: Path, recipe: Recipe, registry: Registry, *, note: str = "") -> None:
     """Save the resolved recipe and the versions of every plugin that supplied a component."""
     origin = note or f"source: {recipe.source or 'mapping'}"
-    _write_atomic(run_dir / RECIPE_FILE, f"# resolved recipe ({origin})\n"
-                  + yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    _write_atomic(
+        run_dir / RECIPE_FILE,
+        f"# resolved recipe ({origin})\n" + yaml.safe_dump(recipe.to_dict(), sort_keys=False),
+    )
     plugins = [p.as_dict() for p in registry.plugins.values()]
     _write_atomic(run_dir / PLUGINS_FILE, json.dumps(plugins, indent=2) + "\n")
 
@@ -101,19 +113,24 @@ def write_run_info(run_dir: Path, recipe: Recipe, registry: Registry, *, note: s
 def read_run_recipe(run_dir: Path) -> dict[str, Any]:
     """The resolved recipe a run folder holds (what ``--resume`` continues)."""
     if not run_dir.is_dir():
-        raise RecipeError(f"--resume {run_dir}: no such run folder — pass the folder that "
-                          "snnkit run printed ('run folder: ...')")
+        raise RecipeError(
+            f"--resume {run_dir}: no such run folder — pass the folder that "
+            "snnkit run printed ('run folder: ...')"
+        )
     path = run_dir / RECIPE_FILE
     if not path.exists():
-        raise RecipeError(f"--resume {run_dir}: not a run folder (no {RECIPE_FILE}) — pass the "
-                          "folder that snnkit run printed ('run folder: ...')")
+        raise RecipeError(
+            f"--resume {run_dir}: not a run folder (no {RECIPE_FILE}) — pass the "
+            "folder that snnkit run printed ('run folder: ...')"
+        )
     return read_yaml(path)
 
 
 def resume_command(run_dir: Path, *extra: str) -> str:
     """The shell command that continues the run in ``run_dir``."""
-    return " ".join(["snnkit", "run", "--resume", shlex.quote(str(run_dir)),
-                     *(shlex.quote(e) for e in extra)])
+    return " ".join(
+        ["snnkit", "run", "--resume", shlex.quote(str(run_dir)), *(shlex.quote(e) for e in extra)]
+    )
 
 
 def append_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:

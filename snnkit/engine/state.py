@@ -42,8 +42,9 @@ class Totals:
 
     @classmethod
     def from_dict(cls, sums: dict[str, float]) -> Totals:
-        return cls(float(sums["loss"]), float(sums["correct"]), float(sums["seen"]),
-                   float(sums["seconds"]))
+        return cls(
+            float(sums["loss"]), float(sums["correct"]), float(sums["seen"]), float(sums["seconds"])
+        )
 
 
 @dataclass
@@ -83,9 +84,14 @@ class TrainState:
             "model": exp.model.state_dict(),
             "optimizer": exp.optimizer.state_dict(),
             "scheduler": exp.scheduler.state_dict() if exp.scheduler is not None else None,
-            "position": {"epoch": self.epoch, "batch": self.batch, "best_acc": self.best_acc,
-                         "best_epoch": self.best_epoch, "global_step": self.global_step,
-                         "sums": self.totals.to_dict()},
+            "position": {
+                "epoch": self.epoch,
+                "batch": self.batch,
+                "best_acc": self.best_acc,
+                "best_epoch": self.best_epoch,
+                "global_step": self.global_step,
+                "sums": self.totals.to_dict(),
+            },
             "rng": capture_rng(),
             "order_state": self.order.get_state(),
             "order_epoch_start": self.order_epoch_start,
@@ -99,8 +105,9 @@ class TrainState:
         """
         try:
             exp.model.load_state_dict(state["model"])
-            fresh = [{k: v for k, v in g.items() if k != "params"}
-                     for g in exp.optimizer.param_groups]
+            fresh = [
+                {k: v for k, v in g.items() if k != "params"} for g in exp.optimizer.param_groups
+            ]
             exp.optimizer.load_state_dict(state["optimizer"])
             if exp.scheduler is not None and state.get("scheduler") is not None:
                 exp.scheduler.load_state_dict(state["scheduler"])
@@ -108,19 +115,29 @@ class TrainState:
             order = torch.Generator()
             order.set_state(state["order_state"])
             p = state["position"]
-            restored = cls(p["epoch"], p["batch"], p["best_acc"], p["best_epoch"],
-                           p["global_step"], Totals.from_dict(p["sums"]), order,
-                           state["order_epoch_start"])
+            restored = cls(
+                p["epoch"],
+                p["batch"],
+                p["best_acc"],
+                p["best_epoch"],
+                p["global_step"],
+                Totals.from_dict(p["sums"]),
+                order,
+                state["order_epoch_start"],
+            )
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
-            raise CheckpointError(f"{where}: does not fit the run's recipe.yaml "
-                                  f"({one_line(err, 200, first_line=True)}) — resume with the recipe the run "
-                                  "started with, or start a new run") from None
+            raise CheckpointError(
+                f"{where}: does not fit the run's recipe.yaml "
+                f"({one_line(err, 200, first_line=True)}) — resume with the recipe the run "
+                "started with, or start a new run"
+            ) from None
         apply_optimizer_changes(exp, state.get("recipe", {}).get("optimizer", {}), fresh)
         return restored
 
 
-def apply_optimizer_changes(exp: Experiment, saved: dict[str, Any],
-                            fresh: list[dict[str, Any]]) -> None:
+def apply_optimizer_changes(
+    exp: Experiment, saved: dict[str, Any], fresh: list[dict[str, Any]]
+) -> None:
     """Hyperparameters the resume overrides changed win over the restored optimizer's.
 
     ``saved`` is the optimizer section the checkpoint was written with, ``fresh`` the param

@@ -36,8 +36,9 @@ class EagerStep:
     once a CUDA graph owns them).
     """
 
-    def __init__(self, forward: Callable[[Tensor], Tensor], loss: Any,
-                 optimizer: torch.optim.Optimizer) -> None:
+    def __init__(
+        self, forward: Callable[[Tensor], Tensor], loss: Any, optimizer: torch.optim.Optimizer
+    ) -> None:
         self.forward, self.loss, self.optimizer = forward, loss, optimizer
         self.set_to_none = True
 
@@ -57,9 +58,14 @@ class EagerStep:
 class AutocastStep(EagerStep):
     """:class:`EagerStep` with forward and loss under ``torch.autocast(device, dtype)``."""
 
-    def __init__(self, forward: Callable[[Tensor], Tensor], loss: Any,
-                 optimizer: torch.optim.Optimizer, device_type: str = "cuda",
-                 dtype: torch.dtype = torch.bfloat16) -> None:
+    def __init__(
+        self,
+        forward: Callable[[Tensor], Tensor],
+        loss: Any,
+        optimizer: torch.optim.Optimizer,
+        device_type: str = "cuda",
+        dtype: torch.dtype = torch.bfloat16,
+    ) -> None:
         super().__init__(forward, loss, optimizer)
         self.device_type, self.dtype = device_type, dtype
 

@@ -43,21 +43,28 @@ def write_failure(err: BaseException, target: str | Path | None = None) -> Stora
         code = errno.ENOSPC
     resume = f"snnkit run --resume {shlex.quote(str(folder))}"
     if code in NO_SPACE:
-        room = (f"{_size(free)} free, too little for it" if free is not None
-                else "free space unknown")
-        return StorageError(f"{target}: cannot write: no space left on the disk that holds "
-                            f"{folder} ({room}) — free space there (then {resume} continues "
-                            "the run), or run again with --out on another disk; what was "
-                            "saved before is intact")
+        room = (
+            f"{_size(free)} free, too little for it" if free is not None else "free space unknown"
+        )
+        return StorageError(
+            f"{target}: cannot write: no space left on the disk that holds "
+            f"{folder} ({room}) — free space there (then {resume} continues "
+            "the run), or run again with --out on another disk; what was "
+            "saved before is intact"
+        )
     if code in READ_ONLY:
-        return StorageError(f"{target}: cannot write: the file system holding {folder} is "
-                            "read-only — remount it read-write (then "
-                            f"{resume} continues the run), or run again with --out on a "
-                            "writable disk; what was saved before is intact")
+        return StorageError(
+            f"{target}: cannot write: the file system holding {folder} is "
+            "read-only — remount it read-write (then "
+            f"{resume} continues the run), or run again with --out on a "
+            "writable disk; what was saved before is intact"
+        )
     reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
-    return StorageError(f"{target}: cannot write ({reason}) — check the disk and the folder's "
-                        f"permissions, then {resume} continues the run; what was saved before "
-                        "is intact")
+    return StorageError(
+        f"{target}: cannot write ({reason}) — check the disk and the folder's "
+        f"permissions, then {resume} continues the run; what was saved before "
+        "is intact"
+    )
 
 
 def _free_bytes(folder: Path) -> int | None:

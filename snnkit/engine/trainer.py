@@ -76,19 +76,23 @@ def choose_step(exp: Experiment, forward: nn.Module, world: World) -> TrainStep:
 class Trainer:
     """Runs the epochs of one Experiment into one run folder (the caller seeds the RNGs)."""
 
-    def __init__(self, exp: Experiment, run_dir: Path, reporter: Reporter,
-                 world: World | None = None) -> None:
+    def __init__(
+        self, exp: Experiment, run_dir: Path, reporter: Reporter, world: World | None = None
+    ) -> None:
         self.exp, self.run_dir, self.reporter = exp, run_dir, reporter
         self.world = world or World()
         self.recipe, self.device = exp.recipe, exp.device
-        self.net: nn.Module = (ddp_forward(exp.encoder, exp.model, exp.device)
-                               if self.world.distributed else exp.forward_module)
+        self.net: nn.Module = (
+            ddp_forward(exp.encoder, exp.model, exp.device)
+            if self.world.distributed
+            else exp.forward_module
+        )
         self.step = choose_step(exp, self.net, self.world)
         self.train_x, self.train_y = on_device(exp.train_data, self.device)
         self.test_x, self.test_y = on_device(exp.test_data, self.device)
         if self.world.distributed:  # each rank evaluates its own share of the test set
-            self.test_x = self.test_x[self.world.rank::self.world.size]
-            self.test_y = self.test_y[self.world.rank::self.world.size]
+            self.test_x = self.test_x[self.world.rank :: self.world.size]
+            self.test_y = self.test_y[self.world.rank :: self.world.size]
         self.log: Any = None
         self._signal: int | None = None
         self._saved = "nothing yet"  # what last.pt holds, for the NaN message
@@ -102,18 +106,22 @@ class Trainer:
             state = TrainState.start(r.seed)
         else:
             state = TrainState.from_checkpoint(checkpoint, self.exp, self.run_dir / "last.pt")
-            self._saved = (f"the state it was resumed from (epoch {state.epoch}, "
-                           f"batch {state.batch})")
+            self._saved = (
+                f"the state it was resumed from (epoch {state.epoch}, batch {state.batch})"
+            )
         metrics = rundir.read_metrics(self.run_dir)[: state.epoch - 1] if self.world.is_main else []
         if self.world.is_main:
             rundir.rewrite_metrics(self.run_dir, metrics)
         if checkpoint is None:
             self._save_last(state)  # a resumable starting point, even before the first step
         elif state.epoch > r.train.epochs:
-            self.reporter.message(f"the run already finished epoch {state.epoch - 1} of "
-                                  f"{r.train.epochs} — extend it with --set train.epochs=N")
-        self.log = open_log(self.run_dir, state.global_step,
-                            enabled=r.output.tensorboard and self.world.is_main)
+            self.reporter.message(
+                f"the run already finished epoch {state.epoch - 1} of "
+                f"{r.train.epochs} — extend it with --set train.epochs=N"
+            )
+        self.log = open_log(
+            self.run_dir, state.global_step, enabled=r.output.tensorboard and self.world.is_main
+        )
         try:
             with stop_signals(self._on_signal):
                 for epoch in range(state.epoch, r.train.epochs + 1):
@@ -130,10 +138,15 @@ class Trainer:
         best = max(metrics, key=lambda m: m["test_acc"]) if metrics else None
         self.reporter.message(f"run folder: {self.run_dir}")
         if best:
-            self.reporter.message(f"best test accuracy: {best['test_acc']:.2%} "
-                                  f"(epoch {best['epoch']})")
-        return RunResult(self.run_dir, best["test_acc"] if best else float("nan"),
-                         best["epoch"] if best else 0, metrics)
+            self.reporter.message(
+                f"best test accuracy: {best['test_acc']:.2%} (epoch {best['epoch']})"
+            )
+        return RunResult(
+            self.run_dir,
+            best["test_acc"] if best else float("nan"),
+            best["epoch"] if best else 0,
+            metrics,
+        )
 
     def _epoch(self, state: TrainState, epoch: int) -> dict[str, Any]:
         r, exp = self.recipe, self.exp
@@ -157,7 +170,7 @@ class Trainer:
         s = state.totals
         for b in range(state.batch, batches):
             t0 = time.perf_counter()
-            idx = self.world.shard(perm[b * bs:(b + 1) * bs])
+            idx = self.world.shard(perm[b * bs : (b + 1) * bs])
             x, y = self.train_x[idx], self.train_y[idx]
             loss, correct = self._train_step(x, y, epoch, b)
             pending = correct if pending is None else pending + correct
@@ -171,8 +184,9 @@ class Trainer:
             state.batch = b + 1
             if state.global_step % r.train.log_every == 0 and self.log is not None:
                 self.log.batch(state.global_step, loss, correct, len(y))
-            self.reporter.batch_done(b + 1, s.loss / s.seen, s.correct / s.seen,
-                                     s.seen / max(s.seconds, 1e-9))
+            self.reporter.batch_done(
+                b + 1, s.loss / s.seen, s.correct / s.seen, s.seen / max(s.seconds, 1e-9)
+            )
             if self._stop_requested() and b + 1 < batches:
                 if pending is not None:
                     s.correct += int(pending)
@@ -185,12 +199,18 @@ class Trainer:
         t0 = time.perf_counter()
         test_loss, test_acc, rates = self.evaluate()
         loss_sum, correct_sum, seen = self.world.sum([s.loss, s.correct, s.seen], self.device)
-        row = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1.0),
-               "train_acc": correct_sum / max(seen, 1.0), "test_loss": test_loss,
-               "test_acc": test_acc, "train_seconds": s.seconds,
-               "test_seconds": time.perf_counter() - t0,
-               "samples_per_second": seen / max(s.seconds, 1e-9),
-               "lr": exp.optimizer.param_groups[0]["lr"], "firing_rates": rates}
+        row = {
+            "epoch": epoch,
+            "train_loss": loss_sum / max(seen, 1.0),
+            "train_acc": correct_sum / max(seen, 1.0),
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "train_seconds": s.seconds,
+            "test_seconds": time.perf_counter() - t0,
+            "samples_per_second": seen / max(s.seconds, 1e-9),
+            "lr": exp.optimizer.param_groups[0]["lr"],
+            "firing_rates": rates,
+        }
         if exp.scheduler is not None:
             exp.scheduler.step()
         if self.log is not None:
@@ -202,8 +222,9 @@ class Trainer:
         self._save_last(state)
         return row
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, epoch: int,
-                    batch: int) -> tuple[float, torch.Tensor]:
+    def _train_step(
+        self, x: torch.Tensor, y: torch.Tensor, epoch: int, batch: int
+    ) -> tuple[float, torch.Tensor]:
         """One optimizer step: ``(loss value, number of correct predictions as a 0-dim tensor)``."""
         loss, correct = self.step(x, y)
         value = loss.item()
@@ -223,9 +244,11 @@ class Trainer:
     def _fail(self, epoch: int, batch: int, what: str) -> None:
         lr = self.exp.optimizer.param_groups[0]["lr"]
         fix = rundir.resume_command(self.run_dir, "--set", f"optimizer.lr={lr / 10:g}")
-        raise TrainingError(f"epoch {epoch}, batch {batch + 1}: {what} — lower optimizer.lr "
-                            f"(now {lr:g}) or set train.grad_clip (e.g. 1.0); last.pt keeps "
-                            f"{self._saved}: continue from there with {fix}")
+        raise TrainingError(
+            f"epoch {epoch}, batch {batch + 1}: {what} — lower optimizer.lr "
+            f"(now {lr:g}) or set train.grad_clip (e.g. 1.0); last.pt keeps "
+            f"{self._saved}: continue from there with {fix}"
+        )
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float, dict[str, float]]:
@@ -236,16 +259,20 @@ class Trainer:
         n = float(len(self.test_y))
         names = sorted(rates)
         totals = self.world.sum([loss * n, acc * n, n] + [rates[k] * n for k in names], self.device)
-        return (totals[0] / totals[2], totals[1] / totals[2],
-                {k: v / totals[2] for k, v in zip(names, totals[3:])})
+        return (
+            totals[0] / totals[2],
+            totals[1] / totals[2],
+            {k: v / totals[2] for k, v in zip(names, totals[3:])},
+        )
 
     def _on_signal(self, signum: int) -> None:
         self._signal = signum  # no printing here: a handler may interrupt a print
 
     def _interrupted(self) -> Interrupted:
         """What stops the run after a signal (SIGINT when another rank received it)."""
-        return Interrupted(self._signal if self._signal is not None else int(signal.SIGINT),
-                           self.run_dir)
+        return Interrupted(
+            self._signal if self._signal is not None else int(signal.SIGINT), self.run_dir
+        )
 
     def _stop_requested(self) -> bool:
         """A signal reached this process (or, when distributed, any process)."""

@@ -5,7 +5,8 @@ explicit Euler step of length ``dt`` of the NIR equation, with the step's input 
 current held constant over the step. Under that reading the mapping is exact (docs/nir.md)::
 
     IF       H = V + X                              nir.IF      r = 1/dt
-    LIF      H = V + (X − (V − V_reset)) / tau      nir.LIF     tau = tau·dt, r = 1, v_leak = V_reset
+    LIF      H = V + (X − (V − V_reset)) / tau      nir.LIF     tau = tau·dt, r = 1,
+                                                                v_leak = V_reset
              (decay_input=False: H = V − (V − V_reset)/tau + X)          r = tau
     CubaLIF  I = I(1 − 1/tau_syn) + X; H = V + (I − (V − V_reset))/tau_mem
                                                     nir.CubaLIF tau_syn = tau_syn·dt, tau_mem =

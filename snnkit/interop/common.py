@@ -11,6 +11,8 @@ def _nir() -> Any:
     try:
         import nir
     except ImportError:  # pragma: no cover - depends on the environment
-        raise SnnkitError("nir: the package 'nir' is not installed — pip install 'snnkit[nir]' "
-                          "(or pip install nir)") from None
+        raise SnnkitError(
+            "nir: the package 'nir' is not installed — pip install 'snnkit[nir]' "
+            "(or pip install nir)"
+        ) from None
     return nir

@@ -7,6 +7,7 @@ mapping lives in :mod:`snnkit.interop.mapping`.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,8 +26,9 @@ if TYPE_CHECKING:
     import nir as nir_lib
 
 
-def export_nir(model: nn.Module, input_shape: Sequence[int], *, dt: float = 1.0,
-               strict: bool = False) -> tuple[nir_lib.NIRGraph, list[str]]:
+def export_nir(
+    model: nn.Module, input_shape: Sequence[int], *, dt: float = 1.0, strict: bool = False
+) -> tuple[nir_lib.NIRGraph, list[str]]:
     """Translate a sequential snnkit model into a ``nir.NIRGraph``; return it and the warnings.
 
     ``input_shape`` is one sample's shape per time step (e.g. ``[1, 28, 28]``); ``dt`` is the
@@ -37,7 +39,8 @@ def export_nir(model: nn.Module, input_shape: Sequence[int], *, dt: float = 1.0,
     dt = float(dt)
     if not (math.isfinite(dt) and dt > 0):
         raise SnnkitError(
-            f"export: dt must be a finite number > 0 (one step's duration), got {dt!r}")
+            f"export: dt must be a finite number > 0 (one step's duration), got {dt!r}"
+        )
     stages = _stages(model)
     shapes = _trace_shapes(stages, tuple(int(d) for d in input_shape))
     out = _Exporter(nir, dt, strict)
@@ -55,11 +58,14 @@ def export_nir(model: nn.Module, input_shape: Sequence[int], *, dt: float = 1.0,
     nodes.update(out.nodes)
     nodes["output"] = nir.Output(output_type={"output": np.array(shapes[-1])})
     names = list(nodes)
-    edges = [(a, b) for a, b in zip(names[:-1], names[1:])]
+    edges = [(a, b) for a, b in itertools.pairwise(names)]
     from snnkit.version import __version__
 
-    graph = nir.NIRGraph(nodes=nodes, edges=edges,
-                         metadata={"source": "snnkit", "snnkit_version": __version__, "dt": dt})
+    graph = nir.NIRGraph(
+        nodes=nodes,
+        edges=edges,
+        metadata={"source": "snnkit", "snnkit_version": __version__, "dt": dt},
+    )
     return graph, out.finish()
 
 
@@ -77,9 +83,11 @@ def _stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
     if not isinstance(model, nn.Sequential):
         if isinstance(model, (N.BaseNeuron, nn.Linear, nn.Conv2d, nn.Flatten)):
             return [("0", model)]
-        raise SnnkitError(f"export: the model is a {type(model).__name__}; NIR export walks "
-                          "sequential models (model: sequential or mlp) — build it as a sequence "
-                          "of layers and neurons")
+        raise SnnkitError(
+            f"export: the model is a {type(model).__name__}; NIR export walks "
+            "sequential models (model: sequential or mlp) — build it as a sequence "
+            "of layers and neurons"
+        )
     out: list[tuple[str, nn.Module]] = []
     for name, child in model.named_children():
         if isinstance(child, nn.Sequential):
@@ -91,12 +99,15 @@ def _stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return out
 
 
-def _trace_shapes(stages: list[tuple[str, nn.Module]],
-                  input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+def _trace_shapes(
+    stages: list[tuple[str, nn.Module]], input_shape: tuple[int, ...]
+) -> list[tuple[int, ...]]:
     """Per-sample shapes before the first stage and after each, from one dummy multi-step pass."""
     if not input_shape or any(d < 1 for d in input_shape):
-        raise SnnkitError(f"export: input_shape must list sizes >= 1 (one sample per step, e.g. "
-                          f"[1, 28, 28]), got {list(input_shape)}")
+        raise SnnkitError(
+            f"export: input_shape must list sizes >= 1 (one sample per step, e.g. "
+            f"[1, 28, 28]), got {list(input_shape)}"
+        )
     from snnkit.components.functional import reset_net
 
     modes = {m: m.step_mode for _, s in stages for m in s.modules() if hasattr(m, "step_mode")}
@@ -114,10 +125,11 @@ def _trace_shapes(stages: list[tuple[str, nn.Module]],
                 try:
                     x = stage(x.to(_dtype_of(stage, x.dtype)))
                 except (RuntimeError, ValueError) as err:
-                    raise SnnkitError(f"export: layer {name} ({type(stage).__name__}) cannot take "
-                                      f"input of shape {list(x.shape[2:])} per step "
-                                      f"({one_line(err, first_line=True)}) — check input_shape"
-                                      ) from None
+                    raise SnnkitError(
+                        f"export: layer {name} ({type(stage).__name__}) cannot take "
+                        f"input of shape {list(x.shape[2:])} per step "
+                        f"({one_line(err, first_line=True)}) — check input_shape"
+                    ) from None
                 shapes.append(tuple(x.shape[2:]))
     finally:
         for m, mode in modes.items():
@@ -135,9 +147,14 @@ def _dtype_of(module: nn.Module, default: torch.dtype) -> torch.dtype:
     return default
 
 
-def save(source: nn.Module | str | Path, out: str | Path, *,
-         input_shape: Sequence[int] | None = None, dt: float = 1.0,
-         strict: bool = False) -> tuple[Path, list[str]]:
+def save(
+    source: nn.Module | str | Path,
+    out: str | Path,
+    *,
+    input_shape: Sequence[int] | None = None,
+    dt: float = 1.0,
+    strict: bool = False,
+) -> tuple[Path, list[str]]:
     """Export a model, a checkpoint (``.pt``) or a run folder to a NIR file; return
     ``(path, warnings)``.
 
@@ -146,8 +163,10 @@ def save(source: nn.Module | str | Path, out: str | Path, *,
     """
     if isinstance(source, nn.Module):
         if input_shape is None:
-            raise SnnkitError("export: pass input_shape (one sample's shape per time step, e.g. "
-                              "[1, 28, 28]) when exporting a model object")
+            raise SnnkitError(
+                "export: pass input_shape (one sample's shape per time step, e.g. "
+                "[1, 28, 28]) when exporting a model object"
+            )
         model = source
     else:
         model, shape = model_from_checkpoint(source, need_input_shape=input_shape is None)
@@ -160,8 +179,11 @@ def save(source: nn.Module | str | Path, out: str | Path, *,
     return path, warnings
 
 
-def model_from_checkpoint(path: str | Path, *, need_input_shape: bool = True,
-                          ) -> tuple[nn.Module, tuple[int, ...] | None]:
+def model_from_checkpoint(
+    path: str | Path,
+    *,
+    need_input_shape: bool = True,
+) -> tuple[nn.Module, tuple[int, ...] | None]:
     """The model of a checkpoint or run folder (``best.pt`` first; weights loaded, eval mode)
     and its dataset's sample shape (read only when ``need_input_shape``)."""
     from snnkit.engine.restore import restore_model

@@ -17,9 +17,9 @@ from torch import nn
 
 from snnkit.components import layers as L
 from snnkit.components import neurons as N
+from snnkit.components.surrogates import Sigmoid
 from snnkit.errors import SnnkitError, one_line
 from snnkit.interop.common import _nir
-from snnkit.components.surrogates import Sigmoid
 
 if TYPE_CHECKING:
     import nir as nir_lib
@@ -35,8 +35,10 @@ def load(path: str | Path, *, dt: float | None = None) -> nn.Module:
     try:
         graph = _nir().read(path)
     except (OSError, ValueError, KeyError, AssertionError) as err:
-        raise SnnkitError(f"{path}: not a readable NIR file ({one_line(err, 200, typed=True)})"
-                          " — write it with nir.write or snnkit export") from None
+        raise SnnkitError(
+            f"{path}: not a readable NIR file ({one_line(err, 200, typed=True)})"
+            " — write it with nir.write or snnkit export"
+        ) from None
     return import_nir(graph, dt=dt)
 
 
@@ -76,8 +78,10 @@ def _chain(nir: Any, graph: Any) -> list[tuple[str, Any]]:
     """The nodes between the single Input and Output, in order; refuses branches."""
     inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
     if len(inputs) != 1:
-        raise SnnkitError(f"import: the graph has {len(inputs)} Input nodes; snnkit imports "
-                          "graphs with exactly one input")
+        raise SnnkitError(
+            f"import: the graph has {len(inputs)} Input nodes; snnkit imports "
+            "graphs with exactly one input"
+        )
     after: dict[str, list[str]] = {}
     for a, b in graph.edges:
         after.setdefault(a, []).append(b)
@@ -89,13 +93,16 @@ def _chain(nir: Any, graph: Any) -> list[tuple[str, Any]]:
         if len(nexts) != 1:
             if not nexts and isinstance(graph.nodes[key], nir.Output):
                 return order
-            raise SnnkitError(f"import: node '{key}' feeds {len(nexts)} nodes {nexts}; snnkit "
-                              "imports chains (each node feeds exactly one other, ending in an "
-                              "Output)")
+            raise SnnkitError(
+                f"import: node '{key}' feeds {len(nexts)} nodes {nexts}; snnkit "
+                "imports chains (each node feeds exactly one other, ending in an "
+                "Output)"
+            )
         key = nexts[0]
         if key in seen:
-            raise SnnkitError(f"import: the graph has a cycle through '{key}'; snnkit imports "
-                              "feed-forward chains")
+            raise SnnkitError(
+                f"import: the graph has a cycle through '{key}'; snnkit imports feed-forward chains"
+            )
         seen.add(key)
         node = graph.nodes[key]
         if isinstance(node, nir.Output):
@@ -111,9 +118,11 @@ def _uniform(where: str, field: str, value: Any) -> float:
         raise SnnkitError(f"{where}: {field} is empty")
     first = float(arr.reshape(-1)[0])
     if not np.all(arr == first):
-        raise SnnkitError(f"{where}: {field} varies across neurons "
-                          f"({arr.min():g} … {arr.max():g}); "
-                          "snnkit neurons hold one value per layer — make it uniform")
+        raise SnnkitError(
+            f"{where}: {field} varies across neurons "
+            f"({arr.min():g} … {arr.max():g}); "
+            "snnkit neurons hold one value per layer — make it uniform"
+        )
     return first
 
 
@@ -144,7 +153,8 @@ def _module_for(nir: Any, name: str, node: Any, nxt: Any, dt: float) -> tuple[nn
             weight = _tensor(node.weight)
             if weight.dim() != 2:
                 raise SnnkitError(
-                    f"{where}: weight must be 2-D [out, in], got {list(weight.shape)}")
+                    f"{where}: weight must be 2-D [out, in], got {list(weight.shape)}"
+                )
             has_bias = isinstance(node, nir.Affine)
             layer = L.Linear(weight.shape[1], weight.shape[0], bias=has_bias)
             with torch.no_grad():
@@ -155,31 +165,45 @@ def _module_for(nir: Any, name: str, node: Any, nxt: Any, dt: float) -> tuple[nn
         if isinstance(node, (nir.Conv1d, nir.Conv2d)):
             return _conv(nir, where, node), 1
         if isinstance(node, nir.SumPool2d):
-            if not (isinstance(nxt, nir.Threshold)
-                    and 0 <= _uniform(where, "next threshold", nxt.threshold) < 1):
-                raise SnnkitError(f"{where}: snnkit has no sum pooling; it reads SumPool2d "
-                                  "followed by Threshold(0 ≤ θ < 1) as max pooling of spikes, and "
-                                  "this one is not followed by such a Threshold")
-            return L.MaxPool2d(_ints(node.kernel_size, 2), stride=_ints(node.stride, 2),
-                               padding=_ints(node.padding, 2)), 2
+            if not (
+                isinstance(nxt, nir.Threshold)
+                and 0 <= _uniform(where, "next threshold", nxt.threshold) < 1
+            ):
+                raise SnnkitError(
+                    f"{where}: snnkit has no sum pooling; it reads SumPool2d "
+                    "followed by Threshold(0 ≤ θ < 1) as max pooling of spikes, and "
+                    "this one is not followed by such a Threshold"
+                )
+            return L.MaxPool2d(
+                _ints(node.kernel_size, 2),
+                stride=_ints(node.stride, 2),
+                padding=_ints(node.padding, 2),
+            ), 2
         if isinstance(node, nir.AvgPool2d):
-            return L.AvgPool2d(_ints(node.kernel_size, 2), stride=_ints(node.stride, 2),
-                               padding=_ints(node.padding, 2)), 1
+            return L.AvgPool2d(
+                _ints(node.kernel_size, 2),
+                stride=_ints(node.stride, 2),
+                padding=_ints(node.padding, 2),
+            ), 1
         if isinstance(node, nir.Flatten):
             shape = node.input_type.get("input") if node.input_type else None
             last = None if shape is None else len(np.asarray(shape)) - 1
             if int(node.start_dim) != 0 or int(node.end_dim) not in (-1, last):
-                raise SnnkitError(f"{where}: snnkit's flatten flattens a whole sample "
-                                  f"(start_dim 0, end_dim -1), got start_dim={node.start_dim}, "
-                                  f"end_dim={node.end_dim}")
+                raise SnnkitError(
+                    f"{where}: snnkit's flatten flattens a whole sample "
+                    f"(start_dim 0, end_dim -1), got start_dim={node.start_dim}, "
+                    f"end_dim={node.end_dim}"
+                )
             return L.Flatten(), 1
         if isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF, nir.LI)):
             return _neuron(nir, where, node, dt), 1
     except ValueError as err:
         raise SnnkitError(f"{where}: {err}") from None
-    raise SnnkitError(f"{where}: snnkit has no counterpart for NIR {kind} — snnkit imports "
-                      "Affine, Linear, Conv1d, Conv2d, AvgPool2d, SumPool2d→Threshold (max "
-                      "pooling of spikes), Flatten, IF, LIF, CubaLIF and LI")
+    raise SnnkitError(
+        f"{where}: snnkit has no counterpart for NIR {kind} — snnkit imports "
+        "Affine, Linear, Conv1d, Conv2d, AvgPool2d, SumPool2d→Threshold (max "
+        "pooling of spikes), Flatten, IF, LIF, CubaLIF and LI"
+    )
 
 
 def _conv(nir: Any, where: str, node: Any) -> nn.Module:
@@ -196,16 +220,26 @@ def _conv(nir: Any, where: str, node: Any) -> nn.Module:
         elif padding == "same" and all(k % 2 for k in kernel) and _ints(node.stride, n) == (1,) * n:
             padding = tuple(d * (k - 1) // 2 for d, k in zip(dilation, kernel))
         else:
-            raise SnnkitError(f"{where}: padding {padding!r} has no explicit equivalent here "
-                              "(snnkit needs 'valid', or 'same' with odd kernels and stride 1)")
+            raise SnnkitError(
+                f"{where}: padding {padding!r} has no explicit equivalent here "
+                "(snnkit needs 'valid', or 'same' with odd kernels and stride 1)"
+            )
     else:
         padding = _ints(padding, n)
     groups = int(np.asarray(node.groups))
     in_channels, out_channels = weight.shape[1] * groups, weight.shape[0]
     cls = L.Conv2d if two_d else L.Conv1d
     size = (lambda t: t) if two_d else (lambda t: t[0])
-    layer = cls(in_channels, out_channels, size(kernel), stride=size(_ints(node.stride, n)),
-                padding=size(padding), dilation=size(dilation), groups=groups, bias=True)
+    layer = cls(
+        in_channels,
+        out_channels,
+        size(kernel),
+        stride=size(_ints(node.stride, n)),
+        padding=size(padding),
+        dilation=size(dilation),
+        groups=groups,
+        bias=True,
+    )
     with torch.no_grad():
         layer.weight.copy_(weight)
         layer.bias.copy_(_tensor(node.bias).reshape(-1))
@@ -228,12 +262,16 @@ def _neuron(nir: Any, where: str, node: Any, dt: float) -> nn.Module:
     v_th, v_reset = get("v_threshold"), get("v_reset")
     if isinstance(node, nir.IF):
         r = get("r")
-        need(_close(r * dt, 1.0), f"snnkit's IF adds the input once per step, so r·dt must be 1, "
-                                  f"got r={r:g}, dt={dt:g}")
+        need(
+            _close(r * dt, 1.0),
+            f"snnkit's IF adds the input once per step, so r·dt must be 1, got r={r:g}, dt={dt:g}",
+        )
         return N.IF(Sigmoid(), v_threshold=v_th, v_reset=v_reset)
     v_leak, r = get("v_leak"), get("r")
-    need(_close(v_leak, v_reset),
-         f"snnkit's leaky neurons rest at v_reset, got v_leak={v_leak:g}, v_reset={v_reset:g}")
+    need(
+        _close(v_leak, v_reset),
+        f"snnkit's leaky neurons rest at v_reset, got v_leak={v_leak:g}, v_reset={v_reset:g}",
+    )
     if isinstance(node, nir.LIF):
         tau = get("tau") / dt
         if _close(r, 1.0):
@@ -241,13 +279,16 @@ def _neuron(nir: Any, where: str, node: Any, dt: float) -> nn.Module:
         elif _close(r, tau):
             decay_input = False
         else:
-            raise SnnkitError(f"{where}: snnkit's LIF needs r = 1 (decay_input) or r = tau/dt = "
-                              f"{tau:g} (decay_input false), got r={r:g}")
-        return N.LIF(Sigmoid(), tau=tau, decay_input=decay_input, v_threshold=v_th,
-                     v_reset=v_reset)
+            raise SnnkitError(
+                f"{where}: snnkit's LIF needs r = 1 (decay_input) or r = tau/dt = "
+                f"{tau:g} (decay_input false), got r={r:g}"
+            )
+        return N.LIF(Sigmoid(), tau=tau, decay_input=decay_input, v_threshold=v_th, v_reset=v_reset)
     tau_syn, tau_mem, w_in = get("tau_syn") / dt, get("tau_mem") / dt, get("w_in")
     need(_close(r, 1.0), f"snnkit's CubaLIF needs r = 1, got r={r:g}")
-    need(_close(w_in, tau_syn), f"snnkit's CubaLIF adds the input to the current once per step, "
-                                f"so w_in must be tau_syn/dt = {tau_syn:g}, got {w_in:g}")
-    return N.CubaLIF(Sigmoid(), tau_syn=tau_syn, tau_mem=tau_mem, v_threshold=v_th,
-                     v_reset=v_reset)
+    need(
+        _close(w_in, tau_syn),
+        f"snnkit's CubaLIF adds the input to the current once per step, "
+        f"so w_in must be tau_syn/dt = {tau_syn:g}, got {w_in:g}",
+    )
+    return N.CubaLIF(Sigmoid(), tau_syn=tau_syn, tau_mem=tau_mem, v_threshold=v_th, v_reset=v_reset)

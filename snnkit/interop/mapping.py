@@ -44,12 +44,20 @@ class _Exporter:
             self.warnings.append(
                 "surrogate gradients are not part of NIR (they only shape training): "
                 + ", ".join(self.surrogates)
-                + "; snnkit.interop.load gives every neuron a fresh Sigmoid()")
+                + "; snnkit.interop.load gives every neuron a fresh Sigmoid()"
+            )
         return self.warnings
 
     # -- one stage --------------------------------------------------------------------------
-    def layer(self, name: str, module: nn.Module, shape_in: tuple[int, ...],
-              shape_out: tuple[int, ...], binary: bool, follower: nn.Module | None) -> bool:
+    def layer(
+        self,
+        name: str,
+        module: nn.Module,
+        shape_in: tuple[int, ...],
+        shape_out: tuple[int, ...],
+        binary: bool,
+        follower: nn.Module | None,
+    ) -> bool:
         """Add the nodes for ``module``; True when it folded the following batch norm."""
         where = f"export: layer {name} ({type(module).__name__})"
         nir = self.nir
@@ -64,7 +72,8 @@ class _Exporter:
                 weight, bias = _fold_batchnorm(where, weight, bias, follower)
                 self.warnings.append(
                     f"layer {name}: the batch norm after it was folded into its weights and bias "
-                    "(running statistics, eval mode); load() returns the folded layer")
+                    "(running statistics, eval mode); load() returns the folded layer"
+                )
             dtype = module.weight.dtype
             w = weight.to(dtype).numpy()
             b = None if bias is None else bias.to(dtype).numpy()
@@ -73,19 +82,33 @@ class _Exporter:
                 self.add(name, "linear" if b is None else "affine", node)
                 return folded
             if module.padding_mode != "zeros" or isinstance(module.padding, str):
-                raise SnnkitError(f"{where}: only explicit zero padding maps to NIR, got "
-                                  f"padding={module.padding!r}, "
-                                  f"padding_mode={module.padding_mode!r}")
+                raise SnnkitError(
+                    f"{where}: only explicit zero padding maps to NIR, got "
+                    f"padding={module.padding!r}, "
+                    f"padding_mode={module.padding_mode!r}"
+                )
             if b is None:
                 b = np.zeros(w.shape[0], dtype=w.dtype)
             if isinstance(module, nn.Conv1d):
-                node = nir.Conv1d(input_shape=int(shape_in[1]), weight=w, stride=module.stride[0],
-                                  padding=module.padding[0], dilation=module.dilation[0],
-                                  groups=module.groups, bias=b)
+                node = nir.Conv1d(
+                    input_shape=int(shape_in[1]),
+                    weight=w,
+                    stride=module.stride[0],
+                    padding=module.padding[0],
+                    dilation=module.dilation[0],
+                    groups=module.groups,
+                    bias=b,
+                )
             else:
-                node = nir.Conv2d(input_shape=tuple(shape_in[1:]), weight=w,
-                                  stride=tuple(module.stride), padding=tuple(module.padding),
-                                  dilation=tuple(module.dilation), groups=module.groups, bias=b)
+                node = nir.Conv2d(
+                    input_shape=tuple(shape_in[1:]),
+                    weight=w,
+                    stride=tuple(module.stride),
+                    padding=tuple(module.padding),
+                    dilation=tuple(module.dilation),
+                    groups=module.groups,
+                    bias=b,
+                )
             self.add(name, "conv", node)
             return folded
         if isinstance(module, nn.MaxPool2d):
@@ -93,78 +116,116 @@ class _Exporter:
             return False
         if isinstance(module, nn.AvgPool2d):
             if module.ceil_mode or module.divisor_override is not None:
-                raise SnnkitError(f"{where}: NIR's AvgPool2d has no ceil_mode or divisor_override "
-                                  "— use ceil_mode: false")
+                raise SnnkitError(
+                    f"{where}: NIR's AvgPool2d has no ceil_mode or divisor_override "
+                    "— use ceil_mode: false"
+                )
             padding = _pair(module.padding)
             if any(padding):
                 if not module.count_include_pad:
-                    raise SnnkitError(f"{where}: NIR's AvgPool2d counts padded zeros; "
-                                      "count_include_pad: false cannot be exported — use "
-                                      "padding 0 or count_include_pad: true")
-                self.warnings.append(f"layer {name}: NIR does not say whether AvgPool2d padding "
-                                     "counts in the average; snnkit writes and reads "
-                                     "count_include_pad=True")
+                    raise SnnkitError(
+                        f"{where}: NIR's AvgPool2d counts padded zeros; "
+                        "count_include_pad: false cannot be exported — use "
+                        "padding 0 or count_include_pad: true"
+                    )
+                self.warnings.append(
+                    f"layer {name}: NIR does not say whether AvgPool2d padding "
+                    "counts in the average; snnkit writes and reads "
+                    "count_include_pad=True"
+                )
             kernel = _pair(module.kernel_size)
             stride = _pair(module.stride if module.stride is not None else module.kernel_size)
-            self.add(name, "avgpool", nir.AvgPool2d(kernel_size=np.array(kernel),
-                                                    stride=np.array(stride),
-                                                    padding=np.array(padding)))
+            self.add(
+                name,
+                "avgpool",
+                nir.AvgPool2d(
+                    kernel_size=np.array(kernel), stride=np.array(stride), padding=np.array(padding)
+                ),
+            )
             return False
         if isinstance(module, nn.AdaptiveAvgPool2d):
             (h, w), (oh, ow) = shape_in[1:], shape_out[1:]
             if h % oh or w % ow:
-                raise SnnkitError(f"{where}: input {h}x{w} is not a multiple of the output "
-                                  f"{oh}x{ow}, so it is no fixed-window pooling NIR can express — "
-                                  "use avgpool2d with an explicit kernel_size")
+                raise SnnkitError(
+                    f"{where}: input {h}x{w} is not a multiple of the output "
+                    f"{oh}x{ow}, so it is no fixed-window pooling NIR can express — "
+                    "use avgpool2d with an explicit kernel_size"
+                )
             kernel = np.array([h // oh, w // ow])
-            self.add(name, "avgpool", nir.AvgPool2d(kernel_size=kernel, stride=kernel.copy(),
-                                                    padding=np.array([0, 0])))
+            self.add(
+                name,
+                "avgpool",
+                nir.AvgPool2d(kernel_size=kernel, stride=kernel.copy(), padding=np.array([0, 0])),
+            )
             return False
         if isinstance(module, nn.Flatten):
-            self.add(name, "flatten", nir.Flatten(input_type={"input": np.array(shape_in)},
-                                                  start_dim=0, end_dim=-1))
+            self.add(
+                name,
+                "flatten",
+                nir.Flatten(input_type={"input": np.array(shape_in)}, start_dim=0, end_dim=-1),
+            )
             return False
         if isinstance(module, (nn.Dropout, nn.Dropout2d)):
             if module.p > 0:
-                self.warnings.append(f"layer {name}: dropout (p={module.p}) is the identity at "
-                                     "inference and is left out of the graph")
+                self.warnings.append(
+                    f"layer {name}: dropout (p={module.p}) is the identity at "
+                    "inference and is left out of the graph"
+                )
             return False
         if isinstance(module, nn.Identity):
             return False
         if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            raise SnnkitError(f"{where}: NIR has no batch norm and this one does not directly "
-                              "follow a linear or convolution layer it could be folded into — "
-                              "move it right after one")
-        raise SnnkitError(f"{where}: no NIR counterpart for this layer — NIR export supports "
-                          "linear, conv1d, conv2d, batchnorm (folded), maxpool2d (on spikes), "
-                          "avgpool2d, adaptive_avgpool2d, flatten, dropout, identity and the "
-                          "neurons if, lif, plif, cuba_lif, li")
+            raise SnnkitError(
+                f"{where}: NIR has no batch norm and this one does not directly "
+                "follow a linear or convolution layer it could be folded into — "
+                "move it right after one"
+            )
+        raise SnnkitError(
+            f"{where}: no NIR counterpart for this layer — NIR export supports "
+            "linear, conv1d, conv2d, batchnorm (folded), maxpool2d (on spikes), "
+            "avgpool2d, adaptive_avgpool2d, flatten, dropout, identity and the "
+            "neurons if, lif, plif, cuba_lif, li"
+        )
 
-    def maxpool(self, where: str, name: str, module: nn.MaxPool2d, shape_out: tuple[int, ...],
-                binary: bool) -> None:
+    def maxpool(
+        self, where: str, name: str, module: nn.MaxPool2d, shape_out: tuple[int, ...], binary: bool
+    ) -> None:
         """Max pooling of 0/1 spikes is SumPool2d followed by Threshold(0.5), exactly."""
         if not binary:
-            raise SnnkitError(f"{where}: NIR has no max pooling; snnkit writes it as SumPool2d → "
-                              "Threshold(0.5), which equals max pooling only on 0/1 spikes, and "
-                              "this layer's input is not the output of a spiking neuron — put it "
-                              "after a spiking neuron, or use avgpool2d")
+            raise SnnkitError(
+                f"{where}: NIR has no max pooling; snnkit writes it as SumPool2d → "
+                "Threshold(0.5), which equals max pooling only on 0/1 spikes, and "
+                "this layer's input is not the output of a spiking neuron — put it "
+                "after a spiking neuron, or use avgpool2d"
+            )
         if _pair(module.dilation) != (1, 1) or module.ceil_mode:
-            raise SnnkitError(f"{where}: NIR pooling has no dilation or ceil_mode — use "
-                              "dilation: 1 and ceil_mode: false")
+            raise SnnkitError(
+                f"{where}: NIR pooling has no dilation or ceil_mode — use "
+                "dilation: 1 and ceil_mode: false"
+            )
         kernel = _pair(module.kernel_size)
         stride = _pair(module.stride if module.stride is not None else module.kernel_size)
-        self.add(name, "sumpool", self.nir.SumPool2d(kernel_size=np.array(kernel),
-                                                     stride=np.array(stride),
-                                                     padding=np.array(_pair(module.padding))))
+        self.add(
+            name,
+            "sumpool",
+            self.nir.SumPool2d(
+                kernel_size=np.array(kernel),
+                stride=np.array(stride),
+                padding=np.array(_pair(module.padding)),
+            ),
+        )
         self.add(name, "threshold", self.nir.Threshold(threshold=np.full(shape_out, 0.5)))
 
     def neuron(self, where: str, name: str, module: N.BaseNeuron, shape: tuple[int, ...]) -> None:
         nir, dt = self.nir, self.dt
         if isinstance(module, _INEXPRESSIBLE) or not isinstance(
-                module, (N.IF, N.LIF, N.PLIF, N.CubaLIF, N.LI)):
-            raise SnnkitError(f"{where}: NIR has no {type(module).__name__} neuron (it expresses "
-                              "IF, LIF, CubaLIF and LI) — replace this layer with one of if, lif, "
-                              "plif, cuba_lif, li to export the model")
+            module, (N.IF, N.LIF, N.PLIF, N.CubaLIF, N.LI)
+        ):
+            raise SnnkitError(
+                f"{where}: NIR has no {type(module).__name__} neuron (it expresses "
+                "IF, LIF, CubaLIF and LI) — replace this layer with one of if, lif, "
+                "plif, cuba_lif, li to export the model"
+            )
 
         def full(value: float) -> np.ndarray:
             return np.full(shape, float(value), dtype=np.float64)
@@ -175,28 +236,52 @@ class _Exporter:
         assert isinstance(module, N.SpikingNeuron)
         self.surrogates.append(f"layer {name} {_describe(module.surrogate)}")
         if module.v_reset is None:
-            self.lossy(f"layer {name} ({type(module).__name__}): soft reset (V = H − V_th·S) "
-                       "does not exist in NIR; exported as a hard reset to 0, so spikes after "
-                       "the first one can differ")
+            self.lossy(
+                f"layer {name} ({type(module).__name__}): soft reset (V = H − V_th·S) "
+                "does not exist in NIR; exported as a hard reset to 0, so spikes after "
+                "the first one can differ"
+            )
         if module.detach_reset:
-            self.warnings.append(f"layer {name}: detach_reset only changes gradients and is not "
-                                 "part of NIR; dropped")
+            self.warnings.append(
+                f"layer {name}: detach_reset only changes gradients and is not part of NIR; dropped"
+            )
         rest = 0.0 if module.v_reset is None else module.v_reset
         v_th, v_reset = full(module.v_threshold), full(rest)
         if isinstance(module, N.IF):
             self.add(name, "if", nir.IF(r=full(1.0 / dt), v_threshold=v_th, v_reset=v_reset))
         elif isinstance(module, N.CubaLIF):
-            self.add(name, "cubalif", nir.CubaLIF(
-                tau_syn=full(module.tau_syn * dt), tau_mem=full(module.tau_mem * dt), r=full(1.0),
-                v_leak=full(rest), v_threshold=v_th, v_reset=v_reset, w_in=full(module.tau_syn)))
+            self.add(
+                name,
+                "cubalif",
+                nir.CubaLIF(
+                    tau_syn=full(module.tau_syn * dt),
+                    tau_mem=full(module.tau_mem * dt),
+                    r=full(1.0),
+                    v_leak=full(rest),
+                    v_threshold=v_th,
+                    v_reset=v_reset,
+                    w_in=full(module.tau_syn),
+                ),
+            )
         else:  # LIF or PLIF
             tau = module.tau
             if isinstance(module, N.PLIF):
-                self.lossy(f"layer {name} (PLIF): exported as a LIF with its learned tau = "
-                           f"{tau:.6g} (no longer learnable; load() returns a LIF)")
+                self.lossy(
+                    f"layer {name} (PLIF): exported as a LIF with its learned tau = "
+                    f"{tau:.6g} (no longer learnable; load() returns a LIF)"
+                )
             r = 1.0 if module.decay_input else tau
-            self.add(name, "lif", nir.LIF(tau=full(tau * dt), r=full(r), v_leak=full(rest),
-                                          v_threshold=v_th, v_reset=v_reset))
+            self.add(
+                name,
+                "lif",
+                nir.LIF(
+                    tau=full(tau * dt),
+                    r=full(r),
+                    v_leak=full(rest),
+                    v_threshold=v_th,
+                    v_reset=v_reset,
+                ),
+            )
 
 
 def _describe(surrogate: Any) -> str:
@@ -204,12 +289,15 @@ def _describe(surrogate: Any) -> str:
     return f"{type(surrogate).__name__}({shape})"
 
 
-def _fold_batchnorm(where: str, weight: torch.Tensor, bias: torch.Tensor | None,
-                    bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+def _fold_batchnorm(
+    where: str, weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.Module
+) -> tuple[torch.Tensor, torch.Tensor]:
     """y = γ (Wx + b − μ) / √(σ² + ε) + β  →  W' = s W, b' = s (b − μ) + β with s = γ/√(σ² + ε)."""
     if bn.running_mean is None or bn.running_var is None:
-        raise SnnkitError(f"{where}: the batch norm after it has no running statistics "
-                          "(track_running_stats: false), so it cannot be folded — enable them")
+        raise SnnkitError(
+            f"{where}: the batch norm after it has no running statistics "
+            "(track_running_stats: false), so it cannot be folded — enable them"
+        )
     mean, var = bn.running_mean.double(), bn.running_var.double()
     scale = 1.0 / torch.sqrt(var + bn.eps)
     shift = torch.zeros_like(mean)

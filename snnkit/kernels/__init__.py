@@ -32,8 +32,16 @@ from snnkit.kernels.switches import reference_forced, reference_only, triton_ava
 
 KERNEL_NAMES = ("auto", "reference", "cpp", "triton")
 
-__all__ = ["KERNEL_NAMES", "check_kernel", "kernel_names", "multi_step", "reference_only",
-           "reference_forced", "select_kernel", "triton_available"]
+__all__ = [
+    "KERNEL_NAMES",
+    "check_kernel",
+    "kernel_names",
+    "multi_step",
+    "reference_forced",
+    "reference_only",
+    "select_kernel",
+    "triton_available",
+]
 
 
 def kernel_names(cls: type) -> tuple[str, ...]:
@@ -47,8 +55,10 @@ def check_kernel(cls: type, name: str) -> str:
     """``name`` if ``cls`` accepts it, else ``ValueError`` listing the accepted names."""
     names = kernel_names(cls)
     if name not in names:
-        raise ValueError(f"kernel must be one of {', '.join(repr(n) for n in names)} for "
-                         f"{cls.__name__}, got {name!r}")
+        raise ValueError(
+            f"kernel must be one of {', '.join(repr(n) for n in names)} for "
+            f"{cls.__name__}, got {name!r}"
+        )
     return name
 
 
@@ -82,22 +92,29 @@ def select_kernel(neuron: Any, x_seq: Tensor) -> tuple[str, NeuronForm | None]:
             return "triton", form
         return "reference", None
     if form is None:
-        raise ValueError(f"kernel={name!r}: {type(neuron).__name__} with surrogate "
-                         f"{type(getattr(neuron, 'surrogate', None)).__name__} cannot be fused "
-                         "(not a spiking Surrogate using the base forward); use "
-                         "kernel='reference'")
+        raise ValueError(
+            f"kernel={name!r}: {type(neuron).__name__} with surrogate "
+            f"{type(getattr(neuron, 'surrogate', None)).__name__} cannot be fused "
+            "(not a spiking Surrogate using the base forward); use "
+            "kernel='reference'"
+        )
     if name == "cpp":
         if not cpu_ok:
-            raise ValueError(f"kernel='cpp' runs on CPU float32/float64 input, got "
-                             f"{x_seq.dtype} on {x_seq.device}; use kernel='auto'")
+            raise ValueError(
+                f"kernel='cpp' runs on CPU float32/float64 input, got "
+                f"{x_seq.dtype} on {x_seq.device}; use kernel='auto'"
+            )
         return _cpp_or_reference(form)
     if name == "triton":
         if not _triton_ok(x_seq):
-            raise ValueError(f"kernel='triton' needs CUDA float32 input and an importable "
-                             f"triton, got {x_seq.dtype} on {x_seq.device}; use kernel='auto'")
+            raise ValueError(
+                f"kernel='triton' needs CUDA float32 input and an importable "
+                f"triton, got {x_seq.dtype} on {x_seq.device}; use kernel='auto'"
+            )
         return "triton", form
-    raise ValueError(f"kernel must be one of {', '.join(repr(n) for n in KERNEL_NAMES)}, "
-                     f"got {name!r}")
+    raise ValueError(
+        f"kernel must be one of {', '.join(repr(n) for n in KERNEL_NAMES)}, got {name!r}"
+    )
 
 
 def multi_step(neuron: Any, x_seq: Tensor) -> tuple[Tensor, Tensor | None]:

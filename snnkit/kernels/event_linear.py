@@ -33,24 +33,27 @@ def poisson_spikes_like(x: Tensor, time_steps: int, seed: int | Tensor) -> Tenso
     flat = x.reshape(x.shape[0], -1).contiguous()
     if reference_forced():
         return poisson_spikes(flat, time_steps, int(seed)).view(time_steps, *x.shape)
-    if x.device.type == "cuda":
-        if triton_available():
-            from snnkit.kernels.cuda.triton_poisson import triton_poisson_spikes
+    if x.device.type == "cuda" and triton_available():
+        from snnkit.kernels.cuda.triton_poisson import triton_poisson_spikes
 
-            return triton_poisson_spikes(flat, time_steps, seed).view(time_steps, *x.shape)
+        return triton_poisson_spikes(flat, time_steps, seed).view(time_steps, *x.shape)
     seed = int(seed)
     ext = None
     if x.device.type == "cpu":
         from snnkit.kernels.cpu.build import cpu_extension
 
         ext = cpu_extension()
-    spikes = ext.event_spikes(flat, time_steps, seed) if ext is not None else \
-        poisson_spikes(flat, time_steps, seed)
+    spikes = (
+        ext.event_spikes(flat, time_steps, seed)
+        if ext is not None
+        else poisson_spikes(flat, time_steps, seed)
+    )
     return spikes.view(time_steps, *x.shape)
 
 
-def dense_event_linear(x: Tensor, weight: Tensor, bias: Tensor | None, time_steps: int,
-                       seed: int) -> Tensor:
+def dense_event_linear(
+    x: Tensor, weight: Tensor, bias: Tensor | None, time_steps: int, seed: int
+) -> Tensor:
     """The event layer in dense PyTorch: ``linear(poisson_spikes(x), weight, bias)``."""
     spikes = poisson_spikes(x.reshape(x.shape[0], -1), time_steps, seed, weight.dtype)
     return nn.functional.linear(spikes, weight, bias)
@@ -58,8 +61,16 @@ def dense_event_linear(x: Tensor, weight: Tensor, bias: Tensor | None, time_step
 
 class _EventLinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, time_steps: int,
-                seed: int, ext: Any, save: bool) -> Tensor:  # type: ignore[override]
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        time_steps: int,
+        seed: int,
+        ext: Any,
+        save: bool,
+    ) -> Tensor:  # type: ignore[override]
         out, masks = ext.event_forward(x, weight.detach().contiguous(), time_steps, seed, save)
         if bias is not None:
             out += bias.detach().to(out.dtype)
@@ -78,8 +89,14 @@ class _EventLinear(torch.autograd.Function):
         return None, grad_w, grad_b, None, None, None, None
 
 
-def event_linear(x: Tensor, weight: Tensor, bias: Tensor | None, time_steps: int,
-                 seed: int | None = None, ext: Any = None) -> Tensor:
+def event_linear(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    time_steps: int,
+    seed: int | None = None,
+    ext: Any = None,
+) -> Tensor:
     """Poisson-encode uint8 ``x [B, *]`` over ``time_steps`` and apply ``Linear``: ``[T, B, C]``.
 
     ``seed`` defaults to :func:`~snnkit.kernels.random_stream.draw_seed`. Uses the compiled
@@ -90,18 +107,25 @@ def event_linear(x: Tensor, weight: Tensor, bias: Tensor | None, time_steps: int
         raise TypeError(f"event_linear expects uint8 input, got {x.dtype}")
     x2 = x.reshape(x.shape[0], -1).contiguous()
     if x2.shape[1] != weight.shape[1]:
-        raise ValueError(f"event_linear: input has {x2.shape[1]} features per sample, the weight "
-                         f"expects {weight.shape[1]}")
+        raise ValueError(
+            f"event_linear: input has {x2.shape[1]} features per sample, the weight "
+            f"expects {weight.shape[1]}"
+        )
     if seed is None:
         seed = draw_seed(x.device)
     if ext is None:
         from snnkit.kernels.cpu.build import cpu_extension
 
         ext = cpu_extension()
-    usable = (ext is not None and x.device.type == "cpu" and weight.device.type == "cpu"
-              and weight.dtype in (torch.float32, torch.float64))
+    usable = (
+        ext is not None
+        and x.device.type == "cpu"
+        and weight.device.type == "cpu"
+        and weight.dtype in (torch.float32, torch.float64)
+    )
     if not usable:
         return dense_event_linear(x2, weight, bias, time_steps, seed)
-    needs = torch.is_grad_enabled() and (weight.requires_grad
-                                         or (bias is not None and bias.requires_grad))
+    needs = torch.is_grad_enabled() and (
+        weight.requires_grad or (bias is not None and bias.requires_grad)
+    )
     return _EventLinear.apply(x2, weight, bias, time_steps, seed, ext, needs)

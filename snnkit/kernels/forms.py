@@ -49,8 +49,12 @@ class ChargeMode(enum.IntEnum):
     @property
     def multiplies(self) -> bool:
         """The leak multiplies by ``a`` (PLIF's k, or 1/tau)."""
-        return self in (ChargeMode.PLIF, ChargeMode.PLIF_NODECAY, ChargeMode.MUL,
-                        ChargeMode.MUL_NODECAY)
+        return self in (
+            ChargeMode.PLIF,
+            ChargeMode.PLIF_NODECAY,
+            ChargeMode.MUL,
+            ChargeMode.MUL_NODECAY,
+        )
 
     @property
     def decays_input(self) -> bool:
@@ -75,8 +79,11 @@ class ChargeMode(enum.IntEnum):
         return _FROZEN.get(self, self)
 
 
-_NODECAY = {ChargeMode.LIF: ChargeMode.LIF_NODECAY, ChargeMode.PLIF: ChargeMode.PLIF_NODECAY,
-            ChargeMode.MUL: ChargeMode.MUL_NODECAY}
+_NODECAY = {
+    ChargeMode.LIF: ChargeMode.LIF_NODECAY,
+    ChargeMode.PLIF: ChargeMode.PLIF_NODECAY,
+    ChargeMode.MUL: ChargeMode.MUL_NODECAY,
+}
 _MULTIPLYING = {ChargeMode.LIF: ChargeMode.MUL, ChargeMode.LIF_NODECAY: ChargeMode.MUL_NODECAY}
 _FROZEN = {ChargeMode.PLIF: ChargeMode.MUL, ChargeMode.PLIF_NODECAY: ChargeMode.MUL_NODECAY}
 
@@ -172,9 +179,17 @@ def _is_power_of_two(value: float) -> bool:
     return math.frexp(value)[0] == 0.5  # then x / value == x · (1/value) exactly
 
 
-def neuron_form(charge: ChargeMode, *, v_threshold: Any, v_reset: float | None,
-                detach_reset: bool, surrogate: Any, tau: float | None = None,
-                w: Tensor | None = None, decay_input: bool = True) -> NeuronForm | None:
+def neuron_form(
+    charge: ChargeMode,
+    *,
+    v_threshold: Any,
+    v_reset: float | None,
+    detach_reset: bool,
+    surrogate: Any,
+    tau: float | None = None,
+    w: Tensor | None = None,
+    decay_input: bool = True,
+) -> NeuronForm | None:
     """The fused form of an IF (``charge=IF``), LIF (``LIF``, with ``tau``) or PLIF (``PLIF``,
     with ``w``) neuron given its step keyword arguments; None if no kernel reproduces it.
 
@@ -203,9 +218,19 @@ def neuron_form(charge: ChargeMode, *, v_threshold: Any, v_reset: float | None,
         mode = mode.without_input_decay()
     hard = v_reset is not None
     rest = 0.0 if v_reset is None else float(v_reset)
-    return NeuronForm(mode, leak, rest, float(v_threshold), hard, rest, rest if hard else 0.0,
-                      bool(detach_reset), sur, getattr(surrogate, "derivative", None),
-                      w if charge is ChargeMode.PLIF else None)
+    return NeuronForm(
+        mode,
+        leak,
+        rest,
+        float(v_threshold),
+        hard,
+        rest,
+        rest if hard else 0.0,
+        bool(detach_reset),
+        sur,
+        getattr(surrogate, "derivative", None),
+        w if charge is ChargeMode.PLIF else None,
+    )
 
 
 def form_of(neuron: Any) -> NeuronForm | None:

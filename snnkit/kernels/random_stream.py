@@ -74,7 +74,8 @@ def poisson_draws(x: Tensor, time_steps: int, seed: int) -> Tensor:
     return parts.reshape(B, D, 4 * Q)[:, :, :time_steps].permute(2, 0, 1)
 
 
-def poisson_spikes(x: Tensor, time_steps: int, seed: int,
-                   dtype: torch.dtype = torch.float32) -> Tensor:
+def poisson_spikes(
+    x: Tensor, time_steps: int, seed: int, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """Dense spikes ``[T, B, D]`` of uint8 ``x [B, D]``: ``draw < thr(x)``, in pure PyTorch."""
     return (poisson_draws(x, time_steps, seed) < threshold16(x)).to(dtype)

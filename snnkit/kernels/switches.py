@@ -37,7 +37,7 @@ def reference_forced() -> bool:
     return _REFERENCE_DEPTH.get() > 0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def triton_available() -> bool:
     """True when CUDA is present and triton is installed (checked once, without importing it)."""
     return torch.cuda.is_available() and importlib.util.find_spec("triton") is not None

@@ -5,22 +5,9 @@ This module is the catalogue: every built-in component is listed here, on one sc
 
 from __future__ import annotations
 
+from snnkit.components import encoders, layers, losses, models, neurons, optim, surrogates
 from snnkit.data import images as data
 from snnkit.data.neuromorphic import factories as events
-
-from snnkit.components import encoders
-
-from snnkit.components import layers
-
-from snnkit.components import losses
-
-from snnkit.components import models
-
-from snnkit.components import neurons
-
-from snnkit.components import optim
-
-from snnkit.components import surrogates
 from snnkit.hookspecs import Register, hookimpl
 
 

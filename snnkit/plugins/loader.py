@@ -13,10 +13,10 @@ names); set but empty loads none. Built-ins always load.
 from __future__ import annotations
 
 import collections
-import re
 import functools
 import importlib.metadata
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -31,11 +31,12 @@ ENTRY_POINT_GROUP = "snnkit"
 BUILTIN_PLUGIN = "snnkit"
 
 
-def build_registry(*, plugins: Iterable[object] = (), entry_points: bool = True,
-                   warn: bool = False) -> Registry:
+def build_registry(
+    *, plugins: Iterable[object] = (), entry_points: bool = True, warn: bool = False
+) -> Registry:
     """Collect components from the built-ins, installed plugins and ``plugins`` into a Registry."""
-    from snnkit.version import __version__
     from snnkit.plugins import catalogue as builtins
+    from snnkit.version import __version__
 
     registry = Registry()
     pm = pluggy.PluginManager("snnkit")
@@ -51,14 +52,16 @@ def build_registry(*, plugins: Iterable[object] = (), entry_points: bool = True,
         try:
             try:
                 plugin = load()
-            except (Exception, SystemExit) as err:  # noqa: BLE001 - a failed import is skipped
+            except (Exception, SystemExit) as err:  # a failed import is skipped
                 raise PluginError(f"import failed: {one_line(err, typed=True)}") from err
             _collect(registry, pm, plugin, name, version)
         except PluginError as err:
             registry.note_plugin(PluginInfo(name, version, (), f"failed: {err}"))
             if warn:
-                print(f"warning: plugin '{name}' skipped: {err} (see: snnkit plugins)",
-                      file=sys.stderr)
+                print(
+                    f"warning: plugin '{name}' skipped: {err} (see: snnkit plugins)",
+                    file=sys.stderr,
+                )
     return registry
 
 
@@ -87,8 +90,9 @@ def _installed_plugins() -> list[tuple[str, str, Callable[[], object]]]:
     return found
 
 
-def _collect(registry: Registry, pm: pluggy.PluginManager, plugin: Any, name: str,
-             version: str) -> None:
+def _collect(
+    registry: Registry, pm: pluggy.PluginManager, plugin: Any, name: str, version: str
+) -> None:
     """Register ``plugin`` with pluggy and add its components; all or nothing."""
     try:
         if plugin is None:
@@ -96,7 +100,7 @@ def _collect(registry: Registry, pm: pluggy.PluginManager, plugin: Any, name: st
         pm.register(plugin, name=name)
     except PluginError:
         raise
-    except (Exception, SystemExit) as err:  # noqa: BLE001 - import and pluggy validation errors
+    except (Exception, SystemExit) as err:  # import and pluggy validation errors
         raise PluginError(one_line(err, typed=True)) from err
     try:
         hooks = _check_hooks(pm, plugin)
@@ -106,7 +110,7 @@ def _collect(registry: Registry, pm: pluggy.PluginManager, plugin: Any, name: st
                 if impl.plugin is plugin:
                     _call_hook(impl.function, kind, staged)
         taken: set[tuple[Kind, str]] = set()
-        for kind, comp_name, factory in staged:
+        for kind, comp_name, _factory in staged:
             if (kind, comp_name) in taken:
                 raise PluginError(f"plugin '{name}' registers {kind} '{comp_name}' twice")
             taken.add((kind, comp_name))
@@ -114,15 +118,17 @@ def _collect(registry: Registry, pm: pluggy.PluginManager, plugin: Any, name: st
         for kind, comp_name, factory in staged:  # validate every name before adding any
             if (kind, comp_name) in registry:
                 owner = registry.get(kind, comp_name).plugin
-                raise PluginError(f"plugin '{name}' registers {kind} '{comp_name}', already "
-                                  f"registered by '{owner}'; skipped — register it under another name")
+                raise PluginError(
+                    f"plugin '{name}' registers {kind} '{comp_name}', already "
+                    f"registered by '{owner}'; skipped — register it under another name"
+                )
             scratch.add(kind, comp_name, factory, plugin=name, version=version)
         for kind, comp_name, factory in staged:
             registry.add(kind, comp_name, factory, plugin=name, version=version)
     except PluginError:
         pm.unregister(plugin)
         raise
-    except (Exception, SystemExit) as err:  # noqa: BLE001 - whatever a plugin's factories trigger
+    except (Exception, SystemExit) as err:  # whatever a plugin's factories trigger
         pm.unregister(plugin)
         raise PluginError(one_line(err, typed=True)) from err
     registry.note_plugin(PluginInfo(name, version, tuple(hooks)))
@@ -139,12 +145,15 @@ def _check_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
         hooks.append(caller.name)
     for kind in Kind:  # pluggy silently ignores functions that lack the marker
         if kind.hook not in hooks and callable(getattr(plugin, kind.hook, None)):
-            raise PluginError(f"defines {kind.hook} without @snnkit.hookimpl — decorate it so "
-                              "snnkit calls it")
+            raise PluginError(
+                f"defines {kind.hook} without @snnkit.hookimpl — decorate it so snnkit calls it"
+            )
     return sorted(hooks)
 
 
-def _call_hook(function: Callable[..., Any], kind: Kind, staged: list[tuple[Kind, str, Any]]) -> None:
+def _call_hook(
+    function: Callable[..., Any], kind: Kind, staged: list[tuple[Kind, str, Any]]
+) -> None:
     def register(name: str, factory: Any) -> None:
         staged.append((kind, name, factory))
 
@@ -152,7 +161,7 @@ def _call_hook(function: Callable[..., Any], kind: Kind, staged: list[tuple[Kind
         function(register=register)
     except PluginError:
         raise
-    except (Exception, SystemExit) as err:  # noqa: BLE001 - a raising hook fails its plugin
+    except (Exception, SystemExit) as err:  # a raising hook fails its plugin
         raise PluginError(f"hook {kind.hook} raised {one_line(err, typed=True)}") from err
 
 

@@ -9,6 +9,7 @@ and checked against the ranges it declares (``Annotated[float, Gt(1)]``, see
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import fnmatch
 import inspect
@@ -176,8 +177,12 @@ class PluginInfo:
     status: str = "ok"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "hooks": list(self.hooks),
-                "status": self.status}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "hooks": list(self.hooks),
+            "status": self.status,
+        }
 
 
 def normalize_spec(spec: Any, *, at: str) -> dict[str, Any]:
@@ -193,7 +198,8 @@ def normalize_spec(spec: Any, *, at: str) -> dict[str, Any]:
         name = spec.get("name")
         if not isinstance(name, str) or not name:
             raise ParameterError(
-                f"{at}: missing 'name' — write {{name: ..., ...}} or just the name")
+                f"{at}: missing 'name' — write {{name: ..., ...}} or just the name"
+            )
         return dict(spec)
     shown = type(spec).__name__ if isinstance(spec, (list, tuple, set)) else repr(spec)
     raise ParameterError(
@@ -211,8 +217,9 @@ class Registry:
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
 
     # -- filling -----------------------------------------------------------------------------
-    def add(self, kind: Kind | str, name: str, factory: Any, *, plugin: str,
-            version: str = "") -> Component:
+    def add(
+        self, kind: Kind | str, name: str, factory: Any, *, plugin: str, version: str = ""
+    ) -> Component:
         """Register ``factory`` as ``name``; raises :class:`PluginError` on any rule broken."""
         kind = Kind.parse(kind)
         where = f"plugin '{plugin}' registers {kind} '{name}'"
@@ -273,16 +280,19 @@ class Registry:
         known = self.names(kind)
         where = f"{at}: " if at else ""
         hint = did_you_mean(str(name).lower(), known)
-        msg = (f"{where}unknown {kind} '{name}'{hint} Known: {', '.join(known) or 'none'}"
-               f" (snnkit list {kind})")
+        msg = (
+            f"{where}unknown {kind} '{name}'{hint} Known: {', '.join(known) or 'none'}"
+            f" (snnkit list {kind})"
+        )
         failed = [f"plugin '{p.name}' {p.status}" for p in self.failures]
         if failed:
             msg += f" (note: {'; '.join(failed)})"
         raise UnknownComponentError(msg)
 
     # -- checking and building ---------------------------------------------------------------
-    def check(self, kind: Kind | str, spec: Any, *,
-              at: str | None = None) -> tuple[Component, dict[str, Any]]:
+    def check(
+        self, kind: Kind | str, spec: Any, *, at: str | None = None
+    ) -> tuple[Component, dict[str, Any]]:
         """Resolve ``spec`` and return the component with its coerced parameters; builds nothing."""
         kind = Kind.parse(kind)
         at = at or str(kind)
@@ -294,7 +304,8 @@ class Registry:
         if supplied:
             key = sorted(supplied)[0]
             raise ParameterError(
-                f"{at}.{key}: '{key}' is supplied by snnkit; remove it from the recipe")
+                f"{at}.{key}: '{key}' is supplied by snnkit; remove it from the recipe"
+            )
         coerced: dict[str, Any] = {}
         for key, value in params.items():
             if key not in accepted:
@@ -303,16 +314,20 @@ class Registry:
                     continue
                 hint = did_you_mean(key, accepted)
                 valid = ", ".join(p.describe() for p in accepted.values()) or "none"
-                raise ParameterError(f"{at}: {kind} '{component.name}' has no parameter '{key}'"
-                                     f"{hint} Parameters: {valid}")
+                raise ParameterError(
+                    f"{at}: {kind} '{component.name}' has no parameter '{key}'"
+                    f"{hint} Parameters: {valid}"
+                )
             try:
                 coerced[key] = accepted[key].check(value, at=f"{at}.{key}")
             except ValueError as err:  # out of the declared range: as if the factory said so
                 raise ParameterError(f"{at}: {kind} '{component.name}': {err}") from None
         missing = [p.name for p in accepted.values() if p.required and p.name not in coerced]
         if missing:
-            raise ParameterError(f"{at}: {kind} '{component.name}' needs '{missing[0]}' — add "
-                                 f"{missing[0]}: <{accepted[missing[0]].type_name}> to the recipe")
+            raise ParameterError(
+                f"{at}: {kind} '{component.name}' needs '{missing[0]}' — add "
+                f"{missing[0]}: <{accepted[missing[0]].type_name}> to the recipe"
+            )
         return component, coerced
 
     def build(self, kind: Kind | str, spec: Any, *, at: str | None = None, **supplied: Any) -> Any:
@@ -333,7 +348,7 @@ class Registry:
             raise
         except (ValueError, TypeError) as err:
             raise ParameterError(f"{at}: {kind} '{component.name}': {one_line(err)}") from err
-        except Exception as err:  # noqa: BLE001 - a plugin's fault, reported with provenance
+        except Exception as err:  # a plugin's fault, reported with provenance
             raise ComponentBuildError(
                 f"{at}: building {kind} '{component.name}' (plugin '{component.plugin}') failed: "
                 f"{one_line(err, typed=True)}"
@@ -378,10 +393,8 @@ def _adapter(annotation: Any) -> Any:
         adapter = pydantic.TypeAdapter(annotation, config=config)
     except Exception:  # noqa: BLE001 - types pydantic cannot model are not coerced
         adapter = None
-    try:
+    with contextlib.suppress(TypeError):
         _ADAPTERS[annotation] = adapter
-    except TypeError:
-        pass
     return adapter
 
 
@@ -391,4 +404,3 @@ def _type_name(annotation: Any) -> str:
     if isinstance(annotation, type):
         return annotation.__name__
     return str(annotation).replace("typing.", "")
-

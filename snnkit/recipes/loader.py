@@ -28,8 +28,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from snnkit.errors import ParameterError, RecipeError, did_you_mean, one_line
 from snnkit.plugins.registry import normalize_spec
 
-SECTIONS = ("seed", "time_steps", "dataset", "encoder", "model", "loss", "optimizer",
-            "scheduler", "train", "output")
+SECTIONS = (
+    "seed",
+    "time_steps",
+    "dataset",
+    "encoder",
+    "model",
+    "loss",
+    "optimizer",
+    "scheduler",
+    "train",
+    "output",
+)
 REQUIRED = ("time_steps", "dataset", "encoder", "model", "loss", "optimizer")
 COMPONENT_SECTIONS = ("dataset", "encoder", "model", "loss", "optimizer", "scheduler")
 PATH_KEYS = (("dataset", "root"), ("output", "dir"))
@@ -37,9 +47,17 @@ PATH_KEYS = (("dataset", "root"), ("output", "dir"))
 #: and the keys of those sections that may change (e.g. the data moved to another folder).
 RESUME_FIXED = ("seed", "time_steps", "dataset", "encoder", "model", "loss")
 RESUME_FREE = {"dataset": ("root", "download")}
-SPEC_KEYS = COMPONENT_SECTIONS + ("surrogate", "neuron")  # keys whose string is a name
-INT_FIELDS = ("seed", "time_steps", "epochs", "batch_size", "eval_batch_size", "max_batches",
-              "num_threads", "log_every")
+SPEC_KEYS = (*COMPONENT_SECTIONS, "surrogate", "neuron")  # keys whose string is a name
+INT_FIELDS = (
+    "seed",
+    "time_steps",
+    "epochs",
+    "batch_size",
+    "eval_batch_size",
+    "max_batches",
+    "num_threads",
+    "log_every",
+)
 
 #: What a skeleton value means, shown after the rule it broke.
 HELP = {
@@ -79,8 +97,9 @@ class TrainSettings(BaseModel):
     fast_input: bool = True
     cuda_graphs: bool = True
 
-    _ints = field_validator(*(f for f in INT_FIELDS if f not in ("seed", "time_steps")),
-                            mode="before")(classmethod(lambda cls, v: _no_bool(v)))
+    _ints = field_validator(
+        *(f for f in INT_FIELDS if f not in ("seed", "time_steps")), mode="before"
+    )(classmethod(lambda cls, v: _no_bool(v)))
 
     @field_validator("device")
     @classmethod
@@ -117,7 +136,8 @@ class Recipe(BaseModel):
     source: str | None = Field(None, exclude=True)
 
     _ints = field_validator("seed", "time_steps", mode="before")(
-        classmethod(lambda cls, v: _no_bool(v)))
+        classmethod(lambda cls, v: _no_bool(v))
+    )
 
     @property
     def label(self) -> str:
@@ -131,8 +151,9 @@ class Recipe(BaseModel):
         return self.model_dump(mode="json", exclude_none=False)
 
 
-def load_recipe(source: str | Path | Mapping[str, Any],
-                overrides: list[str] | None = None) -> Recipe:
+def load_recipe(
+    source: str | Path | Mapping[str, Any], overrides: list[str] | None = None
+) -> Recipe:
     """Read, override and validate a recipe from a YAML path or a mapping."""
     if isinstance(source, Mapping):
         raw, where, base = copy.deepcopy(dict(source)), "recipe", Path.cwd()
@@ -166,12 +187,19 @@ class _SafeLoader(yaml.SafeLoader):
             mark = key_node.start_mark
             if not isinstance(key, str):
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"keys must be names, got {key!r} (quote it if it is meant "
-                    "as text: YAML reads yes/no/on/off as booleans)", mark)
+                    None,
+                    None,
+                    f"keys must be names, got {key!r} (quote it if it is meant "
+                    "as text: YAML reads yes/no/on/off as booleans)",
+                    mark,
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key '{key}' (first at line {seen[key]}) — keep one",
-                    mark)
+                    None,
+                    None,
+                    f"duplicate key '{key}' (first at line {seen[key]}) — keep one",
+                    mark,
+                )
             seen[key] = mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
@@ -181,13 +209,16 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise RecipeError(f"{path}: no such file — check the path (recipes live in recipes/)")
     if path.is_dir():
-        raise RecipeError(f"{path}: is a directory — pass a recipe file such as "
-                          f"{path / 'lif_mnist.yaml'}")
+        raise RecipeError(
+            f"{path}: is a directory — pass a recipe file such as {path / 'lif_mnist.yaml'}"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise RecipeError(f"{path}: cannot read the file ({err.__class__.__name__}: "
-                          f"{one_line(err)}) — pass a UTF-8 text file") from None
+        raise RecipeError(
+            f"{path}: cannot read the file ({err.__class__.__name__}: "
+            f"{one_line(err)}) — pass a UTF-8 text file"
+        ) from None
     try:
         data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.constructor.ConstructorError as err:
@@ -195,21 +226,26 @@ def read_yaml(path: Path) -> dict[str, Any]:
         problem = err.problem or ""
         if "could not determine a constructor" in problem:
             tag = problem.rpartition("tag ")[2].strip("'")
-            raise RecipeError(f"{pos}: YAML tag {tag.replace('tag:yaml.org,2002:', '!!')} is not "
-                              "allowed — recipes are read with yaml.safe_load and hold plain data "
-                              "only (no tags); remove the tag") from None
+            raise RecipeError(
+                f"{pos}: YAML tag {tag.replace('tag:yaml.org,2002:', '!!')} is not "
+                "allowed — recipes are read with yaml.safe_load and hold plain data "
+                "only (no tags); remove the tag"
+            ) from None
         raise RecipeError(f"{pos}: {problem}") from None
     except yaml.YAMLError as err:
         pos = _position(path, getattr(err, "problem_mark", None))
         problem = getattr(err, "problem", None) or one_line(err)
-        raise RecipeError(f"{pos}: invalid YAML: {problem} — fix the syntax at that "
-                          "position") from None
+        raise RecipeError(
+            f"{pos}: invalid YAML: {problem} — fix the syntax at that position"
+        ) from None
     if data is None:
         raise RecipeError(f"{path}: the recipe is empty — start from recipes/lif_mnist.yaml")
     if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe must be a mapping of sections (seed, dataset, model, "
-                          f"...), got {_a(type(data).__name__)} — start from "
-                          "recipes/lif_mnist.yaml")
+        raise RecipeError(
+            f"{path}: a recipe must be a mapping of sections (seed, dataset, model, "
+            f"...), got {_a(type(data).__name__)} — start from "
+            "recipes/lif_mnist.yaml"
+        )
     return data
 
 
@@ -218,15 +254,18 @@ def apply_override(raw: dict[str, Any], text: str) -> None:
     key, sep, value_text = text.partition("=")
     parts = key.strip().split(".")
     if not sep or not key.strip() or any(not p.strip() for p in parts):
-        raise RecipeError(f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. "
-                          "--set train.epochs=1")
+        raise RecipeError(
+            f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. --set train.epochs=1"
+        )
     parts = [p.strip() for p in parts]
     try:
-        value = yaml.load(value_text, Loader=_SafeLoader) if value_text.strip() else None
+        value = yaml.load(value_text, Loader=_SafeLoader) if value_text.strip() else None  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         problem = getattr(err, "problem", None) or "not valid YAML"
-        raise RecipeError(f"--set {text!r}: the value is not valid YAML ({problem}) — quote it, "
-                          "e.g. --set 'dataset.root=\"my folder\"'") from None
+        raise RecipeError(
+            f"--set {text!r}: the value is not valid YAML ({problem}) — quote it, "
+            "e.g. --set 'dataset.root=\"my folder\"'"
+        ) from None
     node: Any = raw
     for i, part in enumerate(parts[:-1]):
         where = ".".join(parts[: i + 1])
@@ -242,8 +281,10 @@ def apply_override(raw: dict[str, Any], text: str) -> None:
                 node[part] = {}
             node = node[part]
         if not isinstance(node, (dict, list)):
-            raise RecipeError(f"--set {text!r}: '{where}' holds the value {node!r}, not a "
-                              f"section — set it directly: --set {where}=...")
+            raise RecipeError(
+                f"--set {text!r}: '{where}' holds the value {node!r}, not a "
+                f"section — set it directly: --set {where}=..."
+            )
     last = parts[-1]
     if isinstance(node, list):
         node[_index(last, node, key.strip(), text)] = value
@@ -276,12 +317,15 @@ def check_resume_changes(saved: Recipe, wanted: Recipe, overrides: list[str]) ->
             fix = "undo the edit of recipe.yaml, or start a new run with snnkit run RECIPE"
             if hits:
                 how, fix = f"--set {hits[0]}", "start a new run with snnkit run RECIPE instead"
-            raise RecipeError(f"--resume: cannot change '{section}' of a run that has started "
-                              f"({how}) — {fix}")
+            raise RecipeError(
+                f"--resume: cannot change '{section}' of a run that has started ({how}) — {fix}"
+            )
     if old["optimizer"]["name"] != new["optimizer"]["name"]:
-        raise RecipeError("--resume: cannot change optimizer.name of a run that has started — "
-                          "change its hyperparameters (e.g. --set optimizer.lr=1e-4) or start a "
-                          "new run")
+        raise RecipeError(
+            "--resume: cannot change optimizer.name of a run that has started — "
+            "change its hyperparameters (e.g. --set optimizer.lr=1e-4) or start a "
+            "new run"
+        )
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -296,25 +340,33 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
 def _check_sections(raw: dict[str, Any], where: str) -> None:
     for key in raw:
         if key not in SECTIONS:
-            raise RecipeError(f"{where}: unknown section '{key}'{_close(key, SECTIONS)} "
-                              f"Sections: {', '.join(SECTIONS)}")
+            raise RecipeError(
+                f"{where}: unknown section '{key}'{_close(key, SECTIONS)} "
+                f"Sections: {', '.join(SECTIONS)}"
+            )
     for section, model in (("train", TrainSettings), ("output", OutputSettings)):
         value = raw.get(section)
         if value is None:
             continue
         if not isinstance(value, dict):
-            raise RecipeError(f"{where}: {section}: expected a mapping of settings such as "
-                              f"{{{next(iter(model.model_fields))}: ...}}, got {value!r}")
+            raise RecipeError(
+                f"{where}: {section}: expected a mapping of settings such as "
+                f"{{{next(iter(model.model_fields))}: ...}}, got {value!r}"
+            )
         for key in value:
             if key not in model.model_fields:
                 known = list(model.model_fields)
-                raise RecipeError(f"{where}: {section}: unknown key '{key}'{_close(key, known)} "
-                                  f"Keys: {', '.join(known)}")
+                raise RecipeError(
+                    f"{where}: {section}: unknown key '{key}'{_close(key, known)} "
+                    f"Keys: {', '.join(known)}"
+                )
     missing = [s for s in REQUIRED if raw.get(s) is None]
     if missing:
-        raise RecipeError(f"{where}: missing section '{missing[0]}' — every recipe needs "
-                          "time_steps, dataset, encoder, model, loss and optimizer "
-                          "(see recipes/lif_mnist.yaml)")
+        raise RecipeError(
+            f"{where}: missing section '{missing[0]}' — every recipe needs "
+            "time_steps, dataset, encoder, model, loss and optimizer "
+            "(see recipes/lif_mnist.yaml)"
+        )
 
 
 def _close(word: str, choices: Any) -> str:
@@ -322,12 +374,18 @@ def _close(word: str, choices: Any) -> str:
 
 
 _RULES = {
-    "int_parsing": "must be an integer", "int_type": "must be an integer",
-    "int_from_float": "must be a whole number", "float_parsing": "must be a number",
-    "float_type": "must be a number", "bool_parsing": "must be true or false",
-    "bool_type": "must be true or false", "string_type": "must be text",
-    "dict_type": "must be a mapping", "model_type": "must be a mapping of settings",
-    "missing": "is required", "finite_number": "must be a finite number",
+    "int_parsing": "must be an integer",
+    "int_type": "must be an integer",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be text",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping of settings",
+    "missing": "is required",
+    "finite_number": "must be a finite number",
 }
 
 
@@ -339,8 +397,12 @@ def _describe(err: ValidationError) -> str:
     if kind == "value_error":
         rule = first["msg"].removeprefix("Value error, ")
     elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        op, bound = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"),
-                     "less_than": ("<", "lt"), "less_than_equal": ("<=", "le")}[kind]
+        op, bound = {
+            "greater_than": (">", "gt"),
+            "greater_than_equal": (">=", "ge"),
+            "less_than": ("<", "lt"),
+            "less_than_equal": ("<=", "le"),
+        }[kind]
         rule = f"must be {op} {ctx.get(bound)}"
     else:
         rule = _RULES.get(kind) or first["msg"][:1].lower() + first["msg"][1:]
@@ -375,4 +437,3 @@ def _position(path: Path, mark: Any) -> str:
 
 def _a(noun: str) -> str:
     return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
-

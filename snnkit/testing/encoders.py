@@ -56,11 +56,16 @@ def check_encoder(
             raise _fail(check, encoder, f"returned {type(out).__name__}, not a tensor ({tag})")
         want = tuple(expected_shape(x, time_steps)) if expected_shape else (time_steps, *x.shape)
         if tuple(out.shape) != want:
-            raise _fail(check, encoder, f"output must be [T, B, *] = {list(want)} with T = "
-                        f"time_steps = {time_steps}, got {list(out.shape)} ({tag})")
+            raise _fail(
+                check,
+                encoder,
+                f"output must be [T, B, *] = {list(want)} with T = "
+                f"time_steps = {time_steps}, got {list(out.shape)} ({tag})",
+            )
         if not out.is_floating_point():
-            raise _fail(check, encoder,
-                        f"output must be a floating tensor, got {out.dtype} ({tag})")
+            raise _fail(
+                check, encoder, f"output must be a floating tensor, got {out.dtype} ({tag})"
+            )
         if out.device != x.device:
             raise _fail(check, encoder, f"output is on {out.device}, input on {x.device} ({tag})")
         if not torch.isfinite(out).all():

@@ -48,8 +48,12 @@ def check_loss(
         tag = f"{kind} output {list(shape)}"
         if not isinstance(value, Tensor) or value.dim() != 0:
             got = list(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            raise _fail(check, loss, f"must return a scalar (0-d) tensor, got {got} ({tag}) — "
-                        "reduce over time, batch and classes")
+            raise _fail(
+                check,
+                loss,
+                f"must return a scalar (0-d) tensor, got {got} ({tag}) — "
+                "reduce over time, batch and classes",
+            )
         if not torch.isfinite(value):
             raise _fail(check, loss, f"is not finite ({value.item()}) on a {tag}")
         if value.device != leaf.device:
@@ -58,30 +62,43 @@ def check_loss(
             raise _fail(check, loss, f"is not differentiable with respect to the output ({tag})")
         (grad,) = torch.autograd.grad(value, leaf)
         if not torch.isfinite(grad).all() or not grad.any():
-            raise _fail(check, loss, f"gradient with respect to the output is not finite or all "
-                        f"zero ({tag})")
+            raise _fail(
+                check,
+                loss,
+                f"gradient with respect to the output is not finite or all zero ({tag})",
+            )
         predict = getattr(loss, "predict", None)
         if callable(predict):
             with torch.no_grad():
                 pred = predict(output)
             if not isinstance(pred, Tensor) or tuple(pred.shape) != (batch,):
                 got = list(pred.shape) if isinstance(pred, Tensor) else type(pred).__name__
-                raise _fail(check, loss, f"predict(output) must have shape [B] = [{batch}], got "
-                            f"{got} ({tag})")
+                raise _fail(
+                    check,
+                    loss,
+                    f"predict(output) must have shape [B] = [{batch}], got {got} ({tag})",
+                )
             if pred.is_floating_point() or pred.dtype == torch.bool:
-                raise _fail(check, loss,
-                            f"predict(output) must hold integer classes, got {pred.dtype}")
+                raise _fail(
+                    check, loss, f"predict(output) must hold integer classes, got {pred.dtype}"
+                )
             if pred.numel() and (int(pred.min()) < 0 or int(pred.max()) >= classes):
-                raise _fail(check, loss, f"predict(output) must lie in [0, {classes}), got "
-                            f"{pred.tolist()}")
+                raise _fail(
+                    check, loss, f"predict(output) must lie in [0, {classes}), got {pred.tolist()}"
+                )
     if gradcheck:
         twin = copy.deepcopy(loss).double()
         leaf = analog.clone().requires_grad_(True)
         try:
-            ok = torch.autograd.gradcheck(lambda o: twin(o, target), (leaf,), fast_mode=True,
-                                          raise_exception=False)
+            ok = torch.autograd.gradcheck(
+                lambda o: twin(o, target), (leaf,), fast_mode=True, raise_exception=False
+            )
         except RuntimeError as err:  # e.g. non-float64 internals
             raise _fail(check, loss, f"gradcheck (float64) raised: {err}") from None
         if not ok:
-            raise _fail(check, loss, "analytical gradient disagrees with finite differences "
-                        "(torch.autograd.gradcheck, float64, real-valued output)")
+            raise _fail(
+                check,
+                loss,
+                "analytical gradient disagrees with finite differences "
+                "(torch.autograd.gradcheck, float64, real-valued output)",
+            )

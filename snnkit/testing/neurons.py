@@ -25,7 +25,7 @@ def _default_surrogate() -> nn.Module:
     return Sigmoid()
 
 
-def _takes(factory: Callable[..., Any], name: str) -> inspect.Parameter | None | bool:
+def _takes(factory: Callable[..., Any], name: str) -> inspect.Parameter | bool | None:
     """The factory's parameter ``name``; True if only ``**kwargs`` could take it; else None."""
     try:
         params = inspect.signature(factory).parameters
@@ -46,9 +46,7 @@ def _is_spiking(module: nn.Module) -> bool:
         return flag
     from snnkit.components.neurons import BaseNeuron, SpikingNeuron
 
-    if isinstance(module, BaseNeuron) and not isinstance(module, SpikingNeuron):
-        return False
-    return True
+    return not (isinstance(module, BaseNeuron) and not isinstance(module, SpikingNeuron))
 
 
 def _shared(a: nn.Module, b: nn.Module) -> list[str]:
@@ -148,8 +146,9 @@ def check_neuron(
         else:
             module = neuron()
         if not isinstance(module, nn.Module):
-            raise _fail(check, neuron,
-                        f"the factory returned {type(module).__name__}, not an nn.Module")
+            raise _fail(
+                check, neuron, f"the factory returned {type(module).__name__}, not an nn.Module"
+            )
         return module.to(device=dev, dtype=dtype)
 
     reference = build(new_surrogate())
@@ -161,10 +160,14 @@ def check_neuron(
     spiking = _is_spiking(reference) if spiking is None else spiking
 
     g = _generator(seed)
-    samples = [inputs.to(dev, dtype)] if inputs is not None else [
-        (torch.rand(tuple(shape), generator=g, dtype=torch.float64) * 4 - 0.5).to(dev, dtype)
-        for shape in shapes
-    ]
+    samples = (
+        [inputs.to(dev, dtype)]
+        if inputs is not None
+        else [
+            (torch.rand(tuple(shape), generator=g, dtype=torch.float64) * 4 - 0.5).to(dev, dtype)
+            for shape in shapes
+        ]
+    )
     for x in samples:
         if x.dim() < 2:
             raise ValueError(f"neuron inputs must be [T, B, *], got shape {tuple(x.shape)}")
@@ -174,28 +177,43 @@ def check_neuron(
         a, b = build(new_surrogate()), build(new_surrogate())
         shared = _shared(a, b)
         if shared:
-            raise _fail(check, label, f"two instances share {', '.join(shared)} — build "
-                        "modules inside __init__, never as default arguments")
-        if isinstance(surrogate_param, inspect.Parameter) and \
-                surrogate_param.default is not inspect.Parameter.empty:
+            raise _fail(
+                check,
+                label,
+                f"two instances share {', '.join(shared)} — build "
+                "modules inside __init__, never as default arguments",
+            )
+        if (
+            isinstance(surrogate_param, inspect.Parameter)
+            and surrogate_param.default is not inspect.Parameter.empty
+        ):
             a, b = build(None), build(None)
             shared = _shared(a, b)
             if shared:
-                raise _fail(check, label, f"two instances built without a surrogate share "
-                            f"{', '.join(shared)} — a default surrogate must be built per "
-                            "instance (surrogate=None, then Sigmoid() inside __init__)")
+                raise _fail(
+                    check,
+                    label,
+                    f"two instances built without a surrogate share "
+                    f"{', '.join(shared)} — a default surrogate must be built per "
+                    "instance (surrogate=None, then Sigmoid() inside __init__)",
+                )
         if spiking and surrogate_param:
             probe = _probe_surrogate()
             module = build(probe)
             x = samples[0].clone().requires_grad_(True)
             module(x).sum().backward()
             if probe.calls == 0:
-                raise _fail(check, label, "never used the surrogate it was given: spikes must "
-                            "be surrogate(H - V_threshold) so the recipe's surrogate applies")
+                raise _fail(
+                    check,
+                    label,
+                    "never used the surrogate it was given: spikes must "
+                    "be surrogate(H - V_threshold) so the recipe's surrogate applies",
+                )
 
 
-def _check_neuron_sample(reference: nn.Module, x: Tensor, spiking: bool, atol: float,
-                         rtol: float, g: torch.Generator) -> None:
+def _check_neuron_sample(
+    reference: nn.Module, x: Tensor, spiking: bool, atol: float, rtol: float, g: torch.Generator
+) -> None:
     check, shape = "check_neuron", tuple(x.shape)
     module = copy.deepcopy(reference)
     out = module(x)
@@ -204,41 +222,65 @@ def _check_neuron_sample(reference: nn.Module, x: Tensor, spiking: bool, atol: f
     got = (tuple(out.shape), out.dtype, out.device)
     want = (shape, x.dtype, x.device)
     if got != want:
-        raise _fail(check, reference, f"multi-step forward must map [T, B, *] to the same shape, "
-                    f"dtype and device: input {want}, output {got}")
+        raise _fail(
+            check,
+            reference,
+            f"multi-step forward must map [T, B, *] to the same shape, "
+            f"dtype and device: input {want}, output {got}",
+        )
     values = out.detach()
     if not torch.isfinite(values).all():
         raise _fail(check, reference, f"output is not finite for input {shape}")
     if spiking:
         if not ((values == 0) | (values == 1)).all():
             odd = values[(values != 0) & (values != 1)][:5].tolist()
-            raise _fail(check, reference, f"spikes must be 0 or 1, got values {odd} (a "
-                        "non-spiking readout declares spiking = False)")
+            raise _fail(
+                check,
+                reference,
+                f"spikes must be 0 or 1, got values {odd} (a "
+                "non-spiking readout declares spiking = False)",
+            )
         if not values.any() or values.all():
             what = "never fires" if not values.any() else "fires at every step"
-            raise _fail(check, reference, f"{what} on the test input {shape}, so spikes and "
-                        "gradients cannot be checked — pass inputs= that make it fire sometimes")
+            raise _fail(
+                check,
+                reference,
+                f"{what} on the test input {shape}, so spikes and "
+                "gradients cannot be checked — pass inputs= that make it fire sometimes",
+            )
 
     def same(a: Tensor, b: Tensor) -> Tensor:
         return torch.equal(a, b) if spiking else bool(_close(a, b, atol, rtol).all())
 
     again = module(x).detach()
     if not same(again, values):
-        raise _fail(check, reference, f"state leaks between multi-step calls: the same input "
-                    f"{shape} twice gave different outputs ({_diff(values, again)})")
+        raise _fail(
+            check,
+            reference,
+            f"state leaks between multi-step calls: the same input "
+            f"{shape} twice gave different outputs ({_diff(values, again)})",
+        )
     module(torch.rand(x.shape, generator=g, dtype=torch.float64).to(x.device, x.dtype) * 2)
     again = module(x).detach()
     if not same(again, values):
-        raise _fail(check, reference, "state leaks between multi-step calls: an input in "
-                    f"between changed the output for {shape} ({_diff(values, again)})")
+        raise _fail(
+            check,
+            reference,
+            "state leaks between multi-step calls: an input in "
+            f"between changed the output for {shape} ({_diff(values, again)})",
+        )
 
     weights = (torch.rand(shape, generator=g, dtype=torch.float64) + 0.5).to(x.device, x.dtype)
     multi_out, multi_grads = _run_with_grads(copy.deepcopy(reference), x, weights, "m")
     x_grad = multi_grads["<input>"]
     if x_grad is None or not torch.isfinite(x_grad).all() or not x_grad.any():
-        raise _fail(check, reference, "the gradient does not reach the input (None, not finite "
-                    "or all zero): spikes must come from the surrogate, with no detach on the "
-                    "input path")
+        raise _fail(
+            check,
+            reference,
+            "the gradient does not reach the input (None, not finite "
+            "or all zero): spikes must come from the surrogate, with no detach on the "
+            "input path",
+        )
     for name, grad in multi_grads.items():
         if grad is None:
             raise _fail(check, reference, f"no gradient reaches parameter '{name}'")
@@ -249,19 +291,28 @@ def _check_neuron_sample(reference: nn.Module, x: Tensor, spiking: bool, atol: f
     for attempt in ("first", "second"):
         single_out, single_grads = _run_with_grads(single, x, weights, "s")
         if not same(single_out, multi_out):
-            raise _fail(check, reference, f"single-step output differs from multi-step output "
-                        f"({attempt} sequence after reset_net, input {shape}): "
-                        f"{_diff(multi_out, single_out)}")
+            raise _fail(
+                check,
+                reference,
+                f"single-step output differs from multi-step output "
+                f"({attempt} sequence after reset_net, input {shape}): "
+                f"{_diff(multi_out, single_out)}",
+            )
         for name, grad in multi_grads.items():
             other = single_grads.get(name)
             if other is None or not bool(_close(other, grad, atol, rtol).all()):
-                raise _fail(check, reference, f"single-step gradient of '{name}' differs from "
-                            f"multi-step ({attempt} sequence, input {shape}): "
-                            f"{_diff(grad, other)}")
+                raise _fail(
+                    check,
+                    reference,
+                    f"single-step gradient of '{name}' differs from "
+                    f"multi-step ({attempt} sequence, input {shape}): "
+                    f"{_diff(grad, other)}",
+                )
 
 
-def _run_with_grads(module: nn.Module, x: Tensor, weights: Tensor,
-                    mode: str) -> tuple[Tensor, dict[str, Tensor | None]]:
+def _run_with_grads(
+    module: nn.Module, x: Tensor, weights: Tensor, mode: str
+) -> tuple[Tensor, dict[str, Tensor | None]]:
     """Output and gradients of ``sum(out · weights)`` in step mode ``mode`` from a reset state."""
     set_step_mode(module, mode)
     reset_net(module)

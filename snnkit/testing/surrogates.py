@@ -13,7 +13,15 @@ import torch
 from torch import Tensor, nn
 
 from snnkit.testing.common import (
-    _TOLERANCES, DeviceLike, _as_dtypes, _close, _device, _fail, _generator, _worst)
+    _TOLERANCES,
+    DeviceLike,
+    _as_dtypes,
+    _close,
+    _device,
+    _fail,
+    _generator,
+    _worst,
+)
 
 
 def _default_points() -> Tensor:
@@ -74,19 +82,34 @@ def check_surrogate(
     """
     check = "check_surrogate"
     if not isinstance(surrogate, nn.Module):
-        raise _fail(check, surrogate, "expected a built nn.Module (call the factory first), "
-                    f"got {type(surrogate).__name__}")
+        raise _fail(
+            check,
+            surrogate,
+            f"expected a built nn.Module (call the factory first), got {type(surrogate).__name__}",
+        )
     for attribute in ("primitive", "derivative"):
         if not callable(getattr(surrogate, attribute, None)):
-            raise _fail(check, surrogate, f"has no method '{attribute}' — subclass "
-                        "snnkit.components.surrogates.Surrogate and write primitive "
-                        "(and derivative)")
+            raise _fail(
+                check,
+                surrogate,
+                f"has no method '{attribute}' — subclass "
+                "snnkit.components.surrogates.Surrogate and write primitive "
+                "(and derivative)",
+            )
     if not hasattr(surrogate, "spiking"):
-        raise _fail(check, surrogate, "has no 'spiking' attribute — subclass "
-                    "snnkit.components.surrogates.Surrogate (spiking=False returns the primitive)")
+        raise _fail(
+            check,
+            surrogate,
+            "has no 'spiking' attribute — subclass "
+            "snnkit.components.surrogates.Surrogate (spiking=False returns the primitive)",
+        )
     if not surrogate.spiking:
-        raise _fail(check, surrogate, "pass the surrogate in spiking mode (spiking=True), as "
-                    "neurons use it; the check covers spiking=False itself")
+        raise _fail(
+            check,
+            surrogate,
+            "pass the surrogate in spiking mode (spiking=True), as "
+            "neurons use it; the check covers spiking=False itself",
+        )
     dev = _device(device)
     base = torch.as_tensor(_default_points() if points is None else points, dtype=torch.float64)
     base = base.flatten()
@@ -99,8 +122,9 @@ def check_surrogate(
     _check_surrogate_primitive_mode(surrogate, base.to(dev))
 
 
-def _check_surrogate_forward_backward(surrogate: nn.Module, base: Tensor, dtype: torch.dtype,
-                                      device: torch.device, seed: int) -> None:
+def _check_surrogate_forward_backward(
+    surrogate: nn.Module, base: Tensor, dtype: torch.dtype, device: torch.device, seed: int
+) -> None:
     check, tag = "check_surrogate", f"({dtype}, {device.type})"
     edge = torch.tensor(_EDGE_POINTS, dtype=torch.float64)
     x = torch.cat([base, edge]).to(device=device, dtype=dtype)
@@ -114,17 +138,27 @@ def _check_surrogate_forward_backward(surrogate: nn.Module, base: Tensor, dtype:
         got = (tuple(y.shape), y.dtype, y.device)
         want = (tuple(leaf.shape), leaf.dtype, leaf.device)
         if got != want:
-            raise _fail(check, surrogate, f"forward must keep shape, dtype and device {tag}: "
-                        f"input {want}, output {got}")
+            raise _fail(
+                check,
+                surrogate,
+                f"forward must keep shape, dtype and device {tag}: input {want}, output {got}",
+            )
         theta = (sample >= 0).to(dtype)
         bad = y.detach() != theta
         if bad.any():
-            raise _fail(check, surrogate, "forward must be Θ(x) = 1 where x >= 0 (Θ(0) = 1) "
-                        f"else 0 {tag}, " + _worst(bad, sample, ("forward", y.detach()),
-                                                   ("Θ", theta)))
+            raise _fail(
+                check,
+                surrogate,
+                "forward must be Θ(x) = 1 where x >= 0 (Θ(0) = 1) "
+                f"else 0 {tag}, " + _worst(bad, sample, ("forward", y.detach()), ("Θ", theta)),
+            )
         if not y.requires_grad:
-            raise _fail(check, surrogate, f"forward output does not require grad {tag}: the "
-                        "surrogate gradient must flow through the spike")
+            raise _fail(
+                check,
+                surrogate,
+                f"forward output does not require grad {tag}: the "
+                "surrogate gradient must flow through the spike",
+            )
         grad_out = torch.rand(sample.shape, generator=g, dtype=torch.float64) + 0.5
         grad_out = grad_out.to(device, dtype)
         (grad,) = torch.autograd.grad(y, leaf, grad_out)
@@ -132,34 +166,57 @@ def _check_surrogate_forward_backward(surrogate: nn.Module, base: Tensor, dtype:
             d = surrogate.derivative(sample)
         if not isinstance(d, Tensor) or (tuple(d.shape), d.dtype) != (tuple(sample.shape), dtype):
             shape = tuple(d.shape) if isinstance(d, Tensor) else type(d).__name__
-            raise _fail(check, surrogate, f"derivative(x) must return a tensor shaped and typed "
-                        f"like x {tag}: got {shape} for input {tuple(sample.shape)}")
+            raise _fail(
+                check,
+                surrogate,
+                f"derivative(x) must return a tensor shaped and typed "
+                f"like x {tag}: got {shape} for input {tuple(sample.shape)}",
+            )
         expected = grad_out * d
         if not torch.isfinite(grad).all():
-            raise _fail(check, surrogate, f"backward gradient is not finite {tag}, "
-                        + _worst(~torch.isfinite(grad), sample, ("gradient", grad)))
+            raise _fail(
+                check,
+                surrogate,
+                f"backward gradient is not finite {tag}, "
+                + _worst(~torch.isfinite(grad), sample, ("gradient", grad)),
+            )
         atol, rtol = _TOLERANCES.get(dtype, (1e-2, 2e-2))
         bad = ~_close(grad, expected, atol, rtol)
         if bad.any():
             worst = _worst(bad, sample, ("backward", grad), ("expected", expected))
-            raise _fail(check, surrogate, "backward must be grad_output · derivative(x) "
-                        f"{tag}, " + worst)
+            raise _fail(
+                check, surrogate, f"backward must be grad_output · derivative(x) {tag}, " + worst
+            )
 
 
-def _check_surrogate_derivative(surrogate: nn.Module, x: Tensor,
-                                skip: Iterable[float | tuple[float, float]], detect_kinks: bool,
-                                eps: float, atol: float, rtol: float) -> None:
+def _check_surrogate_derivative(
+    surrogate: nn.Module,
+    x: Tensor,
+    skip: Iterable[float | tuple[float, float]],
+    detect_kinks: bool,
+    eps: float,
+    atol: float,
+    rtol: float,
+) -> None:
     check = "check_surrogate"
     with torch.no_grad():
         d = surrogate.derivative(x)
         g0, g_plus, g_minus = (surrogate.primitive(v) for v in (x, x + eps, x - eps))
     if not isinstance(g0, Tensor) or tuple(g0.shape) != tuple(x.shape):
         shape = tuple(g0.shape) if isinstance(g0, Tensor) else type(g0).__name__
-        raise _fail(check, surrogate, f"primitive(x) must return a tensor shaped like x, got "
-                    f"{shape} for input {tuple(x.shape)}")
+        raise _fail(
+            check,
+            surrogate,
+            f"primitive(x) must return a tensor shaped like x, got "
+            f"{shape} for input {tuple(x.shape)}",
+        )
     if g0.dtype != torch.float64:
-        raise _fail(check, surrogate, f"primitive(x) must keep float64 (got {g0.dtype}): finite "
-                    "differences need full precision")
+        raise _fail(
+            check,
+            surrogate,
+            f"primitive(x) must keep float64 (got {g0.dtype}): finite "
+            "differences need full precision",
+        )
     tolerance = atol + rtol * d.abs()
     skipped = _skip_mask(x, skip, eps)
     if detect_kinks:
@@ -167,33 +224,52 @@ def _check_surrogate_derivative(surrogate: nn.Module, x: Tensor,
         skipped |= ~((right - left).abs() <= tolerance)  # written so that NaN is skipped too
     if int(skipped.sum()) * 4 > x.numel():
         kinks = x[skipped][:8].tolist()
-        raise _fail(check, surrogate, f"{int(skipped.sum())} of {x.numel()} points were skipped "
-                    f"as kinks (first: {kinks}); primitive may be discontinuous or too steep for "
-                    "eps — pass points= away from the kinks or a smaller eps")
+        raise _fail(
+            check,
+            surrogate,
+            f"{int(skipped.sum())} of {x.numel()} points were skipped "
+            f"as kinks (first: {kinks}); primitive may be discontinuous or too steep for "
+            "eps — pass points= away from the kinks or a smaller eps",
+        )
     keep = ~skipped
     xs, ds = x[keep], d[keep]
     if not torch.isfinite(ds).all():
-        raise _fail(check, surrogate, "derivative(x) is not finite (float64), "
-                    + _worst(~torch.isfinite(ds), xs, ("derivative", ds)))
+        raise _fail(
+            check,
+            surrogate,
+            "derivative(x) is not finite (float64), "
+            + _worst(~torch.isfinite(ds), xs, ("derivative", ds)),
+        )
 
     with torch.enable_grad():
         leaf = xs.clone().requires_grad_(True)
         out = surrogate.primitive(leaf)
         if not out.requires_grad:
-            raise _fail(check, surrogate, "primitive(x) is not differentiable by autograd (no "
-                        "grad_fn): write it with torch operations on x")
+            raise _fail(
+                check,
+                surrogate,
+                "primitive(x) is not differentiable by autograd (no "
+                "grad_fn): write it with torch operations on x",
+            )
         (auto,) = torch.autograd.grad(out.sum(), leaf)
     bad = ~_close(ds, auto, 1e-9, 1e-7)
     if bad.any():
-        raise _fail(check, surrogate, "derivative(x) must equal d/dx primitive(x) (autograd, "
-                    "float64) away from kinks, " + _worst(bad, xs, ("derivative", ds),
-                                                          ("autograd", auto)))
+        raise _fail(
+            check,
+            surrogate,
+            "derivative(x) must equal d/dx primitive(x) (autograd, "
+            "float64) away from kinks, " + _worst(bad, xs, ("derivative", ds), ("autograd", auto)),
+        )
     central = ((g_plus - g_minus) / (2 * eps))[keep]
     bad = ~((ds - central).abs() <= tolerance[keep])
     if bad.any():
-        raise _fail(check, surrogate, f"derivative(x) must equal the central finite difference "
-                    f"of primitive (eps={eps:g}, float64) away from kinks, "
-                    + _worst(bad, xs, ("derivative", ds), ("finite difference", central)))
+        raise _fail(
+            check,
+            surrogate,
+            f"derivative(x) must equal the central finite difference "
+            f"of primitive (eps={eps:g}, float64) away from kinks, "
+            + _worst(bad, xs, ("derivative", ds), ("finite difference", central)),
+        )
 
 
 def _check_surrogate_primitive_mode(surrogate: nn.Module, x: Tensor) -> None:
@@ -204,13 +280,23 @@ def _check_surrogate_primitive_mode(surrogate: nn.Module, x: Tensor) -> None:
     with torch.no_grad():
         expected = twin.primitive(x)
     if not isinstance(out, Tensor) or tuple(out.shape) != tuple(x.shape):
-        raise _fail("check_surrogate", surrogate, "with spiking=False forward must return "
-                    "primitive(x), shaped like x")
+        raise _fail(
+            "check_surrogate",
+            surrogate,
+            "with spiking=False forward must return primitive(x), shaped like x",
+        )
     bad = ~_close(out.detach(), expected, 1e-12, 1e-10)
     if bad.any():
-        raise _fail("check_surrogate", surrogate, "with spiking=False forward must return "
-                    "primitive(x), " + _worst(bad, x, ("forward", out.detach()),
-                                              ("primitive", expected)))
+        raise _fail(
+            "check_surrogate",
+            surrogate,
+            "with spiking=False forward must return "
+            "primitive(x), " + _worst(bad, x, ("forward", out.detach()), ("primitive", expected)),
+        )
     if not out.requires_grad:
-        raise _fail("check_surrogate", surrogate, "with spiking=False forward must be "
-                    "differentiable (the primitive's ordinary autograd gradient)")
+        raise _fail(
+            "check_surrogate",
+            surrogate,
+            "with spiking=False forward must be "
+            "differentiable (the primitive's ordinary autograd gradient)",
+        )

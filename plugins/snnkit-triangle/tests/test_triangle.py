@@ -35,12 +35,14 @@ def test_triangle_hand_values() -> None:
     s = Triangle(alpha=2.0)
     x = torch.tensor([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0], dtype=torch.float64)
     # g'(x) = 2·max(0, 1 − |x|): 0, 0, 1, 2, 1, 0, 0
-    assert torch.equal(s.derivative(x), torch.tensor([0.0, 0.0, 1.0, 2.0, 1.0, 0.0, 0.0],
-                                                     dtype=torch.float64))
+    assert torch.equal(
+        s.derivative(x), torch.tensor([0.0, 0.0, 1.0, 2.0, 1.0, 0.0, 0.0], dtype=torch.float64)
+    )
     # g(−0.5) = 2·(0.5)²/2 = 0.25; g(0) = 2·1/2 = 1; g(0.5) = 2·(0.5 + 0.5 − 0.125) = 1.75;
     # g(±1 and beyond) = 0 and 2 (the triangle's area α = 2).
-    assert torch.equal(s.primitive(x), torch.tensor([0.0, 0.0, 0.25, 1.0, 1.75, 2.0, 2.0],
-                                                    dtype=torch.float64))
+    assert torch.equal(
+        s.primitive(x), torch.tensor([0.0, 0.0, 0.25, 1.0, 1.75, 2.0, 2.0], dtype=torch.float64)
+    )
     # Forward is Θ: Θ(0) = 1.
     assert torch.equal(s(x), torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0], dtype=torch.float64))
 

@@ -55,8 +55,10 @@ class SpikeH5Reader:
             times = self._file["spikes/times"][index]
             units = self._file["spikes/units"][index]
         except (OSError, KeyError) as err:
-            raise DataError(f"{self.path}: sample {index} cannot be read ({err}) — the file is "
-                            "corrupt; fetch it again") from None
+            raise DataError(
+                f"{self.path}: sample {index} cannot be read ({err}) — the file is "
+                "corrupt; fetch it again"
+            ) from None
         return audio_events(times, units, self.sample_name(index))
 
     def fingerprint(self) -> str:
@@ -74,14 +76,20 @@ def spike_h5_reader(path: Path) -> SpikeH5Reader:
         with h5py.File(path, "r") as f:
             missing = [k for k in KEYS if k not in f]
             if missing:
-                raise DataError(f"{path}: no {', '.join(missing)} in the file — it is not an "
-                                "SHD/SSC file or it is corrupt; fetch it again")
+                raise DataError(
+                    f"{path}: no {', '.join(missing)} in the file — it is not an "
+                    "SHD/SSC file or it is corrupt; fetch it again"
+                )
             lengths = [len(f[k]) for k in KEYS]
             labels = np.asarray(f["labels"][()], dtype=np.int64)
     except OSError as err:
-        raise DataError(f"{path}: not a readable HDF5 file ({' '.join(str(err).split())}) — it "
-                        "is truncated or corrupt; fetch it again") from None
+        raise DataError(
+            f"{path}: not a readable HDF5 file ({' '.join(str(err).split())}) — it "
+            "is truncated or corrupt; fetch it again"
+        ) from None
     if len(set(lengths)) != 1:
-        raise DataError(f"{path}: {lengths[0]} spike-time arrays, {lengths[1]} unit arrays and "
-                        f"{lengths[2]} labels — the file is corrupt; fetch it again")
+        raise DataError(
+            f"{path}: {lengths[0]} spike-time arrays, {lengths[1]} unit arrays and "
+            f"{lengths[2]} labels — the file is corrupt; fetch it again"
+        )
     return SpikeH5Reader(path, labels)

@@ -80,8 +80,10 @@ class FileReader:
                 z = self._zips[s.archive] = zipfile.ZipFile(s.archive)
             return z.read(s.member)
         except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as err:
-            raise DataError(f"{s.archive}: member {s.member} cannot be read ({err}) — the "
-                            "archive is corrupt; delete it and fetch it again") from None
+            raise DataError(
+                f"{s.archive}: member {s.member} cannot be read ({err}) — the "
+                "archive is corrupt; delete it and fetch it again"
+            ) from None
 
     def events(self, index: int) -> np.ndarray:
         return self.parse(self.read(index), self.sample_name(index))
@@ -108,8 +110,10 @@ def open_zip(path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile, EOFError) as err:
-        raise DataError(f"{path}: not a readable zip archive ({err}) — it is truncated or "
-                        "corrupt; delete it and fetch it again") from None
+        raise DataError(
+            f"{path}: not a readable zip archive ({err}) — it is truncated or "
+            "corrupt; delete it and fetch it again"
+        ) from None
 
 
 # ------------------------------------------------------------------------------------------
@@ -125,14 +129,17 @@ def nmnist_reader(folder: Path, split_dir: str) -> FileReader | None:
     extracted, archive = folder / split_dir, folder / f"{split_dir}.zip"
     samples: list[Sample] = []
     if extracted.is_dir():
-        for path in sorted(extracted.glob("*/*.bin"), key=lambda p: (p.parent.name,
-                                                                      _number(p.name))):
+        for path in sorted(
+            extracted.glob("*/*.bin"), key=lambda p: (p.parent.name, _number(p.name))
+        ):
             if not path.parent.name.isdigit():
                 continue
             size = path.stat().st_size
             if size % 5:
-                raise DataError(f"{path}: {size} bytes is not a whole number of 5-byte events "
-                                "— the file is truncated; fetch it again")
+                raise DataError(
+                    f"{path}: {size} bytes is not a whole number of 5-byte events "
+                    "— the file is truncated; fetch it again"
+                )
             samples.append(Sample(None, str(path), int(path.parent.name)))
         sources = [extracted]
     elif archive.is_file():
@@ -145,19 +152,24 @@ def nmnist_reader(folder: Path, split_dir: str) -> FileReader | None:
             if m is None:
                 continue
             if info.file_size % 5:
-                raise DataError(f"{archive}: member {info.filename} has {info.file_size} bytes, "
-                                "not a whole number of 5-byte events — it is truncated; delete "
-                                "the archive and fetch it again")
-            keyed.append(((int(m.group(1)), _number(info.filename)), info.filename,
-                          int(m.group(1))))
+                raise DataError(
+                    f"{archive}: member {info.filename} has {info.file_size} bytes, "
+                    "not a whole number of 5-byte events — it is truncated; delete "
+                    "the archive and fetch it again"
+                )
+            keyed.append(
+                ((int(m.group(1)), _number(info.filename)), info.filename, int(m.group(1)))
+            )
         samples = [Sample(str(archive), name, label) for _, name, label in sorted(keyed)]
         sources = [archive]
     else:
         return None
     if not samples:
         where = extracted if extracted.is_dir() else archive
-        raise DataError(f"{where}: no {split_dir}/<digit>/<id>.bin recordings in it — it is not "
-                        "the official N-MNIST layout; fetch it again")
+        raise DataError(
+            f"{where}: no {split_dir}/<digit>/<id>.bin recordings in it — it is not "
+            "the official N-MNIST layout; fetch it again"
+        )
     return FileReader(samples, parse_nmnist, NMNIST_VERSION, sources, folder)
 
 
@@ -172,12 +184,15 @@ HEADER_PROBE = 1 << 16  # an AEDAT 2.0 header is a few hundred bytes
 def _check_aedat2(head: bytes, size: int, name: str) -> None:
     _, start = split_aedat_header(head, name, None)
     if (size - start) % 8:
-        raise DataError(f"{name}: {size - start} bytes of events is not a whole number of "
-                        "8-byte events — the file is truncated; fetch it again")
+        raise DataError(
+            f"{name}: {size - start} bytes of events is not a whole number of "
+            "8-byte events — the file is truncated; fetch it again"
+        )
 
 
-def cifar10_dvs_files(folder: Path, classes: tuple[str, ...]) -> tuple[list[list[Sample]],
-                                                                       list[Path], list[str]]:
+def cifar10_dvs_files(
+    folder: Path, classes: tuple[str, ...]
+) -> tuple[list[list[Sample]], list[Path], list[str]]:
     """Per class, its recordings (sorted by number), checked; plus the sources and the
     classes found in neither layout (``<class>/`` folder or ``<class>.zip``)."""
     per_class: list[list[Sample]] = []
@@ -195,16 +210,20 @@ def cifar10_dvs_files(folder: Path, classes: tuple[str, ...]) -> tuple[list[list
             sources.append(extracted)
         elif archive.is_file():
             with open_zip(archive) as z:
-                infos = sorted((i for i in z.infolist() if i.filename.endswith(".aedat")),
-                               key=lambda i: _number(i.filename))
+                infos = sorted(
+                    (i for i in z.infolist() if i.filename.endswith(".aedat")),
+                    key=lambda i: _number(i.filename),
+                )
                 for info in infos:
                     name = f"{archive}:{info.filename}"
                     try:
                         with z.open(info) as member:
                             head = member.read(HEADER_PROBE)
                     except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as err:
-                        raise DataError(f"{name}: cannot be read ({err}) — the archive is "
-                                        "corrupt; delete it and fetch it again") from None
+                        raise DataError(
+                            f"{name}: cannot be read ({err}) — the archive is "
+                            "corrupt; delete it and fetch it again"
+                        ) from None
                     _check_aedat2(head, info.file_size, name)
                     found.append(Sample(str(archive), info.filename, label))
             sources.append(archive)
@@ -212,21 +231,24 @@ def cifar10_dvs_files(folder: Path, classes: tuple[str, ...]) -> tuple[list[list
             missing.append(cls)
             continue
         if not found:
-            raise DataError(f"{sources[-1]}: no .aedat recordings in it — it is not the official "
-                            "CIFAR10-DVS layout; fetch it again")
+            raise DataError(
+                f"{sources[-1]}: no .aedat recordings in it — it is not the official "
+                "CIFAR10-DVS layout; fetch it again"
+            )
         per_class.append(found)
     return per_class, sources, missing
 
 
-def cifar10_dvs_split(per_class: list[list[Sample]], train: bool, seed: int = 0,
-                      train_fraction: float = 0.9) -> list[Sample]:
+def cifar10_dvs_split(
+    per_class: list[list[Sample]], train: bool, seed: int = 0, train_fraction: float = 0.9
+) -> list[Sample]:
     """The fixed split: per class, ``default_rng(seed).permutation(n)``; the first
     ``round(train_fraction · n)`` indices are train, the rest test (each sorted)."""
     out: list[Sample] = []
     for samples in per_class:
         n = len(samples)
         order = np.random.default_rng(seed).permutation(n)
-        cut = int(round(train_fraction * n))
+        cut = round(train_fraction * n)
         chosen = np.sort(order[:cut] if train else order[cut:])
         out.extend(samples[int(i)] for i in chosen)
     return out

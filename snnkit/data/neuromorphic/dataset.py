@@ -47,11 +47,21 @@ class EventReader(Protocol):
 class EventDataset(Dataset):  # type: ignore[type-arg]
     """Samples of event recordings as frames; see the module documentation."""
 
-    def __init__(self, name: str, reader: EventReader, *, num_classes: int,
-                 sensor: tuple[int, ...], frames: int, split_by: SplitBy, split: str,
-                 cache: bool = True, extra_key: dict[str, Any] | None = None,
-                 progress: Callable[[int, int], None] | None = None,
-                 workers: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        reader: EventReader,
+        *,
+        num_classes: int,
+        sensor: tuple[int, ...],
+        frames: int,
+        split_by: SplitBy,
+        split: str,
+        cache: bool = True,
+        extra_key: dict[str, Any] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        workers: int | None = None,
+    ) -> None:
         if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
             raise ValueError(f"frames must be an int >= 1, got {frames!r}")
         if split_by not in SPLITS:
@@ -92,8 +102,9 @@ class EventDataset(Dataset):  # type: ignore[type-arg]
     @property
     def input_shape(self) -> tuple[int, ...]:
         """One sample's shape: ``(T, 2, H, W)`` or ``(T, C)``."""
-        return (self.frames, *self.sensor) if len(self.sensor) == 1 else (self.frames, 2,
-                                                                        *self.sensor)
+        return (
+            (self.frames, *self.sensor) if len(self.sensor) == 1 else (self.frames, 2, *self.sensor)
+        )
 
     @property
     def cached(self) -> bool:
@@ -102,13 +113,24 @@ class EventDataset(Dataset):  # type: ignore[type-arg]
     # -- cache -----------------------------------------------------------------------------
     def cache_key_spec(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Everything that changes the frames (the cache key is its hash)."""
-        return {"dataset": self.name, "split": self.split, "reader": self.reader.version,
-                "source": self.reader.fingerprint(), "frames": self.frames,
-                "split_by": self.split_by, "sensor": list(self.sensor), "transform": None,
-                **(extra or {})}
+        return {
+            "dataset": self.name,
+            "split": self.split,
+            "reader": self.reader.version,
+            "source": self.reader.fingerprint(),
+            "frames": self.frames,
+            "split_by": self.split_by,
+            "sensor": list(self.sensor),
+            "transform": None,
+            **(extra or {}),
+        }
 
-    def _open_cache(self, extra: dict[str, Any], progress: Callable[[int, int], None] | None,
-                    workers: int | None) -> None:
+    def _open_cache(
+        self,
+        extra: dict[str, Any],
+        progress: Callable[[int, int], None] | None,
+        workers: int | None,
+    ) -> None:
         spec = self.cache_key_spec(extra)
         key = frame_cache.cache_key(spec)
         entry = frame_cache.load_entry(self.name, key)
@@ -116,19 +138,33 @@ class EventDataset(Dataset):  # type: ignore[type-arg]
             if progress is None and sys.stderr.isatty():
                 progress = self._report_progress
             try:
-                entry = frame_cache.build_entry(self.name, key, self, self.targets,
-                                                self.input_shape, spec, workers=workers,
-                                                progress=progress)
+                entry = frame_cache.build_entry(
+                    self.name,
+                    key,
+                    self,
+                    self.targets,
+                    self.input_shape,
+                    spec,
+                    workers=workers,
+                    progress=progress,
+                )
             except OSError as err:
-                warnings.warn(f"dataset {self.name}: the frame cache cannot be written "
-                              f"({err}); frames are computed on every read", stacklevel=3)
+                warnings.warn(
+                    f"dataset {self.name}: the frame cache cannot be written "
+                    f"({err}); frames are computed on every read",
+                    stacklevel=3,
+                )
                 return
         self.cache_spec, self._entry, self._entry_key = spec, entry, key
 
     def _report_progress(self, done: int, total: int) -> None:
         end = "\n" if done == total else ""
-        print(f"\rframe cache {self.name} {self.split}: {done}/{total} samples", end=end,
-              file=sys.stderr, flush=True)
+        print(
+            f"\rframe cache {self.name} {self.split}: {done}/{total} samples",
+            end=end,
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _cache_entry(self) -> frame_cache.CacheEntry | None:
         if self._entry is None and self._entry_key is not None:
@@ -148,5 +184,7 @@ class EventDataset(Dataset):  # type: ignore[type-arg]
         return i % n if n else i
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.name!r}, split={self.split!r}, samples={len(self)}, "
-                f"frames={self.frames}, split_by={self.split_by!r}, cached={self.cached})")
+        return (
+            f"{type(self).__name__}({self.name!r}, split={self.split!r}, samples={len(self)}, "
+            f"frames={self.frames}, split_by={self.split_by!r}, cached={self.cached})"
+        )

@@ -38,8 +38,14 @@ def _folder(info: DatasetInfo, root: str | None) -> Path:
     return resolve_root(root) / info.folder
 
 
-def nmnist(train: bool, root: str | None = None, download: bool = True, frames: int = 16,
-           split_by: Literal["number", "time"] = "number", cache: bool = True) -> EventDataset:
+def nmnist(
+    train: bool,
+    root: str | None = None,
+    download: bool = True,
+    frames: int = 16,
+    split_by: Literal["number", "time"] = "number",
+    cache: bool = True,
+) -> EventDataset:
     """N-MNIST: MNIST digits recorded by a moving 34×34 event camera (10 classes).
 
     Reads ``<root>/NMNIST/Train.zip`` / ``Test.zip`` (members ``Train/<digit>/<id>.bin``) in
@@ -54,18 +60,36 @@ def nmnist(train: bool, root: str | None = None, download: bool = True, frames: 
     split_dir, split = ("Train", "train") if train else ("Test", "test")
     if not (folder / split_dir).is_dir():
         files = info.files_for(split)
-        obtain(info, folder, [f for f in files if not (folder / f.name).is_file()], download,
-               f"the extracted folder {split_dir}/")
+        obtain(
+            info,
+            folder,
+            [f for f in files if not (folder / f.name).is_file()],
+            download,
+            f"the extracted folder {split_dir}/",
+        )
         checksum_warnings(info, folder, files)
     reader = nmnist_reader(folder, split_dir)
     assert reader is not None  # obtained above
-    return EventDataset("nmnist", reader, num_classes=info.num_classes, sensor=info.sensor,
-                        frames=frames, split_by=split_by, split=split, cache=cache)
+    return EventDataset(
+        "nmnist",
+        reader,
+        num_classes=info.num_classes,
+        sensor=info.sensor,
+        frames=frames,
+        split_by=split_by,
+        split=split,
+        cache=cache,
+    )
 
 
-def dvs_gesture(train: bool, root: str | None = None, download: bool = True, frames: int = 16,
-                split_by: Literal["number", "time"] = "number",
-                cache: bool = True) -> EventDataset:
+def dvs_gesture(
+    train: bool,
+    root: str | None = None,
+    download: bool = True,
+    frames: int = 16,
+    split_by: Literal["number", "time"] = "number",
+    cache: bool = True,
+) -> EventDataset:
     """DVS128 Gesture: 11 hand and arm gestures recorded by a 128×128 DVS (IBM).
 
     Reads ``<root>/DVSGesture/DvsGesture.tar.gz`` (extracted once, atomically, into
@@ -81,23 +105,42 @@ def dvs_gesture(train: bool, root: str | None = None, download: bool = True, fra
     data = data_folder(folder)
     if data is None:
         archive = folder / info.files[0].name
-        obtain(info, folder, [] if archive.is_file() else list(info.files), download,
-               "the extracted folder DvsGesture/")
+        obtain(
+            info,
+            folder,
+            [] if archive.is_file() else list(info.files),
+            download,
+            "the extracted folder DvsGesture/",
+        )
         checksum_warnings(info, folder, info.files)
         extract(archive, folder / "extracted")
         data = data_folder(folder)
         if data is None:
-            raise DataError(f"{archive}: no DvsGesture/trials_to_train.txt in it — it is not the "
-                            "official archive; fetch it again")
+            raise DataError(
+                f"{archive}: no DvsGesture/trials_to_train.txt in it — it is not the "
+                "official archive; fetch it again"
+            )
     reader = gesture_reader(data, train)
-    return EventDataset("dvs_gesture", reader, num_classes=info.num_classes, sensor=info.sensor,
-                        frames=frames, split_by=split_by, split="train" if train else "test",
-                        cache=cache)
+    return EventDataset(
+        "dvs_gesture",
+        reader,
+        num_classes=info.num_classes,
+        sensor=info.sensor,
+        frames=frames,
+        split_by=split_by,
+        split="train" if train else "test",
+        cache=cache,
+    )
 
 
-def cifar10_dvs(train: bool, root: str | None = None, download: bool = True, frames: int = 16,
-                split_by: Literal["number", "time"] = "number",
-                cache: bool = True) -> EventDataset:
+def cifar10_dvs(
+    train: bool,
+    root: str | None = None,
+    download: bool = True,
+    frames: int = 16,
+    split_by: Literal["number", "time"] = "number",
+    cache: bool = True,
+) -> EventDataset:
     """CIFAR10-DVS: CIFAR-10 images recorded by a 128×128 DVS, 10 classes (AEDAT 2.0).
 
     Reads ``<root>/CIFAR10DVS/<class>.zip`` (``airplane.zip`` … ``truck.zip``, as released on
@@ -117,34 +160,61 @@ def cifar10_dvs(train: bool, root: str | None = None, download: bool = True, fra
         per_class, sources, missing = cifar10_dvs_files(folder, info.classes)
     checksum_warnings(info, folder, info.files)
     samples = cifar10_dvs_split(per_class, train, CIFAR10_DVS_SEED, CIFAR10_DVS_TRAIN_FRACTION)
-    return EventDataset("cifar10_dvs", cifar10_dvs_reader(folder, samples, sources),
-                        num_classes=info.num_classes, sensor=info.sensor, frames=frames,
-                        split_by=split_by, split="train" if train else "test", cache=cache,
-                        extra_key={"split_seed": CIFAR10_DVS_SEED,
-                                   "train_fraction": CIFAR10_DVS_TRAIN_FRACTION})
+    return EventDataset(
+        "cifar10_dvs",
+        cifar10_dvs_reader(folder, samples, sources),
+        num_classes=info.num_classes,
+        sensor=info.sensor,
+        frames=frames,
+        split_by=split_by,
+        split="train" if train else "test",
+        cache=cache,
+        extra_key={"split_seed": CIFAR10_DVS_SEED, "train_fraction": CIFAR10_DVS_TRAIN_FRACTION},
+    )
 
 
-def _audio(name: str, split: str, root: str | None, download: bool, frames: int,
-           split_by: Literal["number", "time"], cache: bool) -> EventDataset:
+def _audio(
+    name: str,
+    split: str,
+    root: str | None,
+    download: bool,
+    frames: int,
+    split_by: Literal["number", "time"],
+    cache: bool,
+) -> EventDataset:
     info = DATASETS[name]
     folder = _folder(info, root)
     h5 = folder / f"{name}_{split}.h5"
     if not h5.is_file():
         files = info.files_for(split)
-        archive = next((p for p in (folder / f"{h5.name}.gz", folder / f"{h5.name}.zip")
-                        if p.is_file()), None)
+        archive = next(
+            (p for p in (folder / f"{h5.name}.gz", folder / f"{h5.name}.zip") if p.is_file()), None
+        )
         if archive is None:
             obtain(info, folder, files, download, f"{h5.name}.zip or the unpacked {h5.name}")
             archive = folder / files[0].name
         checksum_warnings(info, folder, files)
         unpack_single(archive, h5)
-    return EventDataset(name, spike_h5_reader(h5), num_classes=info.num_classes,
-                        sensor=info.sensor, frames=frames, split_by=split_by, split=split,
-                        cache=cache)
+    return EventDataset(
+        name,
+        spike_h5_reader(h5),
+        num_classes=info.num_classes,
+        sensor=info.sensor,
+        frames=frames,
+        split_by=split_by,
+        split=split,
+        cache=cache,
+    )
 
 
-def shd(train: bool, root: str | None = None, download: bool = True, frames: int = 100,
-        split_by: Literal["number", "time"] = "number", cache: bool = True) -> EventDataset:
+def shd(
+    train: bool,
+    root: str | None = None,
+    download: bool = True,
+    frames: int = 100,
+    split_by: Literal["number", "time"] = "number",
+    cache: bool = True,
+) -> EventDataset:
     """Spiking Heidelberg Digits: spoken digits in English and German, 700 channels, 20 classes.
 
     Reads ``<root>/SHD/shd_train.h5`` / ``shd_test.h5``, unpacking the official ``.h5.gz`` (or
@@ -155,9 +225,15 @@ def shd(train: bool, root: str | None = None, download: bool = True, frames: int
     return _audio("shd", "train" if train else "test", root, download, frames, split_by, cache)
 
 
-def ssc(train: bool, root: str | None = None, download: bool = True, frames: int = 100,
-        split_by: Literal["number", "time"] = "number", cache: bool = True,
-        eval_split: Literal["test", "valid"] = "test") -> EventDataset:
+def ssc(
+    train: bool,
+    root: str | None = None,
+    download: bool = True,
+    frames: int = 100,
+    split_by: Literal["number", "time"] = "number",
+    cache: bool = True,
+    eval_split: Literal["test", "valid"] = "test",
+) -> EventDataset:
     """Spiking Speech Commands: 35 spoken command words as spikes of 700 cochlear channels.
 
     Reads ``<root>/SSC/ssc_{train,valid,test}.h5``, unpacking the official ``.h5.gz`` (or
@@ -167,5 +243,4 @@ def ssc(train: bool, root: str | None = None, download: bool = True, frames: int
     """
     if eval_split not in ("test", "valid"):
         raise ValueError(f"eval_split must be 'test' or 'valid', got {eval_split!r}")
-    return _audio("ssc", "train" if train else eval_split, root, download, frames, split_by,
-                  cache)
+    return _audio("ssc", "train" if train else eval_split, root, download, frames, split_by, cache)

@@ -49,8 +49,10 @@ def checksum_warnings(info: DatasetInfo, folder: Path, files: Sequence[SourceFil
         algo, want = parse_checksum(f.checksum)
         got = cached_digest(path, algo)
         if got != want:
-            text = (f"dataset {info.name}: {path} has {algo} {got}, not the published {want} — "
-                    "it is read as it is; delete it and fetch it again if it is damaged")
+            text = (
+                f"dataset {info.name}: {path} has {algo} {got}, not the published {want} — "
+                "it is read as it is; delete it and fetch it again if it is damaged"
+            )
             warnings.warn(text, DataWarning, stacklevel=3)
             out.append(text)
     return out
@@ -62,7 +64,7 @@ def published_checksum(f: SourceFile) -> str | None:
         return f.checksum
     try:
         request = urllib.request.Request(f.checksum_list, headers={"User-Agent": "snnkit"})
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             text = response.read().decode("utf-8", "replace")
     except (OSError, ValueError):
         return None
@@ -79,8 +81,13 @@ def parse_checksum_list(text: str) -> dict[str, str]:
     return out
 
 
-def obtain(info: DatasetInfo, folder: Path, missing: Sequence[SourceFile], download: bool,
-           alternatives: str = "") -> None:
+def obtain(
+    info: DatasetInfo,
+    folder: Path,
+    missing: Sequence[SourceFile],
+    download: bool,
+    alternatives: str = "",
+) -> None:
     """Fetch the ``missing`` files into ``folder`` or raise a :class:`DataError` saying what to
     place there. ``alternatives`` describes other accepted layouts (e.g. extracted folders)."""
     if not missing:
@@ -92,20 +99,27 @@ def obtain(info: DatasetInfo, folder: Path, missing: Sequence[SourceFile], downl
     if manual:
         raise DataError(f"{base} — {info.manual} {folder}{also}")
     if not download:
-        raise DataError(f"{base} (download is off) — place the official files there{also}, or "
-                        f"run snnkit data fetch {info.name}")
+        raise DataError(
+            f"{base} (download is off) — place the official files there{also}, or "
+            f"run snnkit data fetch {info.name}"
+        )
     for f in missing:
         checksum = published_checksum(f)
         if checksum is None and f.checksum_list is not None:
-            warnings.warn(f"dataset {info.name}: the published checksum list {f.checksum_list} "
-                          f"could not be read; {f.name} is downloaded unverified",
-                          DataWarning, stacklevel=3)
+            warnings.warn(
+                f"dataset {info.name}: the published checksum list {f.checksum_list} "
+                f"could not be read; {f.name} is downloaded unverified",
+                DataWarning,
+                stacklevel=3,
+            )
         try:
             fetch(list(f.urls), folder / f.name, checksum)
         except DataError as err:
             reason = str(err).split(" — ")[0]  # fetch's own fix is replaced by ours
-            raise DataError(f"{base}; the download failed ({reason}) — check the connection and "
-                            f"run again, or place the files in {folder} by hand{also}") from None
+            raise DataError(
+                f"{base}; the download failed ({reason}) — check the connection and "
+                f"run again, or place the files in {folder} by hand{also}"
+            ) from None
 
 
 def unpack_single(archive: Path, target: Path) -> Path:
@@ -119,8 +133,10 @@ def unpack_single(archive: Path, target: Path) -> Path:
                 with zipfile.ZipFile(archive) as z:
                     members = [m for m in z.namelist() if Path(m).name == target.name]
                     if not members:
-                        raise DataError(f"{archive}: no member {target.name} — it is not the "
-                                        "official archive; fetch it again")
+                        raise DataError(
+                            f"{archive}: no member {target.name} — it is not the "
+                            "official archive; fetch it again"
+                        )
                     with z.open(members[0]) as src:
                         shutil.copyfileobj(src, dst, CHUNK)
             else:
@@ -129,8 +145,9 @@ def unpack_single(archive: Path, target: Path) -> Path:
         os.replace(tmp, target)
         return target
     except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as err:
-        raise DataError(f"{archive}: cannot be unpacked ({' '.join(str(err).split())[:160]}) — "
-                        "the archive is truncated or corrupt; delete it and fetch it again"
-                        ) from None
+        raise DataError(
+            f"{archive}: cannot be unpacked ({' '.join(str(err).split())[:160]}) — "
+            "the archive is truncated or corrupt; delete it and fetch it again"
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)

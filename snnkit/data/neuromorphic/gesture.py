@@ -97,11 +97,15 @@ def read_labels(path: Path) -> list[tuple[int, int, int]]:
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as err:
-        raise DataError(f"{path}: cannot be read ({err.strerror or err}) — the archive is "
-                        "incompletely extracted; extract it again") from None
+        raise DataError(
+            f"{path}: cannot be read ({err.strerror or err}) — the archive is "
+            "incompletely extracted; extract it again"
+        ) from None
     if not lines or lines[0].replace(" ", "").lower() != "class,starttime_usec,endtime_usec":
-        raise DataError(f"{path}: the header is not 'class,startTime_usec,endTime_usec' — the "
-                        "file is corrupt; extract the archive again")
+        raise DataError(
+            f"{path}: the header is not 'class,startTime_usec,endTime_usec' — the "
+            "file is corrupt; extract the archive again"
+        )
     rows = []
     for n, line in enumerate(lines[1:], start=2):
         if not line.strip():
@@ -109,11 +113,15 @@ def read_labels(path: Path) -> list[tuple[int, int, int]]:
         try:
             cls, start, end = (int(v) for v in line.split(","))
         except ValueError:
-            raise DataError(f"{path}: line {n} is not three integers: {line!r} — the file is "
-                            "corrupt; extract the archive again") from None
+            raise DataError(
+                f"{path}: line {n} is not three integers: {line!r} — the file is "
+                "corrupt; extract the archive again"
+            ) from None
         if not 1 <= cls <= NUM_CLASSES or start >= end:
-            raise DataError(f"{path}: line {n} has class {cls} (expected 1–{NUM_CLASSES}) or "
-                            f"start {start} >= end {end} — the file is corrupt")
+            raise DataError(
+                f"{path}: line {n} has class {cls} (expected 1–{NUM_CLASSES}) or "
+                f"start {start} >= end {end} — the file is corrupt"
+            )
         rows.append((cls, start, end))
     return rows
 
@@ -126,23 +134,31 @@ def check_aedat3(path: Path) -> None:
             head = f.read(HEADER_PROBE)
             at = head.find(AEDAT3_HEADER_END)
             if not head.startswith(b"#!AER-DAT3") or at < 0:
-                raise DataError(f"{path}: not an AEDAT 3.x file (no '#!AER-DAT3' version line or "
-                                "no '#!END-HEADER' line) — the file is corrupt; fetch it again")
+                raise DataError(
+                    f"{path}: not an AEDAT 3.x file (no '#!AER-DAT3' version line or "
+                    "no '#!END-HEADER' line) — the file is corrupt; fetch it again"
+                )
             pos = at + len(AEDAT3_HEADER_END)
             while pos < size:
                 f.seek(pos)
                 header = f.read(28)
                 if len(header) < 28:
-                    raise DataError(f"{path}: a packet header at byte {pos} is cut off — the "
-                                    "file is truncated; fetch it again")
+                    raise DataError(
+                        f"{path}: a packet header at byte {pos} is cut off — the "
+                        "file is truncated; fetch it again"
+                    )
                 _, _, esize, _, _, _, number, _ = struct.unpack("<hhiiiiii", header)
                 if esize <= 0 or number < 0:
-                    raise DataError(f"{path}: packet at byte {pos} declares {number} events of "
-                                    f"{esize} bytes — the file is corrupt; fetch it again")
+                    raise DataError(
+                        f"{path}: packet at byte {pos} declares {number} events of "
+                        f"{esize} bytes — the file is corrupt; fetch it again"
+                    )
                 pos += 28 + esize * number
             if pos != size:
-                raise DataError(f"{path}: the last packet needs {pos - size} more bytes — the "
-                                "file is truncated; fetch it again")
+                raise DataError(
+                    f"{path}: the last packet needs {pos - size} more bytes — the "
+                    "file is truncated; fetch it again"
+                )
     except OSError as err:
         raise DataError(f"{path}: cannot be read ({err.strerror or err})") from None
 
@@ -151,8 +167,10 @@ def gesture_reader(data: Path, train: bool) -> GestureReader:
     """The segments of one split of the extracted folder ``data``, checked."""
     listing = data / ("trials_to_train.txt" if train else "trials_to_test.txt")
     if not listing.is_file():
-        raise DataError(f"{data}: no {listing.name} — the archive is incompletely extracted; "
-                        "delete the folder and build the dataset again")
+        raise DataError(
+            f"{data}: no {listing.name} — the archive is incompletely extracted; "
+            "delete the folder and build the dataset again"
+        )
     segments: list[Segment] = []
     files: list[Path] = [listing]
     missing: list[str] = []
@@ -167,6 +185,8 @@ def gesture_reader(data: Path, train: bool) -> GestureReader:
             segments.append(Segment(str(rec), start, end, cls - 1))
         files += [rec, labels]
     if missing:
-        raise DataError(f"{data}: files missing: {', '.join(missing)} — the archive is "
-                        "incompletely extracted; delete the folder and build the dataset again")
+        raise DataError(
+            f"{data}: files missing: {', '.join(missing)} — the archive is "
+            "incompletely extracted; delete the folder and build the dataset again"
+        )
     return GestureReader(segments, files, data)

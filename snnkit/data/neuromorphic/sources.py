@@ -66,8 +66,18 @@ _FIGSHARE = "https://ndownloader.figshare.com/files/"
 _ZENKE = "https://zenkelab.org/datasets/"
 _IBM = "https://research.ibm.com/interactive/dvsgesture/"
 
-_CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                  "ship", "truck")
+_CIFAR_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 _CIFAR_FILES = {  # class: (figshare file id, published md5)
     "airplane": ("7712788", "0afd5c4bf9ae06af762a77b180354fdd"),
     "automobile": ("7712791", "8438dfeba3bc970c94962d995b1b9bdd"),
@@ -88,85 +98,138 @@ _SSC_CLASSES = tuple(str(k) for k in range(35))
 
 def _zenke(name: str, split: str) -> SourceFile:
     h5 = name.removesuffix(".gz")
-    return SourceFile(name, split, (_ZENKE + name,), None, _ZENKE + "md5sums.txt",
-                      (h5, h5 + ".zip"))
+    return SourceFile(
+        name, split, (_ZENKE + name,), None, _ZENKE + "md5sums.txt", (h5, h5 + ".zip")
+    )
 
 
 DATASETS: dict[str, DatasetInfo] = {
     "nmnist": DatasetInfo(
-        name="nmnist", title="N-MNIST (Neuromorphic MNIST)", folder="NMNIST",
-        files=(SourceFile("Train.zip", "train", (_MENDELEY + "39c25547-014b-4137-a934-9d29fa53c7a0"
-                                                  "/file_downloaded",),
-                          "md5:20959b8e626244a1b502305a9e6e2031", unpacked=("Train",)),
-               SourceFile("Test.zip", "test", (_MENDELEY + "05a4d654-7e03-4c15-bdfa-9bb2bcbea494"
-                                                "/file_downloaded",),
-                          "md5:69ca8762b2fe404d9b9bad1103e97832", unpacked=("Test",))),
-        classes=tuple(str(d) for d in range(10)), sensor=(34, 34),
+        name="nmnist",
+        title="N-MNIST (Neuromorphic MNIST)",
+        folder="NMNIST",
+        files=(
+            SourceFile(
+                "Train.zip",
+                "train",
+                (_MENDELEY + "39c25547-014b-4137-a934-9d29fa53c7a0/file_downloaded",),
+                "md5:20959b8e626244a1b502305a9e6e2031",
+                unpacked=("Train",),
+            ),
+            SourceFile(
+                "Test.zip",
+                "test",
+                (_MENDELEY + "05a4d654-7e03-4c15-bdfa-9bb2bcbea494/file_downloaded",),
+                "md5:69ca8762b2fe404d9b9bad1103e97832",
+                unpacked=("Test",),
+            ),
+        ),
+        classes=tuple(str(d) for d in range(10)),
+        sensor=(34, 34),
         splits="official: train 60000, test 10000 samples (members Train/<digit>/<id>.bin)",
         homepage="https://www.garrickorchard.com/datasets/n-mnist",
         licence="CC BY 4.0 (Mendeley Data, doi:10.17632/468j46mzdv.1)",
         citation="Orchard, Jayawant, Cohen, Thakor: Converting Static Image Datasets to Spiking "
-                 "Neuromorphic Datasets Using Saccades. Front. Neurosci. 9:437 (2015)",
+        "Neuromorphic Datasets Using Saccades. Front. Neurosci. 9:437 (2015)",
         checksum_source="md5 as listed for the Mendeley Data files",
         layouts=("Train.zip / Test.zip", "or the extracted folders Train/ and Test/"),
     ),
     "dvs_gesture": DatasetInfo(
-        name="dvs_gesture", title="DVS128 Gesture (IBM)", folder="DVSGesture",
-        files=(SourceFile("DvsGesture.tar.gz", "all", (),
-                          "md5:8a5c71fb11e24e5ca5b11866ca6c00a1",
-                          unpacked=("DvsGesture", "extracted/DvsGesture")),),
-        classes=("hand_clapping", "right_hand_wave", "left_hand_wave", "right_arm_clockwise",
-                 "right_arm_counter_clockwise", "left_arm_clockwise",
-                 "left_arm_counter_clockwise", "arm_roll", "air_drums", "air_guitar",
-                 "other_gestures"),
+        name="dvs_gesture",
+        title="DVS128 Gesture (IBM)",
+        folder="DVSGesture",
+        files=(
+            SourceFile(
+                "DvsGesture.tar.gz",
+                "all",
+                (),
+                "md5:8a5c71fb11e24e5ca5b11866ca6c00a1",
+                unpacked=("DvsGesture", "extracted/DvsGesture"),
+            ),
+        ),
+        classes=(
+            "hand_clapping",
+            "right_hand_wave",
+            "left_hand_wave",
+            "right_arm_clockwise",
+            "right_arm_counter_clockwise",
+            "left_arm_clockwise",
+            "left_arm_counter_clockwise",
+            "arm_roll",
+            "air_drums",
+            "air_guitar",
+            "other_gestures",
+        ),
         sensor=(128, 128),
         splits="official: the trials in trials_to_train.txt / trials_to_test.txt; a sample is "
-               "one labelled segment (startTime <= t < endTime of a _labels.csv row)",
+        "one labelled segment (startTime <= t < endTime of a _labels.csv row)",
         homepage=_IBM,
         licence="the licence in the archive's LICENSE.txt, accepted on IBM's page before "
-                "downloading",
+        "downloading",
         citation="Amir et al.: A Low Power, Fully Event-Based Gesture Recognition System. "
-                 "CVPR 2017",
+        "CVPR 2017",
         checksum_source="md5 of DvsGesture.tar.gz as listed by the dataset loaders that "
-                        "reference it (IBM publishes none on its page)",
+        "reference it (IBM publishes none on its page)",
         manual=f"download DvsGesture.tar.gz from the official IBM page {_IBM} (it asks you to "
-               "accept the licence first) and place it in",
+        "accept the licence first) and place it in",
         layouts=("DvsGesture.tar.gz", "or the extracted folder DvsGesture/"),
     ),
     "cifar10_dvs": DatasetInfo(
-        name="cifar10_dvs", title="CIFAR10-DVS", folder="CIFAR10DVS",
-        files=tuple(SourceFile(f"{c}.zip", "all", (_FIGSHARE + _CIFAR_FILES[c][0],),
-                               "md5:" + _CIFAR_FILES[c][1], unpacked=(c,))
-                    for c in _CIFAR_CLASSES),
-        classes=_CIFAR_CLASSES, sensor=(128, 128),
+        name="cifar10_dvs",
+        title="CIFAR10-DVS",
+        folder="CIFAR10DVS",
+        files=tuple(
+            SourceFile(
+                f"{c}.zip",
+                "all",
+                (_FIGSHARE + _CIFAR_FILES[c][0],),
+                "md5:" + _CIFAR_FILES[c][1],
+                unpacked=(c,),
+            )
+            for c in _CIFAR_CLASSES
+        ),
+        classes=_CIFAR_CLASSES,
+        sensor=(128, 128),
         splits="no official split: per class, the files sorted by their number are permuted "
-               "by numpy.random.default_rng(0).permutation(n); the first 90% train, the rest test",
+        "by numpy.random.default_rng(0).permutation(n); the first 90% train, the rest test",
         homepage="https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671",
         licence="CC BY 4.0 (figshare)",
         citation="Li, Liu, Ji, Li, Shi: CIFAR10-DVS: An Event-Stream Dataset for Object "
-                 "Classification. Front. Neurosci. 11:309 (2017)",
+        "Classification. Front. Neurosci. 11:309 (2017)",
         checksum_source="md5 of each class archive as listed for the figshare files",
         layouts=("<class>.zip, one per class", "or the extracted folders <class>/"),
     ),
     "shd": DatasetInfo(
-        name="shd", title="Spiking Heidelberg Digits", folder="SHD",
+        name="shd",
+        title="Spiking Heidelberg Digits",
+        folder="SHD",
         files=(_zenke("shd_train.h5.gz", "train"), _zenke("shd_test.h5.gz", "test")),
         classes=_SHD_CLASSES,
-        sensor=(700,), splits="official: train, test",
-        homepage=_ZENKE, licence="CC BY 4.0",
+        sensor=(700,),
+        splits="official: train, test",
+        homepage=_ZENKE,
+        licence="CC BY 4.0",
         citation="Cramer, Stradmann, Schemmel, Zenke: The Heidelberg Spiking Data Sets for the "
-                 "Systematic Evaluation of Spiking Neural Networks. IEEE TNNLS (2020)",
+        "Systematic Evaluation of Spiking Neural Networks. IEEE TNNLS (2020)",
         checksum_source=f"none hard-coded: read at fetch time from {_ZENKE}md5sums.txt",
         layouts=("<name>.h5.gz", "<name>.h5.zip", "or the unpacked <name>.h5"),
     ),
     "ssc": DatasetInfo(
-        name="ssc", title="Spiking Speech Commands", folder="SSC",
-        files=(_zenke("ssc_train.h5.gz", "train"), _zenke("ssc_valid.h5.gz", "valid"),
-               _zenke("ssc_test.h5.gz", "test")),
-        classes=_SSC_CLASSES, sensor=(700,), splits="official: train, valid, test",
-        homepage=_ZENKE, licence="CC BY 4.0",
+        name="ssc",
+        title="Spiking Speech Commands",
+        folder="SSC",
+        files=(
+            _zenke("ssc_train.h5.gz", "train"),
+            _zenke("ssc_valid.h5.gz", "valid"),
+            _zenke("ssc_test.h5.gz", "test"),
+        ),
+        classes=_SSC_CLASSES,
+        sensor=(700,),
+        splits="official: train, valid, test",
+        homepage=_ZENKE,
+        licence="CC BY 4.0",
         citation="Cramer, Stradmann, Schemmel, Zenke: The Heidelberg Spiking Data Sets for the "
-                 "Systematic Evaluation of Spiking Neural Networks. IEEE TNNLS (2020)",
+        "Systematic Evaluation of Spiking Neural Networks. IEEE TNNLS (2020)",
         checksum_source=f"none hard-coded: read at fetch time from {_ZENKE}md5sums.txt",
         layouts=("<name>.h5.gz", "<name>.h5.zip", "or the unpacked <name>.h5"),
     ),
@@ -178,5 +241,6 @@ def dataset_info(name: str) -> DatasetInfo:
     try:
         return DATASETS[name]
     except KeyError:
-        raise DataError(f"unknown neuromorphic dataset '{name}' — known: "
-                        f"{', '.join(DATASETS)}") from None
+        raise DataError(
+            f"unknown neuromorphic dataset '{name}' — known: {', '.join(DATASETS)}"
+        ) from None

@@ -27,8 +27,15 @@ CSRC = Path(__file__).parent / "csrc"
 SOURCES = ("neuron.cpp", "event_input.cpp", "bindings.cpp")
 """The translation units, compiled separately and linked into one module."""
 # -ffp-contract=off: no fused multiply-adds, so every float operation rounds as PyTorch's does
-CFLAGS = ("-O3", "-march=native", "-mprefer-vector-width=512", "-ffp-contract=off",
-          "-fno-math-errno", "-fno-trapping-math", "-fopenmp")
+CFLAGS = (
+    "-O3",
+    "-march=native",
+    "-mprefer-vector-width=512",
+    "-ffp-contract=off",
+    "-fno-math-errno",
+    "-fno-trapping-math",
+    "-fopenmp",
+)
 LDFLAGS = ("-fopenmp",)
 
 
@@ -54,7 +61,7 @@ def extension_name() -> str:
     return f"snnkit_cpu_{key.hexdigest()[:12]}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cpu_extension() -> ModuleType | None:
     """The compiled kernels module, or None (with one warning) when it cannot be built."""
     if os.environ.get("SNNKIT_NO_CPP", "") not in ("", "0"):
@@ -64,11 +71,19 @@ def cpu_extension() -> ModuleType | None:
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         from torch.utils.cpp_extension import load
 
-        return load(name=extension_name(), sources=[str(CSRC / s) for s in SOURCES],
-                    extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS),
-                    extra_include_paths=[str(CSRC)], verbose=False)
+        return load(
+            name=extension_name(),
+            sources=[str(CSRC / s) for s in SOURCES],
+            extra_cflags=list(CFLAGS),
+            extra_ldflags=list(LDFLAGS),
+            extra_include_paths=[str(CSRC)],
+            verbose=False,
+        )
     except Exception as exc:  # noqa: BLE001 - any build failure means: use the fallback
-        warnings.warn(f"snnkit: the C++ kernels could not be compiled ({type(exc).__name__}: "
-                      f"{str(exc)[-300:]}); using the reference PyTorch kernels instead",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"snnkit: the C++ kernels could not be compiled ({type(exc).__name__}: "
+            f"{str(exc)[-300:]}); using the reference PyTorch kernels instead",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return None

@@ -35,16 +35,28 @@ def _leak_value(form: NeuronForm, w: Tensor | None) -> float:
     return float(torch.sigmoid(w.detach()))  # k in w's dtype, as plif_charge computes it
 
 
-def _forward(ext: ModuleType, form: NeuronForm, x: Tensor, a: float, save: bool,
-             record: bool) -> list[Tensor]:
-    return ext.neuron_forward(x, int(form.charge), form.hard, a, form.rest, form.v_threshold,
-                              form.v_reset, form.v0, save, record)
+def _forward(
+    ext: ModuleType, form: NeuronForm, x: Tensor, a: float, save: bool, record: bool
+) -> list[Tensor]:
+    return ext.neuron_forward(
+        x,
+        int(form.charge),
+        form.hard,
+        a,
+        form.rest,
+        form.v_threshold,
+        form.v_reset,
+        form.v0,
+        save,
+        record,
+    )
 
 
 class _FusedNeuron(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor, w: Tensor | None, form: NeuronForm, ext: ModuleType,
-                record: bool) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+    def forward(
+        ctx: Any, x: Tensor, w: Tensor | None, form: NeuronForm, ext: ModuleType, record: bool
+    ) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         a = _leak_value(form, w)
         out, _, v = _forward(ext, form, x, a, False, record)
         ctx.save_for_backward(x)
@@ -54,8 +66,11 @@ class _FusedNeuron(torch.autograd.Function):
         return out, v
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor,  # type: ignore[override]
-                 _grad_v: Tensor) -> tuple[Any, ...]:
+    def backward(
+        ctx: Any,
+        grad_out: Tensor,  # type: ignore[override]
+        _grad_v: Tensor,
+    ) -> tuple[Any, ...]:
         (x,) = ctx.saved_tensors
         form: NeuronForm = ctx.form
         sur, ext, a = form.surrogate, ctx.ext, ctx.a
@@ -66,17 +81,32 @@ class _FusedNeuron(torch.autograd.Function):
             gpre = form.derivative(h - form.v_threshold).to(x.dtype).contiguous()
         grad_out = grad_out.to(x.dtype).contiguous()
         c1, c2, c3 = sur.constants
-        gx, gk = ext.neuron_backward(grad_out, x, gpre, int(form.charge), form.hard,
-                                     form.detach_reset, int(sur.kind), c1, c2, c3, a, form.rest,
-                                     form.v_threshold, form.v_reset, form.v0)
+        gx, gk = ext.neuron_backward(
+            grad_out,
+            x,
+            gpre,
+            int(form.charge),
+            form.hard,
+            form.detach_reset,
+            int(sur.kind),
+            c1,
+            c2,
+            c3,
+            a,
+            form.rest,
+            form.v_threshold,
+            form.v_reset,
+            form.v0,
+        )
         grad_w = None
         if form.w is not None and ctx.needs_input_grad[1]:
             grad_w = (gk * (a * (1.0 - a))).to(form.w.dtype).reshape(form.w.shape)
         return (gx if ctx.needs_input_grad[0] else None), grad_w, None, None, None
 
 
-def cpp_multi_step(form: NeuronForm, ext: ModuleType, x_seq: Tensor,
-                   record: bool) -> tuple[Tensor, Tensor | None]:
+def cpp_multi_step(
+    form: NeuronForm, ext: ModuleType, x_seq: Tensor, record: bool
+) -> tuple[Tensor, Tensor | None]:
     """Spikes ``[T, B, *]`` (and the V trace if ``record``) from the fused CPU kernel."""
     x = x_seq.contiguous()
     w = form.w

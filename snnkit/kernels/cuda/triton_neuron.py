@@ -41,8 +41,7 @@ SUR_STRAIGHT_THROUGH = tl.constexpr(int(SurrogateKind.STRAIGHT_THROUGH))
 
 
 @triton.jit
-def _charge(v, x, a, rest, CHARGE: tl.constexpr, DIVIDE: tl.constexpr,
-            DECAY_INPUT: tl.constexpr):
+def _charge(v, x, a, rest, CHARGE: tl.constexpr, DIVIDE: tl.constexpr, DECAY_INPUT: tl.constexpr):
     if CHARGE == CHARGE_IF:
         h = v + x
     elif DIVIDE:
@@ -100,11 +99,30 @@ def _surrogate(d, c1, c2, c3, SUR: tl.constexpr):
         g = d * 0.0 + 1.0
     return g
 
+
 @triton.jit
-def forward_kernel(x_ptr, s_ptr, h_ptr, v_ptr, a_ptr, T, N, a, rest, vth, vr, v0,
-                   CHARGE: tl.constexpr, DIVIDE: tl.constexpr, DECAY_INPUT: tl.constexpr,
-                   HARD: tl.constexpr, SAVE: tl.constexpr, REC: tl.constexpr,
-                   A_PTR: tl.constexpr, BLOCK: tl.constexpr):
+def forward_kernel(
+    x_ptr,
+    s_ptr,
+    h_ptr,
+    v_ptr,
+    a_ptr,
+    T,
+    N,
+    a,
+    rest,
+    vth,
+    vr,
+    v0,
+    CHARGE: tl.constexpr,
+    DIVIDE: tl.constexpr,
+    DECAY_INPUT: tl.constexpr,
+    HARD: tl.constexpr,
+    SAVE: tl.constexpr,
+    REC: tl.constexpr,
+    A_PTR: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
     if A_PTR:
@@ -122,12 +140,36 @@ def forward_kernel(x_ptr, s_ptr, h_ptr, v_ptr, a_ptr, T, N, a, rest, vth, vr, v0
         if REC:
             tl.store(v_ptr + o, v, mask=mask)
 
+
 @triton.jit
-def backward_kernel(g_ptr, h_ptr, x_ptr, pre_ptr, gx_ptr, gk_ptr, a_ptr, T, N, a, rest, vth,
-                    vr, v0, c1, c2, c3, CHARGE: tl.constexpr, DIVIDE: tl.constexpr,
-                    DECAY_INPUT: tl.constexpr, LEARN_K: tl.constexpr, HARD: tl.constexpr,
-                    DETACH: tl.constexpr, SUR: tl.constexpr, A_PTR: tl.constexpr,
-                    BLOCK: tl.constexpr):
+def backward_kernel(
+    g_ptr,
+    h_ptr,
+    x_ptr,
+    pre_ptr,
+    gx_ptr,
+    gk_ptr,
+    a_ptr,
+    T,
+    N,
+    a,
+    rest,
+    vth,
+    vr,
+    v0,
+    c1,
+    c2,
+    c3,
+    CHARGE: tl.constexpr,
+    DIVIDE: tl.constexpr,
+    DECAY_INPUT: tl.constexpr,
+    LEARN_K: tl.constexpr,
+    HARD: tl.constexpr,
+    DETACH: tl.constexpr,
+    SUR: tl.constexpr,
+    A_PTR: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -190,7 +232,6 @@ def backward_kernel(g_ptr, h_ptr, x_ptr, pre_ptr, gx_ptr, gk_ptr, a_ptr, T, N, a
         tl.store(gk_ptr + pid, tl.sum(gk, axis=0))
 
 
-
 def _leak_arg(form: NeuronForm, w: Tensor | None, device: torch.device) -> float | Tensor:
     """The charge constant ``a`` as a kernel argument: a number, or PLIF's k = sigmoid(w) as a
     1-element float32 tensor.
@@ -217,8 +258,9 @@ def _mode_args(mode: ChargeMode) -> dict[str, Any]:
     return {"CHARGE": int(mode), "DIVIDE": mode.divides, "DECAY_INPUT": mode.decays_input}
 
 
-def _launch_forward(form: NeuronForm, x: Tensor, a: float | Tensor, save: bool,
-                    record: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+def _launch_forward(
+    form: NeuronForm, x: Tensor, a: float | Tensor, save: bool, record: bool
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
     fwd = forward_kernel
     T = x.shape[0]
     N = x.numel() // T
@@ -226,17 +268,35 @@ def _launch_forward(form: NeuronForm, x: Tensor, a: float | Tensor, save: bool,
     h = torch.empty_like(x) if save else s
     v = torch.empty_like(x) if record else s
     a_ptr, a_num, a_dev = _scalar_args(a, x)
-    fwd[(triton.cdiv(N, BLOCK),)](x, s, h, v, a_ptr, T, N, a_num, form.rest, form.v_threshold,
-                                  form.v_reset, form.v0, **_mode_args(form.charge),
-                                  HARD=form.hard, SAVE=save, REC=record, A_PTR=a_dev,
-                                  BLOCK=BLOCK, enable_fp_fusion=False)
+    fwd[(triton.cdiv(N, BLOCK),)](
+        x,
+        s,
+        h,
+        v,
+        a_ptr,
+        T,
+        N,
+        a_num,
+        form.rest,
+        form.v_threshold,
+        form.v_reset,
+        form.v0,
+        **_mode_args(form.charge),
+        HARD=form.hard,
+        SAVE=save,
+        REC=record,
+        A_PTR=a_dev,
+        BLOCK=BLOCK,
+        enable_fp_fusion=False,
+    )
     return s, (h if save else None), (v if record else None)
 
 
 class _TritonNeuron(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor, w: Tensor | None, form: NeuronForm,
-                record: bool) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+    def forward(
+        ctx: Any, x: Tensor, w: Tensor | None, form: NeuronForm, record: bool
+    ) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         a = _leak_arg(form, w, x.device)
         s, h, v = _launch_forward(form, x, a, True, record)
         ctx.save_for_backward(x, h)
@@ -246,8 +306,11 @@ class _TritonNeuron(torch.autograd.Function):
         return s, v
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor,  # type: ignore[override]
-                 _gv: Tensor) -> tuple[Any, ...]:
+    def backward(
+        ctx: Any,
+        grad_out: Tensor,  # type: ignore[override]
+        _gv: Tensor,
+    ) -> tuple[Any, ...]:
         bwd = backward_kernel
         x, h = ctx.saved_tensors
         form: NeuronForm = ctx.form
@@ -263,10 +326,32 @@ class _TritonNeuron(torch.autograd.Function):
         gk = torch.zeros(grid, dtype=torch.float32, device=x.device)
         a_ptr, a_num, a_dev = _scalar_args(ctx.a, x)
         c1, c2, c3 = sur.constants
-        bwd[(grid,)](grad_out.float().contiguous(), h, x, pre, gx, gk, a_ptr, T, N, a_num,
-                     form.rest, form.v_threshold, form.v_reset, form.v0, c1, c2, c3,
-                     **_mode_args(form.charge), LEARN_K=form.charge.learns_k, HARD=form.hard,
-                     DETACH=form.detach_reset, SUR=int(sur.kind), A_PTR=a_dev, BLOCK=BLOCK)
+        bwd[(grid,)](
+            grad_out.float().contiguous(),
+            h,
+            x,
+            pre,
+            gx,
+            gk,
+            a_ptr,
+            T,
+            N,
+            a_num,
+            form.rest,
+            form.v_threshold,
+            form.v_reset,
+            form.v0,
+            c1,
+            c2,
+            c3,
+            **_mode_args(form.charge),
+            LEARN_K=form.charge.learns_k,
+            HARD=form.hard,
+            DETACH=form.detach_reset,
+            SUR=int(sur.kind),
+            A_PTR=a_dev,
+            BLOCK=BLOCK,
+        )
         grad_w = None
         if form.w is not None and ctx.needs_input_grad[1]:
             k = ctx.a.double() if isinstance(ctx.a, Tensor) else ctx.a
@@ -290,8 +375,9 @@ def cuda_division(form: NeuronForm) -> NeuronForm:
     return form._replace(charge=form.charge.by_multiplication(), leak=inv)
 
 
-def triton_multi_step(form: NeuronForm, x_seq: Tensor,
-                      record: bool) -> tuple[Tensor, Tensor | None]:
+def triton_multi_step(
+    form: NeuronForm, x_seq: Tensor, record: bool
+) -> tuple[Tensor, Tensor | None]:
     """Spikes ``[T, B, *]`` (and the V trace if ``record``) from the Triton kernels."""
     x = x_seq.contiguous()
     if x.is_cuda:
@@ -306,4 +392,3 @@ def triton_multi_step(form: NeuronForm, x_seq: Tensor,
         return s, v
     s, v = _TritonNeuron.apply(x, w, form, record)
     return s, (v if record else None)
-

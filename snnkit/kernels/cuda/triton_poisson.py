@@ -57,8 +57,9 @@ def triton_poisson_spikes(x: Tensor, time_steps: int, seed: int | Tensor) -> Ten
     under ``TRITON_INTERPRET=1``). ``seed``: an int, or a 0-dim int64 tensor the kernel reads
     on the device (no synchronisation)."""
     if x.dtype != torch.uint8 or x.dim() != 2:
-        raise ValueError(f"triton_poisson_spikes expects uint8 [B, D], got {x.dtype} "
-                         f"{tuple(x.shape)}")
+        raise ValueError(
+            f"triton_poisson_spikes expects uint8 [B, D], got {x.dtype} {tuple(x.shape)}"
+        )
     x = x.contiguous()
     B, D = x.shape
     Q = (time_steps + 3) // 4
@@ -70,6 +71,15 @@ def triton_poisson_spikes(x: Tensor, time_steps: int, seed: int | Tensor) -> Ten
     n = B * D * Q
     if n:
         _poisson_kernel[(triton.cdiv(n, BLOCK),)](
-            x, out, seed_t, signed64(GOLDEN), signed64(MIX1), signed64(MIX2), B * D,
-            time_steps, Q, BLOCK=BLOCK)
+            x,
+            out,
+            seed_t,
+            signed64(GOLDEN),
+            signed64(MIX1),
+            signed64(MIX2),
+            B * D,
+            time_steps,
+            Q,
+            BLOCK=BLOCK,
+        )
     return out
