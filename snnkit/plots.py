@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -265,7 +265,7 @@ def _plot_membrane(trace: dict[str, Any], path: Path) -> Path:
 # surrogates
 # ============================================================================================
 def plot_surrogate(
-    surrogate: type[nn.Module] | str,
+    surrogate: Callable[..., nn.Module] | str,
     out: str | Path,
     values: Sequence[float] | None = None,
     *,
@@ -315,7 +315,7 @@ def plot_surrogate(
     return _save(fig, path)
 
 
-def _surrogate_class(surrogate: type[nn.Module] | str) -> tuple[Any, str]:
+def _surrogate_class(surrogate: Callable[..., nn.Module] | str) -> tuple[Any, str]:
     if isinstance(surrogate, str):
         from snnkit.plugins.loader import get_registry
         from snnkit.plugins.registry import Kind

@@ -98,7 +98,7 @@ def fast_input_module(encoder: nn.Module, model: nn.Module) -> FastInput | None:
         i = 1
     if len(mods) <= i or not _plain_forward(mods[i], Linear) or mods[i].step_mode != "m":
         return None
-    if mods[i].weight.device.type != "cpu":  # type: ignore[union-attr]
+    if mods[i].weight.device.type != "cpu":
         return None  # a CUDA model: the dense encoder (Triton) is the fast path there
     ext = cpu_extension()
     if ext is None:

@@ -320,7 +320,8 @@ def _jsonable(value: Any) -> Any:
 def main_entry() -> None:
     """The console script: like ``app()``, but usage mistakes (a mistyped option or command)
     are one ``error:`` line with exit code 2 instead of a multi-line panel."""
-    usage_error = typer.BadParameter.__mro__[1]  # click's UsageError, as vendored by typer
+    # click's UsageError, as vendored by typer
+    usage_error: Any = typer.BadParameter.__mro__[1]
     try:
         code = app(standalone_mode=False, prog_name="snnkit")
     except usage_error as err:

@@ -382,4 +382,4 @@ def set_step_mode(model: nn.Module, mode: str) -> None:
     check_step_mode(mode)
     for module in model.modules():
         if hasattr(module, "step_mode"):
-            module.step_mode = mode
+            setattr(module, "step_mode", mode)  # noqa: B010 - any module with the attribute

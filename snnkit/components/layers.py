@@ -294,6 +294,7 @@ class _SharedMaskDropout:
     """
 
     p: float
+    _mask: Tensor | None
     step_mode: str
     training: bool
 
@@ -311,11 +312,11 @@ class _SharedMaskDropout:
         if self.step_mode == "m":
             mask = self._new_mask((1, *self._mask_shape(x.shape[1:])), x)
             return x * mask
-        mask = self._mask
         shape = self._mask_shape(x.shape)
-        if mask is None:
-            mask = self._mask = self._new_mask(shape, x)
-        elif mask.shape != shape:
+        if self._mask is None:
+            self._mask = self._new_mask(shape, x)
+        mask = self._mask
+        if mask.shape != shape:
             raise RuntimeError(
                 f"{type(self).__name__}: the kept mask has shape {tuple(mask.shape)}"
                 f" but this step needs {shape}; call reset() between sequences"
@@ -324,7 +325,7 @@ class _SharedMaskDropout:
 
     def reset(self) -> None:
         """Forget the single-step mask; the next step draws a new one."""
-        self._mask: Tensor | None = None
+        self._mask = None
 
 
 class Dropout(_SharedMaskDropout, nn.Dropout):

@@ -24,7 +24,7 @@ def _build_all(model: nn.Sequential, build: Build, specs: list[Any], step_mode: 
     check_step_mode(step_mode)
     for i, spec in enumerate(specs):
         model.append(build(spec, f"layers[{i}]"))
-    model.step_mode = step_mode
+    setattr(model, "step_mode", step_mode)  # noqa: B010 - a plain attribute of the container
     set_step_mode(model, step_mode)
 
 

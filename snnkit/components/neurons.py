@@ -232,6 +232,10 @@ class SpikingNeuron(BaseNeuron):
     :class:`~snnkit.kernels.forms.NeuronForm` (a plugin may override it instead).
     """
 
+    v_threshold: float
+    v_reset: float | None
+    detach_reset: bool
+
     kernel_charge: ClassVar[ChargeMode | None] = None
 
     def __init__(
@@ -281,7 +285,7 @@ class SpikingNeuron(BaseNeuron):
         owner = next(k for k in cls.__mro__ if "kernel_charge" in vars(k))
         return (
             cls.kernel_charge is not None
-            and cls.step_fn is owner.step_fn
+            and cls.step_fn is getattr(owner, "step_fn", None)
             and cls.initial_state is SpikingNeuron.initial_state
             and cls._v0 is SpikingNeuron._v0
         )
@@ -326,6 +330,8 @@ class LIF(SpikingNeuron):
     """
 
     step_fn = staticmethod(F.lif_step)
+    tau: float
+    decay_input: bool
     kernel_charge = ChargeMode.LIF
 
     def __init__(
@@ -353,6 +359,8 @@ class PLIF(SpikingNeuron):
     """
 
     step_fn = staticmethod(F.plif_step)
+    init_tau: float
+    decay_input: bool
     kernel_charge = ChargeMode.PLIF
 
     def __init__(
@@ -388,6 +396,10 @@ class QIF(SpikingNeuron):
     """
 
     step_fn = staticmethod(F.qif_step)
+    tau: float
+    v_c: float
+    a0: float
+    v_rest: float
 
     def __init__(
         self,
@@ -420,6 +432,10 @@ class EIF(SpikingNeuron):
     """
 
     step_fn = staticmethod(F.eif_step)
+    tau: float
+    delta_t: float
+    theta_rh: float
+    v_rest: float
 
     def __init__(
         self,
@@ -450,6 +466,13 @@ class Izhikevich(SpikingNeuron):
     """
 
     step_fn = staticmethod(F.izhikevich_step)
+    tau: float
+    tau_w: float
+    a: float
+    b: float
+    a0: float
+    v_c: float
+    v_rest: float
 
     def __init__(
         self,
@@ -485,6 +508,10 @@ class ALIF(SpikingNeuron):
     """
 
     step_fn = staticmethod(F.alif_step)
+    tau: float
+    tau_adapt: float
+    beta: float
+    decay_input: bool
 
     def __init__(
         self,
@@ -521,6 +548,8 @@ class CubaLIF(SpikingNeuron):
     """
 
     step_fn = staticmethod(F.cuba_lif_step)
+    tau_syn: float
+    tau_mem: float
 
     def __init__(
         self,
@@ -549,6 +578,7 @@ class LI(BaseNeuron):
     """
 
     step_fn = staticmethod(F.li_step)
+    tau: float
 
     def __init__(
         self,

@@ -68,7 +68,7 @@ class _SpikeFunction(torch.autograd.Function):
     """Θ(x) forward; ``grad_output * surrogate.derivative(x)`` backward (saves only x)."""
 
     @staticmethod
-    def forward(x: Tensor, surrogate: Surrogate) -> Tensor:  # type: ignore[override]
+    def forward(x: Tensor, surrogate: Surrogate) -> Tensor:
         return heaviside(x)
 
     @staticmethod
@@ -78,7 +78,7 @@ class _SpikeFunction(torch.autograd.Function):
         ctx.surrogate = surrogate
 
     @staticmethod
-    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None]:
         (x,) = ctx.saved_tensors
         return grad_output * ctx.surrogate.derivative(x), None
 

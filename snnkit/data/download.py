@@ -141,11 +141,11 @@ def extract(archive: Path, destination: Path) -> Path:
                 z.extractall(tmp)
         elif name.endswith((".tar", ".tar.gz", ".tgz")) and tarfile.is_tarfile(archive):
             with tarfile.open(archive) as t:
-                for member in t.getmembers():
-                    _inside(tmp, member.name, archive)
-                    if member.issym() or member.islnk():
+                for info in t.getmembers():
+                    _inside(tmp, info.name, archive)
+                    if info.issym() or info.islnk():
                         raise DataError(
-                            f"{archive}: member {member.name} is a link — refused; "
+                            f"{archive}: member {info.name} is a link — refused; "
                             "fetch the archive again from the official source"
                         )
                 if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 / 3.10.12

@@ -118,7 +118,7 @@ def _trace_shapes(
         for _, stage in stages:
             for m in stage.modules():
                 if hasattr(m, "step_mode"):
-                    m.step_mode = "m"
+                    setattr(m, "step_mode", "m")  # noqa: B010 - any module with the attribute
             stage.eval()
         with torch.no_grad():
             for name, stage in stages:

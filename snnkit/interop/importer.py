@@ -137,6 +137,12 @@ def _ints(value: Any, n: int) -> tuple[int, ...]:
     return tuple(int(v) for v in arr)
 
 
+def _pair(value: Any) -> tuple[int, int]:
+    """A 2-D size: ``(v, v)`` for a scalar, else the first two entries."""
+    a, b = _ints(value, 2)[:2]
+    return a, b
+
+
 def _tensor(value: Any) -> torch.Tensor:
     arr = np.asarray(value)
     if arr.dtype not in (np.float32, np.float64, np.float16):
@@ -175,15 +181,15 @@ def _module_for(nir: Any, name: str, node: Any, nxt: Any, dt: float) -> tuple[nn
                     "this one is not followed by such a Threshold"
                 )
             return L.MaxPool2d(
-                _ints(node.kernel_size, 2),
-                stride=_ints(node.stride, 2),
-                padding=_ints(node.padding, 2),
+                _pair(node.kernel_size),
+                stride=_pair(node.stride),
+                padding=_pair(node.padding),
             ), 2
         if isinstance(node, nir.AvgPool2d):
             return L.AvgPool2d(
-                _ints(node.kernel_size, 2),
-                stride=_ints(node.stride, 2),
-                padding=_ints(node.padding, 2),
+                _pair(node.kernel_size),
+                stride=_pair(node.stride),
+                padding=_pair(node.padding),
             ), 1
         if isinstance(node, nir.Flatten):
             shape = node.input_type.get("input") if node.input_type else None
@@ -229,7 +235,10 @@ def _conv(nir: Any, where: str, node: Any) -> nn.Module:
     groups = int(np.asarray(node.groups))
     in_channels, out_channels = weight.shape[1] * groups, weight.shape[0]
     cls = L.Conv2d if two_d else L.Conv1d
-    size = (lambda t: t) if two_d else (lambda t: t[0])
+
+    def size(t: tuple[int, ...]) -> Any:
+        return t if two_d else t[0]
+
     layer = cls(
         in_channels,
         out_channels,
@@ -242,6 +251,7 @@ def _conv(nir: Any, where: str, node: Any) -> nn.Module:
     )
     with torch.no_grad():
         layer.weight.copy_(weight)
+        assert layer.bias is not None  # built with bias=True
         layer.bias.copy_(_tensor(node.bias).reshape(-1))
     return layer.to(weight.dtype)
 

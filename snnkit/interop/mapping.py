@@ -68,7 +68,7 @@ class _Exporter:
             weight = module.weight.detach().double()
             bias = None if module.bias is None else module.bias.detach().double()
             folded = isinstance(follower, (nn.BatchNorm1d, nn.BatchNorm2d))
-            if folded:
+            if folded and isinstance(follower, nn.modules.batchnorm._BatchNorm):
                 weight, bias = _fold_batchnorm(where, weight, bias, follower)
                 self.warnings.append(
                     f"layer {name}: the batch norm after it was folded into its weights and bias "
@@ -144,18 +144,18 @@ class _Exporter:
             )
             return False
         if isinstance(module, nn.AdaptiveAvgPool2d):
-            (h, w), (oh, ow) = shape_in[1:], shape_out[1:]
-            if h % oh or w % ow:
+            (ih, iw), (oh, ow) = shape_in[1:], shape_out[1:]
+            if ih % oh or iw % ow:
                 raise SnnkitError(
-                    f"{where}: input {h}x{w} is not a multiple of the output "
+                    f"{where}: input {ih}x{iw} is not a multiple of the output "
                     f"{oh}x{ow}, so it is no fixed-window pooling NIR can express — "
                     "use avgpool2d with an explicit kernel_size"
                 )
-            kernel = np.array([h // oh, w // ow])
+            window = np.array([ih // oh, iw // ow])
             self.add(
                 name,
                 "avgpool",
-                nir.AvgPool2d(kernel_size=kernel, stride=kernel.copy(), padding=np.array([0, 0])),
+                nir.AvgPool2d(kernel_size=window, stride=window.copy(), padding=np.array([0, 0])),
             )
             return False
         if isinstance(module, nn.Flatten):
@@ -290,7 +290,10 @@ def _describe(surrogate: Any) -> str:
 
 
 def _fold_batchnorm(
-    where: str, weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.Module
+    where: str,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    bn: nn.modules.batchnorm._BatchNorm,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """y = γ (Wx + b − μ) / √(σ² + ε) + β  →  W' = s W, b' = s (b − μ) + β with s = γ/√(σ² + ε)."""
     if bn.running_mean is None or bn.running_var is None:

@@ -70,7 +70,7 @@ class _EventLinear(torch.autograd.Function):
         seed: int,
         ext: Any,
         save: bool,
-    ) -> Tensor:  # type: ignore[override]
+    ) -> Tensor:
         out, masks = ext.event_forward(x, weight.detach().contiguous(), time_steps, seed, save)
         if bias is not None:
             out += bias.detach().to(out.dtype)
@@ -78,7 +78,7 @@ class _EventLinear(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
         grad_w = grad_b = None
         if ctx.needs_input_grad[1]:
             if ctx.masks is None:

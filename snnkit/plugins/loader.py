@@ -47,7 +47,7 @@ def build_registry(
         candidates += _installed_plugins()
     for plugin in plugins:
         name = getattr(plugin, "__name__", None) or type(plugin).__name__
-        candidates.append((name, str(getattr(plugin, "__version__", "")), lambda p=plugin: p))
+        candidates.append((name, str(getattr(plugin, "__version__", "")), _returning(plugin)))
     for name, version, load in candidates:
         try:
             try:
@@ -173,3 +173,8 @@ def _dist_name(ep: importlib.metadata.EntryPoint) -> str:
 def _canonical(name: str) -> str:
     """Distribution-name normalisation (PEP 503): ``Snnkit_Triangle`` == ``snnkit-triangle``."""
     return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
+def _returning(plugin: object) -> Callable[[], object]:
+    """A loader for a plugin object given directly (no entry point to import)."""
+    return lambda: plugin

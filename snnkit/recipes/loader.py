@@ -292,7 +292,7 @@ def apply_override(raw: dict[str, Any], text: str) -> None:
         node[last] = value
 
 
-def _index(part: str, node: list, where: str, text: str) -> int:
+def _index(part: str, node: list[Any], where: str, text: str) -> int:
     if not part.isdigit() or int(part) >= len(node):
         raise RecipeError(f"--set {text!r}: '{where}' must be a list index 0..{len(node) - 1}")
     return int(part)

@@ -249,7 +249,7 @@ def _check_neuron_sample(
                 "gradients cannot be checked — pass inputs= that make it fire sometimes",
             )
 
-    def same(a: Tensor, b: Tensor) -> Tensor:
+    def same(a: Tensor, b: Tensor) -> bool:
         return torch.equal(a, b) if spiking else bool(_close(a, b, atol, rtol).all())
 
     again = module(x).detach()
@@ -300,7 +300,7 @@ def _check_neuron_sample(
             )
         for name, grad in multi_grads.items():
             other = single_grads.get(name)
-            if other is None or not bool(_close(other, grad, atol, rtol).all()):
+            if other is None or grad is None or not bool(_close(other, grad, atol, rtol).all()):
                 raise _fail(
                     check,
                     reference,
@@ -329,8 +329,8 @@ def _run_with_grads(
     return out.detach(), grads
 
 
-def _diff(a: Tensor, b: Tensor | None) -> str:
-    if b is None:
+def _diff(a: Tensor | None, b: Tensor | None) -> str:
+    if a is None or b is None:
         return "no gradient"
     if a.shape != b.shape:
         return f"shapes {tuple(a.shape)} vs {tuple(b.shape)}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -123,7 +124,7 @@ def check_surrogate(
 
 
 def _check_surrogate_forward_backward(
-    surrogate: nn.Module, base: Tensor, dtype: torch.dtype, device: torch.device, seed: int
+    surrogate: Any, base: Tensor, dtype: torch.dtype, device: torch.device, seed: int
 ) -> None:
     check, tag = "check_surrogate", f"({dtype}, {device.type})"
     edge = torch.tensor(_EDGE_POINTS, dtype=torch.float64)
@@ -190,7 +191,7 @@ def _check_surrogate_forward_backward(
 
 
 def _check_surrogate_derivative(
-    surrogate: nn.Module,
+    surrogate: Any,
     x: Tensor,
     skip: Iterable[float | tuple[float, float]],
     detect_kinks: bool,
@@ -272,7 +273,7 @@ def _check_surrogate_derivative(
         )
 
 
-def _check_surrogate_primitive_mode(surrogate: nn.Module, x: Tensor) -> None:
+def _check_surrogate_primitive_mode(surrogate: Any, x: Tensor) -> None:
     twin = copy.deepcopy(surrogate)
     twin.spiking = False
     leaf = x.clone().requires_grad_(True)

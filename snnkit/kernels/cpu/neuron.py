@@ -56,7 +56,7 @@ class _FusedNeuron(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any, x: Tensor, w: Tensor | None, form: NeuronForm, ext: ModuleType, record: bool
-    ) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+    ) -> tuple[Tensor, Tensor]:
         a = _leak_value(form, w)
         out, _, v = _forward(ext, form, x, a, False, record)
         ctx.save_for_backward(x)
@@ -68,7 +68,7 @@ class _FusedNeuron(torch.autograd.Function):
     @staticmethod
     def backward(
         ctx: Any,
-        grad_out: Tensor,  # type: ignore[override]
+        grad_out: Tensor,
         _grad_v: Tensor,
     ) -> tuple[Any, ...]:
         (x,) = ctx.saved_tensors

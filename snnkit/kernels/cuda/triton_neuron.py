@@ -296,7 +296,7 @@ class _TritonNeuron(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any, x: Tensor, w: Tensor | None, form: NeuronForm, record: bool
-    ) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+    ) -> tuple[Tensor, Tensor]:
         a = _leak_arg(form, w, x.device)
         s, h, v = _launch_forward(form, x, a, True, record)
         ctx.save_for_backward(x, h)
@@ -308,7 +308,7 @@ class _TritonNeuron(torch.autograd.Function):
     @staticmethod
     def backward(
         ctx: Any,
-        grad_out: Tensor,  # type: ignore[override]
+        grad_out: Tensor,
         _gv: Tensor,
     ) -> tuple[Any, ...]:
         bwd = backward_kernel
