@@ -18,11 +18,13 @@ import typer
 
 from snnkit.version import __version__
 from snnkit.cli.profile import profile
+from snnkit.cli.sweep import sweep_app
 from snnkit.errors import SnnkitError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Train and evaluate spiking neural networks from YAML recipes.")
 app.command()(profile)
+app.add_typer(sweep_app, name="sweep")
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe file (YAML), e.g. recipes/lif_mnist.yaml.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option(
