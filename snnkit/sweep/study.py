@@ -24,6 +24,7 @@ user attributes hold ``run_dir``, and for a failed trial ``fail_reason`` (one li
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,7 +133,7 @@ def open_storage(url: str, timeout: float = CONNECT_TIMEOUT_S) -> Any:
     elif backend in ("postgresql", "mysql") and "connect_timeout" not in parsed.query:
         kwargs = {"connect_args": {"connect_timeout": int(timeout)}}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        return _connect(url, kwargs)
     except ImportError as err:
         extra = " (pip install 'snnkit[postgres]')" if backend == "postgresql" else ""
         raise RecipeError(f"--storage {safe_url(given)}: the database driver is not installed "
@@ -141,6 +142,22 @@ def open_storage(url: str, timeout: float = CONNECT_TIMEOUT_S) -> Any:
         raise RecipeError(f"--storage {safe_url(given)}: cannot use the database "
                           f"({_first_line(err)}) — check the URL and that the server is up "
                           "and reachable") from None
+
+
+def _connect(url: str, engine_kwargs: dict[str, Any], attempts: int = 5) -> Any:
+    """RDBStorage(url); workers that create the tables at one instant collide (a duplicate
+    key): the loser waits a moment and connects again to the tables the winner made."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _postgres_driver(parsed: Any) -> str:
