@@ -8,6 +8,7 @@ from torch import nn
 
 from snnkit.analysis.counting import CostCounter, layer_label
 from snnkit.analysis.energy import DEFAULT_ENERGY, EnergyModel
+from snnkit.components.neurons import LI
 from snnkit.components.layers import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d
 
 
@@ -80,10 +81,10 @@ def test_linear_on_known_spikes() -> None:
 def test_non_binary_first_layer_counts_macs() -> None:
     # direct input: 2 steps x 1 sample x 4 inputs x 5 outputs = 40 MACs, no SOPs.
     x = torch.full((2, 1, 4), 0.3)
-    rep = run(nn.Sequential(Linear(4, 5), Fire(), Linear(5, 3)), x)
-    first, neuron, second = rep.layers
+    rep = run(nn.Sequential(Linear(4, 5), LI(), Linear(5, 3)), x)
+    first, readout, second = rep.layers
     assert (first.sops, first.macs) == (0, 40)
-    assert neuron.rate is None  # its output (0.3 W + b) is not spikes
+    assert readout.rate is None and readout.layer == "model.layers[1] li"  # not spikes
     assert second.macs == 2 * 5 * 3
     assert rep.totals["energy_pj"] == pytest.approx((40 + 30) * 4.6)
 

@@ -7,26 +7,36 @@ single-step ``[B, *]``, so T steps and every batch are included):
 * ``sops`` — synaptic operations, for a layer whose input is binary (every value 0 or 1):
   one accumulate per input spike per outgoing synapse it reaches.
   Linear: ``SOPs = nnz(x) · out_features``. Convolution, exactly per output position with
-  padding, stride and dilation included: ``SOPs = (C_out / groups) · Σ_p Σ_taps s(p + tap)``
-  where ``s`` is the number of nonzero input channels at each input position — computed as the
-  convolution of ``s`` with an all-ones kernel (same stride, padding, dilation), summed.
+  padding, stride and dilation included::
+
+      SOPs = (C_out / groups) · Σ_p Σ_{taps k} s(p·stride + k·dilation − padding)
+           = (C_out / groups) · Σ_q s(q) · w(q)
+
+  where ``s(q)`` is the number of spikes at input position ``q`` (over channels and samples)
+  and ``w(q)`` the number of output windows that read ``q`` — the gradient of the sum of the
+  all-ones convolution of the layer's geometry, computed once per input shape. (The first
+  line is the convolution of the spike map with an all-ones kernel, summed; the second is the
+  same sum reordered, one reduction over the input instead of a convolution per call.)
 * ``macs`` — multiply-accumulates, for a layer whose input is not binary (e.g. the first layer
   of a direct-input recipe): every product of a weight with a real input element.
   Linear: ``MACs = (x.numel() / in_features) · in_features · out_features``. Convolution: the
-  same count as SOPs with every input element nonzero, so ``SOPs <= MACs`` and a layer fed
+  formula above with every input element nonzero, times ``C_in / groups``, so a layer fed
   all-ones spikes has ``SOPs == MACs``; zero padding is not multiplied (non-zero padding modes
   — reflect, replicate, circular — are, as they copy real inputs). BatchNorm: one MAC per
   element (``y = a·x + b`` at inference) unless ``fold_bn=True`` (folded into the preceding
   layer's weights: 0). Pooling, flatten and dropout: no operations counted. Bias additions and
   neuron state updates are not counted.
-* ``rate`` (neurons, and only while their output is binary) — spikes / (neurons · steps ·
-  samples); ``silent`` — the fraction of neurons (positions in one sample's output) that never
-  fired during the whole pass.
+* ``rate`` (spiking neurons: modules with a ``surrogate`` and a ``step_mode``, whose output is
+  0 or 1 by construction) — spikes / (neurons · steps · samples); ``silent`` — the fraction
+  of neurons (positions in one sample's output) that never fired during the whole pass.
+  Non-spiking neurons (the LI readout) get a row without rate or operations.
 * ``params`` — the layer's parameters (``numel``, its submodules included).
 
-The choice between SOPs and MACs is made per call and without a host sync (``torch.where`` on
-a device flag), so counting on a GPU adds no synchronisation until :meth:`CostCounter.report`.
-Energy: :mod:`snnkit.analysis.energy`.
+Whether a layer's input is binary is decided on its first call (``0 <= x <= 1`` and
+``sum(x) = nnz(x)``: one host sync per layer) and kept for the pass: spikes stay spikes and
+analogue inputs stay analogue. Later calls cost one reduction over the layer's input (none
+for MACs, which follow from shapes), and the spike counts stay on the device until
+:meth:`CostCounter.report`.
 """
 
 from __future__ import annotations
@@ -109,15 +119,14 @@ class _Tally:
 
     label: str
     module: nn.Module
-    kind: str  # "synapse", "bn", "pool" or "neuron"
+    kind: str  # "synapse", "bn", "neuron" or "free" (shape only)
     shape: list[int] = field(default_factory=list)
     sops: Tensor | None = None
-    macs: Tensor | None = None
-    spikes: Tensor | None = None
+    macs: int = 0
+    binary: bool | None = None
     steps: int = 0
     per_neuron: Tensor | None = None
-    nonbinary: Tensor | None = None
-    dense: dict[tuple[int, ...], int] = field(default_factory=dict)
+    coverage: dict[tuple[int, ...], Tensor] = field(default_factory=dict)
 
     def add(self, name: str, value: Tensor) -> None:
         old = getattr(self, name)
@@ -138,16 +147,26 @@ def layer_label(name: str, kind: str, sequential: bool = True) -> str:
 
 
 def _kind(module: nn.Module) -> str | None:
-    if isinstance(module, BaseNeuron) or (hasattr(module, "surrogate")
-                                          and hasattr(module, "step_mode")):
-        return "neuron"
+    if hasattr(module, "surrogate") and hasattr(module, "step_mode"):
+        return "neuron"  # emits spikes (0 or 1) through a Heaviside step
+    if isinstance(module, BaseNeuron):
+        return "free"  # a non-spiking neuron (e.g. the LI readout): no rate, no operations
     if isinstance(module, (nn.Linear, *_CONVS)):
         return "synapse"
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         return "bn"
     if isinstance(module, _POOLS):
-        return "pool"
+        return "free"
     return None
+
+
+def _column_sums(m: Tensor) -> Tensor:
+    """Column sums of a 2-D tensor in float64, as one matrix-vector product (BLAS is several
+    times faster than a reduction here); exact for 0/1 entries (each sum <= rows < 2**24)."""
+    if m.dtype not in (torch.float32, torch.float64):
+        m = m.float()
+    ones = torch.ones(m.shape[0], dtype=m.dtype, device=m.device)
+    return (ones @ m).double()
 
 
 class CostCounter:
@@ -196,7 +215,7 @@ class CostCounter:
         self.samples += int(n)
 
     def _hook(self, tally: _Tally) -> Any:
-        counters = {"synapse": self._synapse, "bn": self._bn, "pool": self._pool,
+        counters = {"synapse": self._synapse, "bn": self._bn, "free": self._free,
                     "neuron": self._neuron}
         count = counters[tally.kind]
 
@@ -212,53 +231,59 @@ class CostCounter:
 
     # -- per kind -------------------------------------------------------------------------
     def _synapse(self, t: _Tally, module: nn.Module, x: Tensor, _y: Tensor, _lead: int) -> None:
-        binary = ((x == 0) | (x == 1)).all()
+        if t.binary is None:  # once per layer: 0 <= x <= 1 and every nonzero value is 1
+            lo, hi = torch.aminmax(x)
+            t.binary = bool((lo >= 0) & (hi <= 1)
+                            & (x.sum(dtype=torch.float64) == torch.count_nonzero(x)))
         if isinstance(module, nn.Linear):
-            sops = x.ne(0).sum(dtype=torch.int64) * module.out_features
-            dense = x.numel() * module.out_features
-        else:
-            sops, dense = self._conv_counts(t, module, x)
-        zero = torch.zeros((), dtype=torch.int64, device=x.device)
-        t.add("sops", torch.where(binary, sops, zero))
-        t.add("macs", torch.where(binary, zero, torch.full_like(zero, dense)))
-
-    def _conv_counts(self, t: _Tally, conv: Any, x: Tensor) -> tuple[Tensor, int]:
-        """(exact SOPs if ``x`` is binary, MACs if it is not) of one convolution call."""
+            if t.binary:
+                spikes = _column_sums(x.reshape(-1, x.shape[-1])).sum()
+                t.add("sops", spikes.round().to(torch.int64) * module.out_features)
+            else:
+                t.macs += x.numel() * module.out_features
+            return
+        conv: Any = module
         d = len(conv.kernel_size)
-        x = x.reshape(-1, *x.shape[-(d + 1):])  # [N, C_in, *spatial]
-        fan = conv.out_channels // conv.groups
-        nz = x.ne(0).sum(1, keepdim=True, dtype=torch.float32)  # nonzero channels per position
-        sops = (self._taps(conv, nz).round().to(torch.int64).sum() * fan)
-        key = tuple(x.shape)
-        if key not in t.dense:  # every input element real: same count, all channels
-            ones = torch.ones((1, 1, *x.shape[2:]), dtype=torch.float32, device=x.device)
-            taps = int(self._taps(conv, ones).round().to(torch.int64).sum())
-            t.dense[key] = taps * x.shape[0] * (conv.in_channels // conv.groups) \
-                * conv.out_channels
-        return sops, t.dense[key]
+        spatial = tuple(x.shape[-d:])
+        w = self._coverage(t, conv, spatial, x.device)
+        if t.binary:  # spikes per input position (over samples and channels) · windows there
+            spikes = _column_sums(x.reshape(-1, w.numel()))
+            reached = torch.dot(spikes, w).round().to(torch.int64)
+            t.add("sops", reached * (conv.out_channels // conv.groups))
+        else:
+            samples = x.numel() // (conv.in_channels * w.numel())
+            taps = int(w.sum().round())
+            t.macs += taps * samples * (conv.in_channels // conv.groups) * conv.out_channels
 
     @staticmethod
-    def _taps(conv: Any, s: Tensor) -> Tensor:
-        """Convolve a one-channel count map with an all-ones kernel of the layer's geometry."""
-        d = len(conv.kernel_size)
-        kernel = torch.ones((1, 1, *conv.kernel_size), dtype=s.dtype, device=s.device)
-        padding = conv.padding
-        if conv.padding_mode != "zeros":
-            s = F.pad(s, conv._reversed_padding_repeated_twice, mode=conv.padding_mode)
-            padding = 0
-        fn = (F.conv1d, F.conv2d, F.conv3d)[d - 1]
-        return fn(s, kernel, stride=conv.stride, padding=padding, dilation=conv.dilation)
+    def _coverage(t: _Tally, conv: Any, spatial: tuple[int, ...], device: Any) -> Tensor:
+        """w(q): how many output windows of ``conv`` read input position q (flat, float64)."""
+        if spatial not in t.coverage:
+            with torch.enable_grad():
+                s = torch.zeros((1, 1, *spatial), dtype=torch.float64, requires_grad=True)
+                kernel = torch.ones((1, 1, *conv.kernel_size), dtype=torch.float64)
+                padded, padding = s, conv.padding
+                if conv.padding_mode != "zeros":
+                    padded = F.pad(s, conv._reversed_padding_repeated_twice,
+                                   mode=conv.padding_mode)
+                    padding = 0
+                fn = (F.conv1d, F.conv2d, F.conv3d)[len(spatial) - 1]
+                fn(padded, kernel, stride=conv.stride, padding=padding,
+                   dilation=conv.dilation).sum().backward()
+            assert s.grad is not None
+            t.coverage[spatial] = s.grad.reshape(-1).to(device)
+        return t.coverage[spatial]
 
     def _bn(self, t: _Tally, _m: nn.Module, x: Tensor, _y: Tensor, _lead: int) -> None:
         if not self.fold_bn:
-            t.add("macs", torch.tensor(x.numel(), dtype=torch.int64, device=x.device))
+            t.macs += x.numel()
 
-    def _pool(self, t: _Tally, _m: nn.Module, _x: Tensor, _y: Tensor, _lead: int) -> None:
+    def _free(self, t: _Tally, _m: nn.Module, _x: Tensor, _y: Tensor, _lead: int) -> None:
         pass
 
     def _neuron(self, t: _Tally, _m: nn.Module, _x: Tensor, y: Tensor, lead: int) -> None:
-        t.add("nonbinary", (~((y == 0) | (y == 1))).any())
-        per_neuron = y.float().sum(dim=tuple(range(lead)), dtype=torch.float64)
+        per_neuron = _column_sums(y.reshape(-1, *y.shape[lead:]).flatten(1)) \
+            .reshape(y.shape[lead:])  # spikes per neuron
         if t.per_neuron is not None and t.per_neuron.shape != per_neuron.shape:
             raise ValueError(f"{t.label}: the output shape changed during the pass "
                              f"({list(t.per_neuron.shape)} -> {list(per_neuron.shape)})")
@@ -272,12 +297,12 @@ class CostCounter:
         neurons = silent_total = 0
         spikes = neuron_steps = 0.0
         for t in self._tallies:
-            if not t.shape and t.per_neuron is None and t.sops is None and t.macs is None:
+            if not t.shape:
                 continue  # never called
             sops = int(t.sops) if t.sops is not None else 0
-            macs = int(t.macs) if t.macs is not None else 0
+            macs = t.macs
             rate = silent = None
-            if t.per_neuron is not None and not bool(t.nonbinary):
+            if t.per_neuron is not None:
                 n = t.per_neuron.numel()
                 fired = float(t.per_neuron.sum())
                 silent_n = int((t.per_neuron == 0).sum())
