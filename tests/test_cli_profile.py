@@ -19,15 +19,31 @@ pytestmark = pytest.mark.usefixtures("only_builtins")
 def recipe(tmp_path: Path, encoder: str = "poisson") -> dict[str, Any]:
     """A tiny synthetic run: 1 epoch of 2 batches, 32 test samples."""
     return {
-        "seed": 1, "time_steps": 3,
+        "seed": 1,
+        "time_steps": 3,
         "dataset": {"name": "synthetic", "num_samples": 32, "shape": [1, 4, 4], "num_classes": 3},
         "encoder": encoder,
-        "model": {"name": "sequential", "layers": [
-            {"name": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3,
-             "padding": 1, "stride": 2, "bias": False},
-            {"name": "batchnorm2d", "num_features": 2}, "lif", "flatten",
-            {"name": "linear", "in_features": 8, "out_features": 3}, "lif"]},
-        "loss": "mse_rate", "optimizer": {"name": "adam", "lr": 0.01},
+        "model": {
+            "name": "sequential",
+            "layers": [
+                {
+                    "name": "conv2d",
+                    "in_channels": 1,
+                    "out_channels": 2,
+                    "kernel_size": 3,
+                    "padding": 1,
+                    "stride": 2,
+                    "bias": False,
+                },
+                {"name": "batchnorm2d", "num_features": 2},
+                "lif",
+                "flatten",
+                {"name": "linear", "in_features": 8, "out_features": 3},
+                "lif",
+            ],
+        },
+        "loss": "mse_rate",
+        "optimizer": {"name": "adam", "lr": 0.01},
         "train": {"epochs": 1, "batch_size": 16, "device": "cpu"},
         "output": {"dir": str(tmp_path / "runs"), "tensorboard": False},
     }
@@ -45,12 +61,17 @@ def test_json_shape(run_dir: Path) -> None:
     rows = json.loads(result.output)
     *layers, total = rows
     assert [r["layer"] for r in layers] == [
-        "model.layers[0] conv2d", "model.layers[1] batchnorm2d", "model.layers[2] lif",
-        "model.layers[4] linear", "model.layers[5] lif"]
+        "model.layers[0] conv2d",
+        "model.layers[1] batchnorm2d",
+        "model.layers[2] lif",
+        "model.layers[4] linear",
+        "model.layers[5] lif",
+    ]
     for row in layers:
-        assert {"layer", "shape", "rate", "silent", "sops", "macs", "params",
-                "energy_pj"} <= set(row)
-    conv, bn, lif, linear, out = layers
+        assert {"layer", "shape", "rate", "silent", "sops", "macs", "params", "energy_pj"} <= set(
+            row
+        )
+    conv, bn, lif, linear, _out = layers
     assert conv["sops"] > 0 and conv["macs"] == 0  # Poisson input is binary
     assert bn["macs"] == 32 * 3 * 2 * 2 * 2 and bn["sops"] == 0
     assert linear["macs"] == 0 and 0 <= lif["rate"] <= 1 and conv["shape"] == [2, 2, 2]

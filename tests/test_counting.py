@@ -8,8 +8,8 @@ from torch import nn
 
 from snnkit.analysis.counting import CostCounter, layer_label
 from snnkit.analysis.energy import DEFAULT_ENERGY, EnergyModel
-from snnkit.components.neurons import LI
 from snnkit.components.layers import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d
+from snnkit.components.neurons import LI
 
 
 class Fire(nn.Module):
@@ -120,8 +120,9 @@ def test_batchnorm_macs_unless_folded_and_pooling_free() -> None:
 
 
 def test_energy_constants_are_overridable() -> None:
-    rep = run(nn.Sequential(Linear(4, 5)), torch.ones(1, 1, 4),
-              energy=EnergyModel(ac_pj=2.0, mac_pj=10.0))
+    rep = run(
+        nn.Sequential(Linear(4, 5)), torch.ones(1, 1, 4), energy=EnergyModel(ac_pj=2.0, mac_pj=10.0)
+    )
     assert rep.layers[0].energy_pj == 40.0 and rep.totals["ac_pj"] == 2.0
     assert DEFAULT_ENERGY.ac_pj == 0.9 and DEFAULT_ENERGY.mac_pj == 4.6
     with pytest.raises(ValueError, match="ac_pj"):
@@ -130,5 +131,4 @@ def test_energy_constants_are_overridable() -> None:
 
 def test_layer_labels() -> None:
     assert layer_label("3", "linear") == "model.layers[3] linear"
-    assert layer_label("block.0.conv", "conv2d", sequential=False) == \
-        "model.block[0].conv conv2d"
+    assert layer_label("block.0.conv", "conv2d", sequential=False) == "model.block[0].conv conv2d"

@@ -25,22 +25,32 @@ from snnkit.sweep.study import TrialReporter, open_storage
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("only_builtins")
 
-SPACE = {"model.layers.2.tau": {"float": [1.5, 8.0], "log": True},
-         "optimizer.lr": {"float": [1.0e-3, 5.0e-2], "log": True},
-         "model.layers.2.surrogate.name": {"choice": ["sigmoid", "atan"]}}
+SPACE = {
+    "model.layers.2.tau": {"float": [1.5, 8.0], "log": True},
+    "optimizer.lr": {"float": [1.0e-3, 5.0e-2], "log": True},
+    "model.layers.2.surrogate.name": {"choice": ["sigmoid", "atan"]},
+}
 
 
 def recipe(epochs: int = 1) -> dict[str, Any]:
     """A tiny synthetic recipe: 2 batches of 16 per epoch, 32 test samples."""
     return {
-        "seed": 1, "time_steps": 3,
+        "seed": 1,
+        "time_steps": 3,
         "dataset": {"name": "synthetic", "num_samples": 32, "shape": [1, 4, 4], "num_classes": 3},
         "encoder": "poisson",
-        "model": {"name": "sequential", "layers": [
-            "flatten", {"name": "linear", "in_features": 16, "out_features": 8},
-            {"name": "lif", "tau": 2.0}, {"name": "linear", "in_features": 8, "out_features": 3},
-            "lif"]},
-        "loss": "mse_rate", "optimizer": {"name": "adam", "lr": 0.01},
+        "model": {
+            "name": "sequential",
+            "layers": [
+                "flatten",
+                {"name": "linear", "in_features": 16, "out_features": 8},
+                {"name": "lif", "tau": 2.0},
+                {"name": "linear", "in_features": 8, "out_features": 3},
+                "lif",
+            ],
+        },
+        "loss": "mse_rate",
+        "optimizer": {"name": "adam", "lr": 0.01},
         "train": {"epochs": epochs, "batch_size": 16, "device": "cpu"},
         "output": {"dir": "runs", "tensorboard": False},
     }
@@ -68,24 +78,34 @@ def test_space_parses_and_paths_exist() -> None:
     assert [d.kind for d in dims] == ["float", "float", "choice"] and dims[0].log
     check_paths(dims, recipe(), get_registry())  # surrogate: a lif parameter, not written
     assert dims[1].override(1e-05) == "optimizer.lr=1.0e-05"  # YAML reads it as a number
-    check_paths(parse_space({"time_steps": {"int": [2, 8], "step": 2},
-                             "train.batch_size": {"int": [8, 16]}}), recipe(), get_registry())
+    check_paths(
+        parse_space(
+            {"time_steps": {"int": [2, 8], "step": 2}, "train.batch_size": {"int": [8, 16]}}
+        ),
+        recipe(),
+        get_registry(),
+    )
 
 
-@pytest.mark.parametrize("space, message", [
-    ({"model.layers.2.taux": {"float": [1, 2]}}, "'taux' is not in 'model.layers.2' — did you "
-                                                  "mean 'tau'?"),
-    ({"model.layer.2.tau": {"float": [1, 2]}}, "did you mean 'layers'?"),
-    ({"model.layers.7.tau": {"float": [1, 2]}}, "must be an index 0..4"),
-    ({"optimizer.lr": {"float": [0.1, 0.01]}}, "empty range [0.1, 0.01]"),
-    ({"optimizer.lr": {"float": [0.1, 0.1]}}, "empty range"),
-    ({"optimizer.lr": {"uniform": [0.1, 0.2]}}, "unknown distribution 'uniform'"),
-    ({"optimizer.lr": {"flaot": [0.1, 0.2]}}, "did you mean 'float'?"),
-    ({"optimizer.lr": {"float": [0.0, 0.2], "log": True}}, "log range needs low > 0"),
-    ({"optimizer.lr": {"choice": []}}, "non-empty list"),
-    ({"time_steps": {"int": [2.5, 8]}}, "two integers"),
-    ({"optimizer.lr": {"float": [0.1, 0.2], "base": 2}}, "'base' is not an option of float"),
-])
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        (
+            {"model.layers.2.taux": {"float": [1, 2]}},
+            "'taux' is not in 'model.layers.2' — did you mean 'tau'?",
+        ),
+        ({"model.layer.2.tau": {"float": [1, 2]}}, "did you mean 'layers'?"),
+        ({"model.layers.7.tau": {"float": [1, 2]}}, "must be an index 0..4"),
+        ({"optimizer.lr": {"float": [0.1, 0.01]}}, "empty range [0.1, 0.01]"),
+        ({"optimizer.lr": {"float": [0.1, 0.1]}}, "empty range"),
+        ({"optimizer.lr": {"uniform": [0.1, 0.2]}}, "unknown distribution 'uniform'"),
+        ({"optimizer.lr": {"flaot": [0.1, 0.2]}}, "did you mean 'float'?"),
+        ({"optimizer.lr": {"float": [0.0, 0.2], "log": True}}, "log range needs low > 0"),
+        ({"optimizer.lr": {"choice": []}}, "non-empty list"),
+        ({"time_steps": {"int": [2.5, 8]}}, "two integers"),
+        ({"optimizer.lr": {"float": [0.1, 0.2], "base": 2}}, "'base' is not an option of float"),
+    ],
+)
 def test_space_errors_are_one_line(space: dict[str, Any], message: str) -> None:
     with pytest.raises(RecipeError) as err:
         check_paths(parse_space(space), recipe(), get_registry())
@@ -95,7 +115,10 @@ def test_space_errors_are_one_line(space: dict[str, Any], message: str) -> None:
 def test_objectives() -> None:
     goals = parse_objectives("test_acc:max, sops:min,test_loss")
     assert [(o.name, o.direction) for o in goals] == [
-        ("test_acc", "maximize"), ("sops", "minimize"), ("test_loss", "minimize")]
+        ("test_acc", "maximize"),
+        ("sops", "minimize"),
+        ("test_loss", "minimize"),
+    ]
     with pytest.raises(RecipeError, match="'tset_acc' is not a metric — did you mean 'test_acc'"):
         parse_objectives("tset_acc:max")
     with pytest.raises(RecipeError, match="max or min"):
@@ -117,16 +140,19 @@ def test_three_trial_sqlite_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         saved = yaml.safe_load((run_dir / "recipe.yaml").read_text())
         assert saved["model"]["layers"][2]["tau"] == t.params["model.layers.2.tau"]
         assert saved["optimizer"]["lr"] == t.params["optimizer.lr"]
-        assert saved["model"]["layers"][2]["surrogate"]["name"] == \
-            t.params["model.layers.2.surrogate.name"]
+        assert (
+            saved["model"]["layers"][2]["surrogate"]["name"]
+            == t.params["model.layers.2.surrogate.name"]
+        )
         assert f"trial {t.number}: test_acc" in result.output
     # the same command again: the study already holds 3 trials, nothing more runs
     again = sweep(tmp_path, "--trials", "3")
     assert again.exit_code == 0 and len(load(tmp_path).trials) == 3
 
 
-def test_crashing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crashing_trial_is_recorded_and_the_sweep_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     space = {"optimizer.lr": {"choice": [0.01, float("inf")]}}
     storage = open_storage(f"sqlite:///{tmp_path / 'runs' / 'r' / 'study.db'}")
@@ -167,11 +193,13 @@ def test_reporter_reports_and_prunes() -> None:
     assert len(trial.reported) == 2
 
 
-def test_pruned_trials_stop_after_the_epoch(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pruned_trials_stop_after_the_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(optuna.pruners, "MedianPruner",
-                        lambda: optuna.pruners.ThresholdPruner(lower=1.01))  # prunes every trial
+    monkeypatch.setattr(
+        optuna.pruners, "MedianPruner", lambda: optuna.pruners.ThresholdPruner(lower=1.01)
+    )  # prunes every trial
     result = sweep(tmp_path, "--trials", "2", epochs=3)
     assert result.exit_code == 0, result.output
     trials = load(tmp_path).trials
@@ -213,8 +241,9 @@ def test_interrupted_study_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_multi_objective_front_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = sweep(tmp_path, "--trials", "3", "--objectives", "test_acc:max,sops:min",
-                   "--study", "front")
+    result = sweep(
+        tmp_path, "--trials", "3", "--objectives", "test_acc:max,sops:min", "--study", "front"
+    )
     assert result.exit_code == 0, result.output
     study = load(tmp_path, "front")
     assert len(study.directions) == 2 and study.best_trials
@@ -230,14 +259,18 @@ def test_multi_objective_front_and_show(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 # -- bad input --------------------------------------------------------------------------------
-@pytest.mark.parametrize("args, message", [
-    (["--objectives", "accuracy:max"], "'accuracy' is not a metric"),
-    (["--storage", "postgresql://u:secret@127.0.0.1:1/db"], "cannot use the database"),
-    (["--storage", "nonsense"], "not a database URL"),
-    (["--trials", "0"], "--trials"),
-])
-def test_bad_input_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                      args: list[str], message: str) -> None:
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--objectives", "accuracy:max"], "'accuracy' is not a metric"),
+        (["--storage", "postgresql://u:secret@127.0.0.1:1/db"], "cannot use the database"),
+        (["--storage", "nonsense"], "not a database URL"),
+        (["--trials", "0"], "--trials"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
     monkeypatch.chdir(tmp_path)
     full = args if "--trials" in args else ["--trials", "1", *args]
     result = sweep(tmp_path, *full)

@@ -26,8 +26,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-psycopg2 = pytest.importorskip("psycopg2", reason="psycopg2 is not installed "
-                               "(pip install 'snnkit[postgres]')")
+psycopg2 = pytest.importorskip(
+    "psycopg2", reason="psycopg2 is not installed (pip install 'snnkit[postgres]')"
+)
 optuna = pytest.importorskip("optuna")
 
 from snnkit.sweep.study import open_storage  # noqa: E402 - after the skips
@@ -54,8 +55,10 @@ def postgres_url() -> Iterator[str]:
     """A PostgreSQL server on 127.0.0.1 with an empty database ``sweep`` (user ``snnkit``)."""
     initdb, server = _binary("initdb"), _binary("postgres")
     if not initdb or not server:
-        pytest.skip("PostgreSQL is not installed (no initdb/postgres binaries): "
-                    "apt-get install -y postgresql")
+        pytest.skip(
+            "PostgreSQL is not installed (no initdb/postgres binaries): "
+            "apt-get install -y postgresql"
+        )
     as_user: dict[str, int] = {}
     if os.geteuid() == 0:  # postgres refuses to run as root: run it as the postgres user
         try:
@@ -68,22 +71,29 @@ def postgres_url() -> Iterator[str]:
         os.chown(home, as_user["user"], as_user["group"])
     data = home / "data"
     port = _free_port()
-    subprocess.run([initdb, "-D", str(data), "-U", "snnkit", "-A", "trust", "-E", "UTF8",
-                    "--no-sync"],
-                   check=True, capture_output=True, **as_user)
-    proc = subprocess.Popen([server, "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
-                             "-k", str(home), "-F"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, **as_user)
+    subprocess.run(
+        [initdb, "-D", str(data), "-U", "snnkit", "-A", "trust", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+        **as_user,
+    )
+    proc = subprocess.Popen(
+        [server, "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(home), "-F"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        **as_user,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                conn = psycopg2.connect(host="127.0.0.1", port=port, user="snnkit",
-                                        dbname="postgres", connect_timeout=2)
+                conn = psycopg2.connect(
+                    host="127.0.0.1", port=port, user="snnkit", dbname="postgres", connect_timeout=2
+                )
                 break
-            except psycopg2.OperationalError:
+            except psycopg2.OperationalError as err:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"postgres did not start: {proc.stderr.read()!r}")
+                    raise RuntimeError(f"postgres did not start: {proc.stderr.read()!r}") from err
                 time.sleep(0.2)
         conn.autocommit = True
         with conn.cursor() as cur:
@@ -101,33 +111,69 @@ def postgres_url() -> Iterator[str]:
 
 def test_two_workers_share_one_study(tmp_path: Path, postgres_url: str) -> None:
     recipe = {
-        "seed": 2, "time_steps": 3,
+        "seed": 2,
+        "time_steps": 3,
         "dataset": {"name": "synthetic", "num_samples": 32, "shape": [1, 4, 4], "num_classes": 3},
         "encoder": "poisson",
-        "model": {"name": "sequential", "layers": [
-            "flatten", {"name": "linear", "in_features": 16, "out_features": 8}, "lif",
-            {"name": "linear", "in_features": 8, "out_features": 3}, "lif"]},
-        "loss": "mse_rate", "optimizer": {"name": "adam", "lr": 0.01},
-        "train": {"epochs": 1, "batch_size": 16, "max_batches": 1, "device": "cpu",
-                  "num_threads": 1},
+        "model": {
+            "name": "sequential",
+            "layers": [
+                "flatten",
+                {"name": "linear", "in_features": 16, "out_features": 8},
+                "lif",
+                {"name": "linear", "in_features": 8, "out_features": 3},
+                "lif",
+            ],
+        },
+        "loss": "mse_rate",
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "train": {
+            "epochs": 1,
+            "batch_size": 16,
+            "max_batches": 1,
+            "device": "cpu",
+            "num_threads": 1,
+        },
         "output": {"dir": "runs", "tensorboard": False},
     }
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
-    (tmp_path / "space.yaml").write_text(yaml.safe_dump(
-        {"optimizer.lr": {"float": [1.0e-3, 1.0e-1], "log": True},
-         "model.layers.2.tau": {"float": [1.5, 6.0]}}))
+    (tmp_path / "space.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "optimizer.lr": {"float": [1.0e-3, 1.0e-1], "log": True},
+                "model.layers.2.tau": {"float": [1.5, 6.0]},
+            }
+        )
+    )
     trials = 4
-    cmd = [sys.executable, "-m", "snnkit", "sweep", "r.yaml", "--space", "space.yaml",
-           "--trials", str(trials), "--storage", postgres_url, "--study", "shared",
-           "--pruner", "none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snnkit",
+        "sweep",
+        "r.yaml",
+        "--space",
+        "space.yaml",
+        "--trials",
+        str(trials),
+        "--storage",
+        postgres_url,
+        "--study",
+        "shared",
+        "--pruner",
+        "none",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SNNKIT_LOAD_PLUGINS": ""}
-    workers = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    workers = [
+        subprocess.Popen(
+            cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outputs = [w.communicate(timeout=300) for w in workers]
     for w, (out, err) in zip(workers, outputs):
         assert w.returncode == 0, out + err
-    ran = [[int(n) for n in re.findall(r"^trial (\d+): test_acc", out, re.M)]
-           for out, _ in outputs]
+    ran = [[int(n) for n in re.findall(r"^trial (\d+): test_acc", out, re.M)] for out, _ in outputs]
     study = optuna.load_study(study_name="shared", storage=open_storage(postgres_url))
     numbers = sorted(t.number for t in study.trials)
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)

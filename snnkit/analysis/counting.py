@@ -32,8 +32,8 @@ single-step ``[B, *]``, so T steps and every batch are included):
   Non-spiking neurons (the LI readout) get a row without rate or operations.
 * ``params`` — the layer's parameters (``numel``, its submodules included).
 
-Whether a layer's input is binary is decided on its first call (``0 <= x <= 1`` and
-``sum(x) = nnz(x)``: one host sync per layer) and kept for the pass: spikes stay spikes and
+Whether a layer's input is binary is decided on the first time step of its first call
+(``0 <= x <= 1`` and ``sum(x) = nnz(x)``: one host sync per layer) and kept for the pass: spikes stay spikes and
 analogue inputs stay analogue. Later calls cost one reduction over the layer's input (none
 for MACs, which follow from shapes), and the spike counts stay on the device until
 :meth:`CostCounter.report`.
@@ -55,8 +55,18 @@ from snnkit.components.neurons import BaseNeuron
 
 __all__ = ["CostCounter", "CostReport", "LayerCost", "layer_label"]
 
-_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-          nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
+_POOLS = (
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+)
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
@@ -74,9 +84,16 @@ class LayerCost:
     energy_pj: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"layer": self.layer, "shape": self.shape, "rate": self.rate,
-                "silent": self.silent, "sops": self.sops, "macs": self.macs,
-                "params": self.params, "energy_pj": self.energy_pj}
+        return {
+            "layer": self.layer,
+            "shape": self.shape,
+            "rate": self.rate,
+            "silent": self.silent,
+            "sops": self.sops,
+            "macs": self.macs,
+            "params": self.params,
+            "energy_pj": self.energy_pj,
+        }
 
 
 @dataclass
@@ -100,13 +117,22 @@ class CostReport:
         macs = sum(r.macs for r in self.layers)
         energy = self.energy.energy_pj(sops, macs)
         n = max(self.samples, 1)
-        return {"layer": "total", "samples": self.samples,
-                "rate": self.spikes / self.neuron_steps if self.neuron_steps else None,
-                "silent": self.silent_neurons / self.neurons if self.neurons else None,
-                "sops": sops, "macs": macs, "params": self.params, "energy_pj": energy,
-                "sops_per_sample": sops / n, "macs_per_sample": macs / n,
-                "energy_pj_per_sample": energy / n, "ac_pj": self.energy.ac_pj,
-                "mac_pj": self.energy.mac_pj, "bn_folded": self.fold_bn}
+        return {
+            "layer": "total",
+            "samples": self.samples,
+            "rate": self.spikes / self.neuron_steps if self.neuron_steps else None,
+            "silent": self.silent_neurons / self.neurons if self.neurons else None,
+            "sops": sops,
+            "macs": macs,
+            "params": self.params,
+            "energy_pj": energy,
+            "sops_per_sample": sops / n,
+            "macs_per_sample": macs / n,
+            "energy_pj_per_sample": energy / n,
+            "ac_pj": self.energy.ac_pj,
+            "mac_pj": self.energy.mac_pj,
+            "bn_folded": self.fold_bn,
+        }
 
     def as_json(self) -> list[dict[str, Any]]:
         """One object per layer, then the totals object (the ``snnkit profile --json`` shape)."""
@@ -140,8 +166,9 @@ def layer_label(name: str, kind: str, sequential: bool = True) -> str:
     ``model.layers`` in order (snnkit's ``sequential`` and ``mlp``).
     """
     head, _, rest = name.partition(".")
-    path = f"layers[{head}]" + (f".{rest}" if rest else "") if sequential and head.isdigit() \
-        else name
+    path = (
+        f"layers[{head}]" + (f".{rest}" if rest else "") if sequential and head.isdigit() else name
+    )
     path = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", path)
     return f"model.{path} {kind}"
 
@@ -176,9 +203,14 @@ class CostCounter:
     (e.g. the recipe's ``linear``); other modules show their class name in lower case.
     """
 
-    def __init__(self, model: nn.Module, *, fold_bn: bool = False,
-                 energy: EnergyModel = DEFAULT_ENERGY,
-                 types: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        fold_bn: bool = False,
+        energy: EnergyModel = DEFAULT_ENERGY,
+        types: Mapping[str, str] | None = None,
+    ) -> None:
         self.model, self.fold_bn, self.energy = model, fold_bn, energy
         types = types or {}
         sequential = isinstance(model, nn.Sequential)
@@ -215,8 +247,12 @@ class CostCounter:
         self.samples += int(n)
 
     def _hook(self, tally: _Tally) -> Any:
-        counters = {"synapse": self._synapse, "bn": self._bn, "free": self._free,
-                    "neuron": self._neuron}
+        counters = {
+            "synapse": self._synapse,
+            "bn": self._bn,
+            "free": self._free,
+            "neuron": self._neuron,
+        }
         count = counters[tally.kind]
 
         @torch.no_grad()
@@ -230,11 +266,12 @@ class CostCounter:
         return hook
 
     # -- per kind -------------------------------------------------------------------------
-    def _synapse(self, t: _Tally, module: nn.Module, x: Tensor, _y: Tensor, _lead: int) -> None:
+    def _synapse(self, t: _Tally, module: nn.Module, x: Tensor, _y: Tensor, lead: int) -> None:
         if t.binary is None:  # once per layer: 0 <= x <= 1 and every nonzero value is 1
-            lo, hi = torch.aminmax(x)
-            t.binary = bool((lo >= 0) & (hi <= 1)
-                            & (x.sum(dtype=torch.float64) == torch.count_nonzero(x)))
+            probe = x[0] if lead == 2 else x  # its first time step
+            lo, hi = torch.aminmax(probe)
+            nnz = torch.count_nonzero(probe)
+            t.binary = bool((lo >= 0) & (hi <= 1) & (probe.sum(dtype=torch.float64) == nnz))
         if isinstance(module, nn.Linear):
             if t.binary:
                 spikes = _column_sums(x.reshape(-1, x.shape[-1])).sum()
@@ -264,12 +301,12 @@ class CostCounter:
                 kernel = torch.ones((1, 1, *conv.kernel_size), dtype=torch.float64)
                 padded, padding = s, conv.padding
                 if conv.padding_mode != "zeros":
-                    padded = F.pad(s, conv._reversed_padding_repeated_twice,
-                                   mode=conv.padding_mode)
+                    padded = F.pad(s, conv._reversed_padding_repeated_twice, mode=conv.padding_mode)
                     padding = 0
                 fn = (F.conv1d, F.conv2d, F.conv3d)[len(spatial) - 1]
-                fn(padded, kernel, stride=conv.stride, padding=padding,
-                   dilation=conv.dilation).sum().backward()
+                fn(
+                    padded, kernel, stride=conv.stride, padding=padding, dilation=conv.dilation
+                ).sum().backward()
             assert s.grad is not None
             t.coverage[spatial] = s.grad.reshape(-1).to(device)
         return t.coverage[spatial]
@@ -282,11 +319,14 @@ class CostCounter:
         pass
 
     def _neuron(self, t: _Tally, _m: nn.Module, _x: Tensor, y: Tensor, lead: int) -> None:
-        per_neuron = _column_sums(y.reshape(-1, *y.shape[lead:]).flatten(1)) \
-            .reshape(y.shape[lead:])  # spikes per neuron
+        per_neuron = _column_sums(y.reshape(-1, *y.shape[lead:]).flatten(1)).reshape(
+            y.shape[lead:]
+        )  # spikes per neuron
         if t.per_neuron is not None and t.per_neuron.shape != per_neuron.shape:
-            raise ValueError(f"{t.label}: the output shape changed during the pass "
-                             f"({list(t.per_neuron.shape)} -> {list(per_neuron.shape)})")
+            raise ValueError(
+                f"{t.label}: the output shape changed during the pass "
+                f"({list(t.per_neuron.shape)} -> {list(per_neuron.shape)})"
+            )
         t.add("per_neuron", per_neuron)
         t.steps += y.numel() // max(per_neuron.numel(), 1)  # samples x time steps
 
@@ -311,8 +351,27 @@ class CostCounter:
                 neurons, silent_total = neurons + n, silent_total + silent_n
                 spikes, neuron_steps = spikes + fired, neuron_steps + n * t.steps
             params = sum(p.numel() for p in t.module.parameters())
-            rows.append(LayerCost(t.label, t.shape, rate, silent, sops, macs, params,
-                                  self.energy.energy_pj(sops, macs)))
+            rows.append(
+                LayerCost(
+                    t.label,
+                    t.shape,
+                    rate,
+                    silent,
+                    sops,
+                    macs,
+                    params,
+                    self.energy.energy_pj(sops, macs),
+                )
+            )
         total_params = sum(p.numel() for p in self.model.parameters())
-        return CostReport(rows, self.samples, total_params, self.energy, self.fold_bn,
-                          neurons, silent_total, spikes, neuron_steps)
+        return CostReport(
+            rows,
+            self.samples,
+            total_params,
+            self.energy,
+            self.fold_bn,
+            neurons,
+            silent_total,
+            spikes,
+            neuron_steps,
+        )

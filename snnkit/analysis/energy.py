@@ -26,8 +26,9 @@ class EnergyModel:
         for name in ("ac_pj", "mac_pj"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0 or value != value:
-                raise ValueError(f"{name} must be a number >= 0 (picojoules per operation), "
-                                 f"got {value!r}")
+                raise ValueError(
+                    f"{name} must be a number >= 0 (picojoules per operation), got {value!r}"
+                )
 
     def energy_pj(self, sops: float, macs: float) -> float:
         """``sops · ac_pj + macs · mac_pj`` in picojoules."""

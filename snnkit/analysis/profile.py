@@ -9,6 +9,7 @@ every call). :func:`profile_run` does that for a run folder's ``best.pt`` (else 
 from __future__ import annotations
 
 from pathlib import Path
+
 import torch
 
 from snnkit.analysis.counting import CostCounter, CostReport
@@ -30,8 +31,10 @@ def checkpoint_of(run_dir: str | Path) -> Path:
         for name in ("best.pt", "last.pt"):
             if (path / name).exists():
                 return path / name
-        raise CheckpointError(f"{path}: no best.pt or last.pt in this folder — pass a run folder "
-                              "written by snnkit run")
+        raise CheckpointError(
+            f"{path}: no best.pt or last.pt in this folder — pass a run folder "
+            "written by snnkit run"
+        )
     return path
 
 
@@ -47,9 +50,11 @@ def _restore(path: Path, device: str | None) -> Experiment:
     try:
         exp.model.load_state_dict(state["model"])
     except (RuntimeError, ValueError, TypeError) as err:
-        raise CheckpointError(f"{path}: the weights do not fit the checkpoint's own recipe "
-                              f"({str(err).strip().splitlines()[0][:200]}) — the file is damaged "
-                              "or was edited") from None
+        raise CheckpointError(
+            f"{path}: the weights do not fit the checkpoint's own recipe "
+            f"({str(err).strip().splitlines()[0][:200]}) — the file is damaged "
+            "or was edited"
+        ) from None
     return exp
 
 
@@ -60,20 +65,27 @@ def layer_types(exp: Experiment) -> dict[str, str]:
         return {}
     names = {}
     for i, spec in enumerate(layers):
-        name = spec if isinstance(spec, str) else spec.get("name") if isinstance(spec, dict) \
-            else None
+        name = (
+            spec if isinstance(spec, str) else spec.get("name") if isinstance(spec, dict) else None
+        )
         if isinstance(name, str):
             names[str(i)] = name
     return names
 
 
 @torch.no_grad()
-def profile_experiment(exp: Experiment, batches: int | None = None, *, fold_bn: bool = False,
-                       energy: EnergyModel = DEFAULT_ENERGY) -> CostReport:
+def profile_experiment(
+    exp: Experiment,
+    batches: int | None = None,
+    *,
+    fold_bn: bool = False,
+    energy: EnergyModel = DEFAULT_ENERGY,
+) -> CostReport:
     """Counts over the test set (or its first ``batches`` evaluation batches)."""
     if batches is not None and batches < 1:
-        raise SnnkitError(f"--batches {batches}: must be at least 1 — or leave it out to count "
-                          "the whole test set")
+        raise SnnkitError(
+            f"--batches {batches}: must be at least 1 — or leave it out to count the whole test set"
+        )
     xs, ys = on_device(exp.test_data, exp.device)
     bs = exp.recipe.train.eval_batch_size or exp.recipe.train.batch_size
     seed_everything(exp.recipe.seed)
@@ -84,7 +96,7 @@ def profile_experiment(exp: Experiment, batches: int | None = None, *, fold_bn: 
             for b, i in enumerate(range(0, len(ys), bs)):
                 if batches is not None and b >= batches:
                     break
-                x = xs[i:i + bs]
+                x = xs[i : i + bs]
                 forward_batch(exp, x)
                 counter.add_samples(len(x))
     finally:
@@ -92,8 +104,14 @@ def profile_experiment(exp: Experiment, batches: int | None = None, *, fold_bn: 
     return counter.report()
 
 
-def profile_run(run_dir: str | Path, batches: int | None = None, *, fold_bn: bool = False,
-                energy: EnergyModel = DEFAULT_ENERGY, device: str | None = None) -> CostReport:
+def profile_run(
+    run_dir: str | Path,
+    batches: int | None = None,
+    *,
+    fold_bn: bool = False,
+    energy: EnergyModel = DEFAULT_ENERGY,
+    device: str | None = None,
+) -> CostReport:
     """Counts of a run folder's best checkpoint (else its last) over the test set."""
     exp = _restore(checkpoint_of(run_dir), device)
     return profile_experiment(exp, batches, fold_bn=fold_bn, energy=energy)

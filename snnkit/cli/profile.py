@@ -15,27 +15,36 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from snnkit.cli.errors import reported_errors
 
 
-def profile(run_dir: Annotated[Path, typer.Argument(help="Run folder (or a .pt checkpoint).")],
-            as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a "
-                                                  "table.")] = False,
-            batches: Annotated[Optional[int], typer.Option(
-                help="Count only the first N test batches (default: the whole test set).")] = None,
-            fold_bn: Annotated[bool, typer.Option(
-                "--fold-bn", help="Count BatchNorm as folded into the previous layer (0 MACs).")]
-            = False,
-            ac_pj: Annotated[float, typer.Option(
-                "--ac-pj", help="Energy of one accumulate (SOP) in pJ.")] = 0.9,
-            mac_pj: Annotated[float, typer.Option(
-                "--mac-pj", help="Energy of one multiply-accumulate in pJ.")] = 4.6,
-            device: Annotated[Optional[str], typer.Option(
-                help="auto, cpu, cuda or cuda:N (overrides train.device).")] = None) -> None:
+def profile(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder (or a .pt checkpoint).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    batches: Annotated[
+        int | None,
+        typer.Option(help="Count only the first N test batches (default: the whole test set)."),
+    ] = None,
+    fold_bn: Annotated[
+        bool,
+        typer.Option(
+            "--fold-bn", help="Count BatchNorm as folded into the previous layer (0 MACs)."
+        ),
+    ] = False,
+    ac_pj: Annotated[
+        float, typer.Option("--ac-pj", help="Energy of one accumulate (SOP) in pJ.")
+    ] = 0.9,
+    mac_pj: Annotated[
+        float, typer.Option("--mac-pj", help="Energy of one multiply-accumulate in pJ.")
+    ] = 4.6,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu, cuda or cuda:N (overrides train.device).")
+    ] = None,
+) -> None:
     """Per-layer firing rate, synaptic operations, MACs and energy of a trained run."""
     from snnkit.analysis.energy import EnergyModel
     from snnkit.analysis.profile import profile_run
@@ -58,23 +67,44 @@ def _print_table(rows: list[dict[str, Any]], run_dir: Path) -> None:
     from rich.table import Table
 
     *layers, total = rows
-    table = Table("layer", "shape", "rate", "silent", "SOPs", "MACs", "params", "energy",
-                  box=None, pad_edge=False, title=f"{run_dir} · {total['samples']} test samples")
+    table = Table(
+        "layer",
+        "shape",
+        "rate",
+        "silent",
+        "SOPs",
+        "MACs",
+        "params",
+        "energy",
+        box=None,
+        pad_edge=False,
+        title=f"{run_dir} · {total['samples']} test samples",
+    )
     for col in table.columns[2:]:
         col.justify = "right"
-    for row in layers + [total]:
+    for row in [*layers, total]:
         shape = "×".join(str(d) for d in row["shape"]) if "shape" in row else ""
-        table.add_row(row["layer"], shape, _pct(row["rate"]), _pct(row["silent"]),
-                      f"{row['sops']:,}", f"{row['macs']:,}", f"{row['params']:,}",
-                      _energy(row["energy_pj"]), end_section=row is layers[-1] if layers else False)
+        table.add_row(
+            row["layer"],
+            shape,
+            _pct(row["rate"]),
+            _pct(row["silent"]),
+            f"{row['sops']:,}",
+            f"{row['macs']:,}",
+            f"{row['params']:,}",
+            _energy(row["energy_pj"]),
+            end_section=row is layers[-1] if layers else False,
+        )
     console = Console(width=max(120, Console().width), soft_wrap=False)
     console.print(table)
-    console.print(f"per sample: {total['sops_per_sample']:,.0f} SOPs · "
-                  f"{total['macs_per_sample']:,.0f} MACs · "
-                  f"{_energy(total['energy_pj_per_sample'])} "
-                  f"({total['ac_pj']} pJ/AC, {total['mac_pj']} pJ/MAC; BatchNorm "
-                  f"{'folded' if total['bn_folded'] else 'counted, not folded'})",
-                  highlight=False)
+    console.print(
+        f"per sample: {total['sops_per_sample']:,.0f} SOPs · "
+        f"{total['macs_per_sample']:,.0f} MACs · "
+        f"{_energy(total['energy_pj_per_sample'])} "
+        f"({total['ac_pj']} pJ/AC, {total['mac_pj']} pJ/MAC; BatchNorm "
+        f"{'folded' if total['bn_folded'] else 'counted, not folded'})",
+        highlight=False,
+    )
 
 
 def _pct(value: float | None) -> str:

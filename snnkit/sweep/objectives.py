@@ -15,15 +15,24 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from snnkit.errors import RecipeError
 
 __all__ = ["COSTS", "METRICS", "Objective", "best_row", "parse_objectives", "values"]
 
 #: Numeric metrics every epoch row of metrics.jsonl holds.
-METRICS = ("test_acc", "test_loss", "train_acc", "train_loss", "train_seconds", "test_seconds",
-           "samples_per_second", "lr", "epoch")
+METRICS = (
+    "test_acc",
+    "test_loss",
+    "train_acc",
+    "train_loss",
+    "train_seconds",
+    "test_seconds",
+    "samples_per_second",
+    "lr",
+    "epoch",
+)
 #: Costs counted on the trial's checkpoint, per test sample (totals key ``<name>_per_sample``).
 COSTS = ("sops", "macs", "energy_pj")
 
@@ -36,7 +45,7 @@ class Objective:
     maximize: bool
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Literal["maximize", "minimize"]:
         """Optuna's word for it."""
         return "maximize" if self.maximize else "minimize"
 
@@ -57,8 +66,9 @@ def parse_objectives(text: str) -> list[Objective]:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
             hint = f" — did you mean '{close[0]}'?" if close else " —"
-            raise RecipeError(f"--objectives: '{name}' is not a metric{hint} choose from "
-                              f"{', '.join(known)}")
+            raise RecipeError(
+                f"--objectives: '{name}' is not a metric{hint} choose from {', '.join(known)}"
+            )
         if word not in ("", "max", "min", "maximize", "minimize"):
             raise RecipeError(f"--objectives: '{item}': the direction must be max or min")
         maximize = word.startswith("max") if word else name.endswith("acc")
@@ -75,8 +85,9 @@ def best_row(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     return max(metrics, key=lambda m: m["test_acc"])
 
 
-def values(objectives: list[Objective], metrics: list[dict[str, Any]],
-           run_dir: Path) -> list[float]:
+def values(
+    objectives: list[Objective], metrics: list[dict[str, Any]], run_dir: Path
+) -> list[float]:
     """Each objective's value for a finished run (costs counted only when asked for)."""
     row = best_row(metrics)
     totals: dict[str, Any] | None = None

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,10 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise SnnkitError("sweep show: the package 'matplotlib' is not installed — pip install "
-                          "'snnkit[plot]' (or pip install matplotlib)") from None
+        raise SnnkitError(
+            "sweep show: the package 'matplotlib' is not installed — pip install "
+            "'snnkit[plot]' (or pip install matplotlib)"
+        ) from None
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
@@ -72,13 +75,28 @@ def plot_front(study: Any, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
     if len(names) > 1:
         front = sorted(study.best_trials, key=lambda t: t.values[0])
-        ax.scatter([t.values[0] for t in done], [t.values[1] for t in done], s=18,
-                   color="0.6", label="trials")
-        ax.plot([t.values[0] for t in front], [t.values[1] for t in front], "o-",
-                color="C3", label="Pareto front")
+        ax.scatter(
+            [t.values[0] for t in done],
+            [t.values[1] for t in done],
+            s=18,
+            color="0.6",
+            label="trials",
+        )
+        ax.plot(
+            [t.values[0] for t in front],
+            [t.values[1] for t in front],
+            "o-",
+            color="C3",
+            label="Pareto front",
+        )
         for t in front:
-            ax.annotate(str(t.number), (t.values[0], t.values[1]), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")
+            ax.annotate(
+                str(t.number),
+                (t.values[0], t.values[1]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
         ax.set_xlabel(names[0])
         ax.set_ylabel(names[1])
     else:
@@ -102,6 +120,15 @@ def plot_front(study: Any, path: Path) -> Path:
     return path
 
 
+def _signed(index: int, sign: float) -> Callable[[Any], float]:
+    """The target ``sign · values[index]`` of a trial."""
+
+    def target(trial: Any) -> float:
+        return sign * float(trial.values[index])
+
+    return target
+
+
 def plot_importance(study: Any, path: Path) -> Path | None:
     """Parameter importances per objective as horizontal bars; None when not computable."""
     import optuna
@@ -117,14 +144,18 @@ def plot_importance(study: Any, path: Path) -> Path | None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                scores.append(optuna.importance.get_param_importances(
-                    study, evaluator=evaluator, target=lambda t, i=i, s=sign: s * t.values[i]))
+                scores.append(
+                    optuna.importance.get_param_importances(
+                        study, evaluator=evaluator, target=_signed(i, sign)
+                    )
+                )
         except (ValueError, RuntimeError):
             return None
     plt = _pyplot()
     params = sorted({k for s in scores for k in s})
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 0.5 * len(params) + 1.5),
-                             dpi=120, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(5 * len(names), 0.5 * len(params) + 1.5), dpi=120, squeeze=False
+    )
     for ax, name, score in zip(axes[0], names, scores):
         ax.barh(params, [score.get(p, 0.0) for p in params], color="C0")
         ax.set_xlabel("importance")

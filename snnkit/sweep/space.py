@@ -37,10 +37,17 @@ DISTRIBUTIONS = ("float", "int", "choice")
 #: Options each distribution takes besides its range / values.
 OPTIONS = {"float": ("log", "step"), "int": ("log", "step"), "choice": ()}
 #: The component kinds a spec at a recipe place may name.
-_PLACE_KINDS = {"dataset": ("dataset",), "encoder": ("encoder",), "model": ("model",),
-                "loss": ("loss",), "optimizer": ("optimizer",), "scheduler": ("scheduler",),
-                "layers": ("layer", "neuron"), "surrogate": ("surrogate",),
-                "neuron": ("neuron",)}
+_PLACE_KINDS = {
+    "dataset": ("dataset",),
+    "encoder": ("encoder",),
+    "model": ("model",),
+    "loss": ("loss",),
+    "optimizer": ("optimizer",),
+    "scheduler": ("scheduler",),
+    "layers": ("layer", "neuron"),
+    "surrogate": ("surrogate",),
+    "neuron": ("neuron",),
+}
 _SKELETON = {"train": set(TrainSpec.model_fields), "output": set(OutputSpec.model_fields)}
 
 
@@ -59,11 +66,11 @@ class Dimension:
     def suggest(self, trial: Any) -> Any:
         """Draw this dimension's value from an Optuna trial (named by its path)."""
         if self.kind == "float":
-            return trial.suggest_float(self.path, self.low, self.high, log=self.log,
-                                       step=self.step)
+            return trial.suggest_float(self.path, self.low, self.high, log=self.log, step=self.step)
         if self.kind == "int":
-            return trial.suggest_int(self.path, int(self.low), int(self.high), log=self.log,
-                                     step=int(self.step or 1))
+            return trial.suggest_int(
+                self.path, int(self.low), int(self.high), log=self.log, step=int(self.step or 1)
+            )
         return trial.suggest_categorical(self.path, list(self.choices))
 
     def override(self, value: Any) -> str:
@@ -81,39 +88,50 @@ def load_space(path: str | Path) -> list[Dimension]:
 def parse_space(raw: Any, where: str = "space") -> list[Dimension]:
     """Check a space mapping ``{path: {float|int|choice: ..., ...}}`` and build its dimensions."""
     if not isinstance(raw, dict) or not raw:
-        raise RecipeError(f"{where}: a space must map recipe paths to distributions, e.g. "
-                          "'optimizer.lr: {float: [1.0e-4, 1.0e-2], log: true}'")
+        raise RecipeError(
+            f"{where}: a space must map recipe paths to distributions, e.g. "
+            "'optimizer.lr: {float: [1.0e-4, 1.0e-2], log: true}'"
+        )
     return [_dimension(str(key), spec, f"{where}: {key}") for key, spec in raw.items()]
 
 
 def _dimension(path: str, spec: Any, where: str) -> Dimension:
     if not isinstance(spec, dict):
-        raise RecipeError(f"{where}: expected a distribution such as {{float: [low, high]}}, "
-                          f"{{int: [low, high]}} or {{choice: [a, b]}}, got {spec!r}")
+        raise RecipeError(
+            f"{where}: expected a distribution such as {{float: [low, high]}}, "
+            f"{{int: [low, high]}} or {{choice: [a, b]}}, got {spec!r}"
+        )
     kinds = [k for k in spec if k in DISTRIBUTIONS]
     if len(kinds) != 1:
-        unknown = [k for k in spec if k not in DISTRIBUTIONS + ("log", "step")]
+        unknown = [k for k in spec if k not in (*DISTRIBUTIONS, "log", "step")]
         if unknown:
             close = difflib.get_close_matches(str(unknown[0]), DISTRIBUTIONS, n=1, cutoff=0.5)
             hint = f" — did you mean '{close[0]}'?" if close else " —"
-            raise RecipeError(f"{where}: unknown distribution '{unknown[0]}'{hint} use one of "
-                              f"{', '.join(DISTRIBUTIONS)}")
-        raise RecipeError(f"{where}: give exactly one of {', '.join(DISTRIBUTIONS)}, got "
-                          f"{', '.join(map(str, spec)) or 'none'}")
+            raise RecipeError(
+                f"{where}: unknown distribution '{unknown[0]}'{hint} use one of "
+                f"{', '.join(DISTRIBUTIONS)}"
+            )
+        raise RecipeError(
+            f"{where}: give exactly one of {', '.join(DISTRIBUTIONS)}, got "
+            f"{', '.join(map(str, spec)) or 'none'}"
+        )
     kind = kinds[0]
     extra = [k for k in spec if k != kind and k not in OPTIONS[kind]]
     if extra:
         allowed = ", ".join(OPTIONS[kind]) or "no options"
-        raise RecipeError(f"{where}: '{extra[0]}' is not an option of {kind} (it takes "
-                          f"{allowed})")
+        raise RecipeError(f"{where}: '{extra[0]}' is not an option of {kind} (it takes {allowed})")
     if kind == "choice":
         values = spec["choice"]
         if not isinstance(values, list) or not values:
-            raise RecipeError(f"{where}: choice needs a non-empty list of values, e.g. "
-                              "{choice: [sigmoid, atan]}")
+            raise RecipeError(
+                f"{where}: choice needs a non-empty list of values, e.g. "
+                "{choice: [sigmoid, atan]}"
+            )
         if any(v is not None and not isinstance(v, (bool, int, float, str)) for v in values):
-            raise RecipeError(f"{where}: choice values must be text, numbers, booleans or null "
-                              f"(one value per trial), got {values!r}")
+            raise RecipeError(
+                f"{where}: choice values must be text, numbers, booleans or null "
+                f"(one value per trial), got {values!r}"
+            )
         return Dimension(path, kind, choices=tuple(values))
     return _range(path, kind, spec, where)
 
@@ -121,11 +139,16 @@ def _dimension(path: str, spec: Any, where: str) -> Dimension:
 def _range(path: str, kind: str, spec: dict[str, Any], where: str) -> Dimension:
     bounds = spec[kind]
     number = int if kind == "int" else (int, float)
-    if (not isinstance(bounds, list) or len(bounds) != 2
-            or any(isinstance(b, bool) or not isinstance(b, number) for b in bounds)
-            or any(isinstance(b, float) and not math.isfinite(b) for b in bounds)):
-        raise RecipeError(f"{where}: {kind} needs [low, high] with two "
-                          f"{'integers' if kind == 'int' else 'finite numbers'}, got {bounds!r}")
+    if (
+        not isinstance(bounds, list)
+        or len(bounds) != 2
+        or any(isinstance(b, bool) or not isinstance(b, number) for b in bounds)
+        or any(isinstance(b, float) and not math.isfinite(b) for b in bounds)
+    ):
+        raise RecipeError(
+            f"{where}: {kind} needs [low, high] with two "
+            f"{'integers' if kind == 'int' else 'finite numbers'}, got {bounds!r}"
+        )
     low, high = bounds
     if not low < high:
         raise RecipeError(f"{where}: empty range [{low}, {high}] — low must be below high")
@@ -137,16 +160,20 @@ def _range(path: str, kind: str, spec: dict[str, Any], where: str) -> Dimension:
     step = spec.get("step")
     if step is not None:
         if isinstance(step, bool) or not isinstance(step, number) or step <= 0:
-            raise RecipeError(f"{where}: step must be a {'whole ' if kind == 'int' else ''}"
-                              f"number > 0, got {step!r}")
+            raise RecipeError(
+                f"{where}: step must be a {'whole ' if kind == 'int' else ''}"
+                f"number > 0, got {step!r}"
+            )
         if log:
             raise RecipeError(f"{where}: give log or step, not both")
-    return Dimension(path, kind, float(low), float(high), log,
-                     None if step is None else float(step))
+    return Dimension(
+        path, kind, float(low), float(high), log, None if step is None else float(step)
+    )
 
 
-def check_paths(dims: list[Dimension], raw: dict[str, Any], registry: Registry,
-                where: str = "space") -> None:
+def check_paths(
+    dims: list[Dimension], raw: dict[str, Any], registry: Registry, where: str = "space"
+) -> None:
     """Refuse a path that does not exist in the (overridden) raw recipe mapping."""
     for dim in dims:
         _check_path(dim.path, raw, registry, f"{where}: {dim.path}")
@@ -162,13 +189,16 @@ def _check_path(path: str, raw: dict[str, Any], registry: Registry, where: str) 
             node = {"name": node}  # a component given by name: `lif` -> {name: lif}
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise RecipeError(f"{where}: '{here}' is a list — '{part}' must be an index "
-                                  f"0..{len(node) - 1}")
+                raise RecipeError(
+                    f"{where}: '{here}' is a list — '{part}' must be an index 0..{len(node) - 1}"
+                )
             node = node[int(part)]
             continue
         if not isinstance(node, dict):
-            raise RecipeError(f"{where}: '{here}' holds the value {node!r}, not a section — "
-                              "search that path itself")
+            raise RecipeError(
+                f"{where}: '{here}' holds the value {node!r}, not a section — "
+                "search that path itself"
+            )
         if part in node:
             node, place = node[part], part
             continue

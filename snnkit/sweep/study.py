@@ -35,8 +35,16 @@ from snnkit.errors import RecipeError, SnnkitError
 from snnkit.sweep.objectives import METRICS, Objective, values
 from snnkit.sweep.space import Dimension
 
-__all__ = ["CONNECT_TIMEOUT_S", "Sweep", "SweepInterrupted", "TrialReporter", "open_storage",
-           "open_study", "run_sweep", "safe_url"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "Sweep",
+    "SweepInterrupted",
+    "TrialReporter",
+    "open_storage",
+    "open_study",
+    "run_sweep",
+    "safe_url",
+]
 
 #: Seconds a database server may take to accept a connection.
 CONNECT_TIMEOUT_S = 10
@@ -108,15 +116,16 @@ def safe_url(url: str) -> str:
 
 def open_storage(url: str, timeout: float = CONNECT_TIMEOUT_S) -> Any:
     """An Optuna RDB storage for ``url``, connected; any failure is one line (RecipeError)."""
-    import optuna
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
-        raise RecipeError(f"--storage {url!r}: not a database URL — e.g. sqlite:///study.db or "
-                          "postgresql://user:password@host/db") from None
+        raise RecipeError(
+            f"--storage {url!r}: not a database URL — e.g. sqlite:///study.db or "
+            "postgresql://user:password@host/db"
+        ) from None
     backend = parsed.get_backend_name()
     given = url
     if parsed.drivername == "postgresql":  # SQLAlchemy >= 2.1 means psycopg 3 by that
@@ -127,8 +136,10 @@ def open_storage(url: str, timeout: float = CONNECT_TIMEOUT_S) -> Any:
             try:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as err:
-                raise RecipeError(f"--storage {url}: cannot create the folder for the SQLite "
-                                  f"file ({err.strerror or err})") from None
+                raise RecipeError(
+                    f"--storage {url}: cannot create the folder for the SQLite "
+                    f"file ({err.strerror or err})"
+                ) from None
         kwargs = {"connect_args": {"timeout": 30}}
     elif backend in ("postgresql", "mysql") and "connect_timeout" not in parsed.query:
         kwargs = {"connect_args": {"connect_timeout": int(timeout)}}
@@ -136,12 +147,16 @@ def open_storage(url: str, timeout: float = CONNECT_TIMEOUT_S) -> Any:
         return _connect(url, kwargs)
     except ImportError as err:
         extra = " (pip install 'snnkit[postgres]')" if backend == "postgresql" else ""
-        raise RecipeError(f"--storage {safe_url(given)}: the database driver is not installed "
-                          f"({_first_line(err)}){extra}") from None
+        raise RecipeError(
+            f"--storage {safe_url(given)}: the database driver is not installed "
+            f"({_first_line(err)}){extra}"
+        ) from None
     except Exception as err:  # noqa: BLE001 - sqlalchemy/driver errors of every kind
-        raise RecipeError(f"--storage {safe_url(given)}: cannot use the database "
-                          f"({_first_line(err)}) — check the URL and that the server is up "
-                          "and reachable") from None
+        raise RecipeError(
+            f"--storage {safe_url(given)}: cannot use the database "
+            f"({_first_line(err)}) — check the URL and that the server is up "
+            "and reachable"
+        ) from None
 
 
 def _connect(url: str, engine_kwargs: dict[str, Any], attempts: int = 5) -> Any:
@@ -169,8 +184,9 @@ def _postgres_driver(parsed: Any) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def open_study(storage: Any, name: str, objectives: list[Objective] | None = None,
-               pruner: str = "median") -> Any:
+def open_study(
+    storage: Any, name: str, objectives: list[Objective] | None = None, pruner: str = "median"
+) -> Any:
     """Create the study (or load it if it exists); ``objectives`` None: load only."""
     import optuna
 
@@ -180,26 +196,41 @@ def open_study(storage: Any, name: str, objectives: list[Objective] | None = Non
             return optuna.load_study(study_name=name, storage=storage)
         except KeyError:
             names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-            raise RecipeError(f"study '{name}' is not in this storage — it holds: "
-                              f"{', '.join(names) or 'no studies'}") from None
+            raise RecipeError(
+                f"study '{name}' is not in this storage — it holds: "
+                f"{', '.join(names) or 'no studies'}"
+            ) from None
     if pruner not in ("median", "none"):
         raise RecipeError(f"--pruner {pruner!r}: use median or none")
-    chosen = optuna.pruners.MedianPruner() if pruner == "median" and len(objectives) == 1 \
+    chosen = (
+        optuna.pruners.MedianPruner()
+        if pruner == "median" and len(objectives) == 1
         else optuna.pruners.NopPruner()
-    study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True,
-                                directions=[o.direction for o in objectives], pruner=chosen)
+    )
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        load_if_exists=True,
+        directions=[o.direction for o in objectives],
+        pruner=chosen,
+    )
     if [d.name.lower() for d in study.directions] != [o.direction for o in objectives]:
-        raise RecipeError(f"study '{name}' exists with {len(study.directions)} objective(s) "
-                          f"in other directions — use --study NEW_NAME, or the same "
-                          "--objectives as before")
+        raise RecipeError(
+            f"study '{name}' exists with {len(study.directions)} objective(s) "
+            f"in other directions — use --study NEW_NAME, or the same "
+            "--objectives as before"
+        )
     if "objectives" not in study.user_attrs:
         study.set_user_attr("objectives", [o.name for o in objectives])
     return study
 
 
-def run_sweep(sweep: Sweep, storage: Any = None,
-              on_trial: Callable[[Any], None] | None = None,
-              reporter: Reporter | None = None) -> Any:
+def run_sweep(
+    sweep: Sweep,
+    storage: Any = None,
+    on_trial: Callable[[Any], None] | None = None,
+    reporter: Reporter | None = None,
+) -> Any:
     """Run trials until the study holds ``sweep.trials`` of them; return the study."""
     import optuna
 
@@ -229,10 +260,13 @@ def run_sweep(sweep: Sweep, storage: Any = None,
             raise
         except Interrupted as stop:
             trial.set_user_attr("interrupted", True)
-            trial.set_user_attr("fail_reason", f"stopped by signal {stop.exit_code - 128}; "
-                                "the next sweep of this study resumes it")
+            trial.set_user_attr(
+                "fail_reason",
+                f"stopped by signal {stop.exit_code - 128}; "
+                "the next sweep of this study resumes it",
+            )
             raise SweepInterrupted(stop.exit_code, run_dir) from None
-        except Exception as err:  # noqa: BLE001 - a failed trial, recorded; the sweep goes on
+        except Exception as err:
             trial.set_user_attr("fail_reason", _first_line(err))
             raise
         return found[0] if len(found) == 1 else found
@@ -240,8 +274,9 @@ def run_sweep(sweep: Sweep, storage: Any = None,
     callbacks = [lambda _study, frozen: on_trial(frozen)] if on_trial else []
     _enqueue_interrupted(study)
     while _remaining(study, sweep.trials) > 0:
-        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=callbacks,
-                       gc_after_trial=False)
+        study.optimize(
+            objective, n_trials=1, catch=(Exception,), callbacks=callbacks, gc_after_trial=False
+        )
     return study
 
 
@@ -250,8 +285,9 @@ def _remaining(study: Any, target: int) -> int:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    counted = [t for t in trials if not (t.state == TrialState.FAIL
-                                         and t.user_attrs.get("interrupted"))]
+    counted = [
+        t for t in trials if not (t.state == TrialState.FAIL and t.user_attrs.get("interrupted"))
+    ]
     waiting = [t for t in counted if t.state == TrialState.WAITING]
     return target - len(counted) + len(waiting)
 
@@ -263,8 +299,11 @@ def _enqueue_interrupted(study: Any) -> None:
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials}
     for t in trials:
-        if (t.state == TrialState.FAIL and t.user_attrs.get("interrupted")
-                and t.number not in retried):
+        if (
+            t.state == TrialState.FAIL
+            and t.user_attrs.get("interrupted")
+            and t.number not in retried
+        ):
             folder = t.user_attrs.get("resumes", t.number)  # a re-run interrupted again
             study.enqueue_trial(t.params, user_attrs={"resumes": folder, "retry_of": t.number})
 
@@ -274,4 +313,3 @@ def _first_line(err: BaseException) -> str:
     line = text.splitlines()[0][:300] if text else ""
     name = type(err).__name__
     return line if isinstance(err, SnnkitError) else f"{name}: {line}" if line else name
-
