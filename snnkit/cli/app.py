@@ -23,8 +23,6 @@ from snnkit.errors import SnnkitError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Train and evaluate spiking neural networks from YAML recipes.")
-app.command()(profile)
-app.add_typer(sweep_app, name="sweep")
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe file (YAML), e.g. recipes/lif_mnist.yaml.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option(
@@ -213,6 +211,10 @@ def plugins(as_json: JsonOpt = False) -> None:
         return
     _table(["name", "version", "hooks", "status"],
            [{**r, "hooks": ", ".join(h.removeprefix("register_") for h in r["hooks"])} for r in rows])
+
+
+app.command()(profile)  # snnkit/cli/profile.py
+app.add_typer(sweep_app, name="sweep")  # snnkit/cli/sweep.py
 
 
 def _table(columns: list[str], rows: list[dict[str, Any]]) -> None:
