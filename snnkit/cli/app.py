@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from snnkit.cli.data import data_app
+from snnkit.cli.errors import reported_errors
+from snnkit.cli.profile import profile
+from snnkit.cli.sweep import sweep_app
 from snnkit.errors import SnnkitError
 from snnkit.version import __version__
 
@@ -57,24 +58,6 @@ def main(
     ] = False,
 ) -> None:
     """Train and evaluate spiking neural networks from YAML recipes."""
-
-
-@contextmanager
-def reported_errors() -> Iterator[None]:
-    """Print snnkit's user-facing errors as one line and exit with their code."""
-    try:
-        yield
-    except SnnkitError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(err.exit_code) from None
-    except OSError as err:  # faults: a full or read-only disk outside snnkit's own writes
-        from snnkit.engine.storage import NO_SPACE, READ_ONLY, write_failure
-
-        failure = write_failure(err) if err.errno in NO_SPACE | READ_ONLY else None
-        if failure is None:
-            raise
-        typer.echo(f"error: {failure}", err=True)
-        raise typer.Exit(failure.exit_code) from None
 
 
 @app.command()
@@ -294,6 +277,10 @@ def plugins(as_json: JsonOpt = False) -> None:
         ["name", "version", "hooks", "status"],
         [{**r, "hooks": ", ".join(h.removeprefix("register_") for h in r["hooks"])} for r in rows],
     )
+
+
+app.command()(profile)  # snnkit/cli/profile.py
+app.add_typer(sweep_app, name="sweep")  # snnkit/cli/sweep.py
 
 
 def _table(columns: list[str], rows: list[dict[str, Any]]) -> None:

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from snnkit.errors import SnnkitError
+from snnkit.cli.errors import reported_errors
 
 data_app = typer.Typer(
     no_args_is_help=True,
@@ -44,15 +42,6 @@ RootOpt = Annotated[
     typer.Option("--root", help="Data root (default: $SNNKIT_DATA, else ~/.cache/snnkit/data)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-
-
-@contextmanager
-def _reported() -> Iterator[None]:
-    try:
-        yield
-    except SnnkitError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(err.exit_code) from None
 
 
 def _folder(name: str, root: Path | None) -> tuple[Any, Path]:
@@ -118,7 +107,7 @@ def list_datasets(root: RootOpt = None, as_json: JsonOpt = False) -> None:
 @data_app.command()
 def info(name: NameArg, root: RootOpt = None, as_json: JsonOpt = False) -> None:
     """Files, URLs, checksums, splits, classes, sensor, licence and citation of a dataset."""
-    with _reported():
+    with reported_errors():
         meta, folder = _folder(name, root)
     files = [
         {
@@ -180,7 +169,7 @@ def fetch(name: NameArg, root: RootOpt = None) -> None:
     """Download a dataset's missing files into the data root, verified; keep those present."""
     from snnkit.data.neuromorphic.files import obtain
 
-    with _reported():
+    with reported_errors():
         meta, folder = _folder(name, root)
         missing = [f for f in meta.files if not f.present(folder)]
         for f in meta.files:
@@ -201,7 +190,7 @@ def verify(name: NameArg, root: RootOpt = None) -> None:
     from snnkit.data.download import file_digest, parse_checksum
     from snnkit.data.neuromorphic.files import published_checksum
 
-    with _reported():
+    with reported_errors():
         meta, folder = _folder(name, root)
     failed = False
     for f in meta.files:

@@ -1,0 +1,1 @@
+"""Cost analysis: per-layer spike rates, synaptic operations, MACs, parameters and energy."""

@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps on Optuna: search spaces over recipe paths, objectives, studies."""
