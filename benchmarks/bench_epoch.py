@@ -161,7 +161,7 @@ def _cuda_main(args: argparse.Namespace) -> None:
     lean = _epoch_s(exp, forward, xs, ys, bs, read=False)
     print(f"cuda, no per-batch read: {lean:.2f} s/epoch ({lean / batches * 1e3:.3f} ms/batch)")
     fast_ms = _per_batch_ms(exp, forward, xs, ys, args.compare)
-    import snnkit.kernels.event_input as ev
+    import snnkit.kernels.random_stream as ev
 
     ref_poisson = ev.poisson_spikes
     plain = lambda x: exp.model(ref_poisson(x.reshape(len(x), -1), 100, ev.draw_seed(dev)))  # noqa: E731
