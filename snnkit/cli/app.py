@@ -2,13 +2,19 @@
 
 Exit codes: 0 success; 2 bad input (recipe, names, data, device, a damaged checkpoint, a busy
 or read-only run folder: one ``error:`` line on stderr, no traceback); 1 a failed run (e.g. a
-NaN loss, a full disk); 128+N when stopped by signal N after saving a resumable checkpoint.
+NaN loss, a full disk, an exception inside a component); 128+N when stopped by signal N (after
+saving a resumable checkpoint, or before anything was saved: the message says which).
+
+``snnkit --debug COMMAND`` (or ``SNNKIT_DEBUG=1``) also prints the traceback of the exception
+behind an error (e.g. a plugin's bug inside ``forward``), for the component's author.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +46,14 @@ DeviceOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
+#: Set by ``--debug`` for the command being run (``SNNKIT_DEBUG=1`` does the same).
+_debug = False
+
+
+def debugging() -> bool:
+    """``--debug`` was given, or ``SNNKIT_DEBUG`` is set to something other than 0 / false."""
+    return _debug or os.environ.get("SNNKIT_DEBUG", "").strip().lower() not in ("", "0", "false")
+
 
 def _version(value: bool) -> None:
     if value:
@@ -55,8 +69,18 @@ def main(
             "--version", callback=_version, is_eager=True, help="Show the version and exit."
         ),
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="On an error, also print the traceback of the exception behind it (for a "
+            "plugin's author); same as SNNKIT_DEBUG=1.",
+        ),
+    ] = False,
 ) -> None:
     """Train and evaluate spiking neural networks from YAML recipes."""
+    global _debug
+    _debug = debug
 
 
 @contextmanager
@@ -65,6 +89,9 @@ def reported_errors() -> Iterator[None]:
     try:
         yield
     except SnnkitError as err:
+        cause = err.__cause__
+        if cause is not None and debugging():
+            typer.echo("".join(traceback.format_exception(cause)).rstrip(), err=True)
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(err.exit_code) from None
     except OSError as err:  # faults: a full or read-only disk outside snnkit's own writes
@@ -100,9 +127,7 @@ def run(
                 recipe, overrides, device=device, out=out, resume=resume, reporter=reporter
             )
         except Interrupted as stop:
-            typer.echo(
-                f"stopped by signal; checkpoint saved. Resume with:\n  {stop.command}", err=True
-            )
+            typer.echo(stop.message, err=True)
             raise typer.Exit(stop.exit_code) from None
     from snnkit.engine.distributed import current_world
 
