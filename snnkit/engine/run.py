@@ -109,6 +109,8 @@ def run(
         option = "--resume" if resume is not None else "--out" if out is not None else "output.dir"
         with run_lock.hold(run_dir, option) if world.is_main else nullcontext():
             if world.is_main:
+                for stale in run_dir.glob(".*.tmp"):  # left by a killed run: none writes now
+                    stale.unlink(missing_ok=True)
                 rundir.write_run_info(run_dir, recipe, registry, note=note)
             try:
                 return Trainer(exp, run_dir, reporter, world).fit(checkpoint)
