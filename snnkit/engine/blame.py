@@ -125,8 +125,6 @@ def module_paths(exp: Experiment) -> dict[int, str]:
         exp.recipe.model.get("layers"), list
     )
     for root, top in ((exp.model, "model"), (exp.encoder, "encoder"), (exp.loss, "loss")):
-        if not isinstance(root, nn.Module):
-            continue
         for name, module in root.named_modules():
             out.setdefault(id(module), _path(top, name, sequential and top == "model"))
     return out
@@ -181,9 +179,8 @@ def _modules(exp: Experiment) -> list[nn.Module]:
     """The experiment's modules, each once."""
     seen: dict[int, nn.Module] = {}
     for root in (exp.model, exp.encoder, exp.loss):
-        if isinstance(root, nn.Module):
-            for module in root.modules():
-                seen.setdefault(id(module), module)
+        for module in root.modules():
+            seen.setdefault(id(module), module)
     return list(seen.values())
 
 

@@ -10,6 +10,9 @@ the caller's, so a non-finite loss can stop the run before any weight changes.
 - :class:`AutocastStep`: the same under ``torch.autocast`` (bfloat16 on CUDA: ``train.amp``).
 - :class:`~snnkit.engine.cuda_graphs.GraphStep`: the step captured as a CUDA graph and
   replayed, eager where it cannot replay.
+
+:func:`is_overflow` tells the optimizer update that overflowed (a non-finite step, not a bug)
+from other ``RuntimeError`` s.
 """
 
 from __future__ import annotations
