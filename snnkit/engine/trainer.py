@@ -31,7 +31,9 @@ per batch or per module.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -53,7 +55,7 @@ from snnkit.engine.signals import StopRequest, stop_signals
 from snnkit.engine.state import Totals, TrainState
 from snnkit.engine.steps import AutocastStep, EagerStep, TrainStep, is_overflow
 from snnkit.engine.tb_logger import open_log
-from snnkit.errors import TrainingError, one_line
+from snnkit.errors import StorageError, TrainingError, one_line
 
 
 class Interrupted(Exception):
@@ -194,13 +196,25 @@ class Trainer:
 
     def _finish_epoch(self, state: TrainState, row: dict[str, Any]) -> None:
         """Make a finished epoch durable: its metrics row (appended and fsynced) first, then
-        ``best.pt`` if the test accuracy improved, then ``last.pt``, which claims the row."""
+        ``best.pt`` if the test accuracy improved, then ``last.pt``, which claims the row.
+
+        A checkpoint write that fails (disk full: the previous file is intact) cuts the row back
+        off, so the run folder is as it was before the epoch.
+        """
+        metrics = self.run_dir / rundir.METRICS_FILE
+        size = metrics.stat().st_size if self.world.is_main and metrics.exists() else 0
         if self.world.is_main:
             rundir.append_metrics(self.run_dir, row)
-        if row["test_acc"] > state.best_acc:
-            state.best_acc, state.best_epoch = row["test_acc"], row["epoch"]
-            self._save("best.pt", state)
-        self._save_last(state)
+        try:
+            if row["test_acc"] > state.best_acc:
+                state.best_acc, state.best_epoch = row["test_acc"], row["epoch"]
+                self._save("best.pt", state)
+            self._save_last(state)
+        except StorageError:
+            if self.world.is_main:
+                with contextlib.suppress(OSError):  # truncating needs no free space
+                    os.truncate(metrics, size)
+            raise
 
     def _epoch(self, state: TrainState, epoch: int) -> dict[str, Any]:
         r, exp = self.recipe, self.exp
