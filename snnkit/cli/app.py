@@ -2,7 +2,11 @@
 
 Exit codes: 0 success; 2 bad input (recipe, names, data, device, a damaged checkpoint, a busy
 or read-only run folder: one ``error:`` line on stderr, no traceback); 1 a failed run (e.g. a
-NaN loss, a full disk); 128+N when stopped by signal N after saving a resumable checkpoint.
+NaN loss, a full disk, an exception inside a component); 128+N when stopped by signal N (after
+saving a resumable checkpoint, or before anything was saved: the message says which).
+
+``snnkit --debug COMMAND`` (or ``SNNKIT_DEBUG=1``) also prints the traceback of the exception
+behind an error (e.g. a plugin's bug inside ``forward``), for the component's author.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from snnkit.cli.data import data_app
-from snnkit.cli.errors import reported_errors
+from snnkit.cli.errors import reported_errors, set_debug
 from snnkit.cli.profile import profile
 from snnkit.cli.sweep import sweep_app
 from snnkit.errors import SnnkitError
@@ -56,8 +60,17 @@ def main(
             "--version", callback=_version, is_eager=True, help="Show the version and exit."
         ),
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="On an error, also print the traceback of the exception behind it (for a "
+            "plugin's author); same as SNNKIT_DEBUG=1.",
+        ),
+    ] = False,
 ) -> None:
     """Train and evaluate spiking neural networks from YAML recipes."""
+    set_debug(debug)
 
 
 @app.command()
@@ -83,9 +96,7 @@ def run(
                 recipe, overrides, device=device, out=out, resume=resume, reporter=reporter
             )
         except Interrupted as stop:
-            typer.echo(
-                f"stopped by signal; checkpoint saved. Resume with:\n  {stop.command}", err=True
-            )
+            typer.echo(stop.message, err=True)
             raise typer.Exit(stop.exit_code) from None
     from snnkit.engine.distributed import current_world
 

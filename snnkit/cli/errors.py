@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
 
 from snnkit.errors import SnnkitError
+
+#: Set by ``--debug`` for the command being run (``SNNKIT_DEBUG=1`` does the same).
+_debug = False
+
+
+def set_debug(flag: bool) -> None:
+    """Turn ``--debug`` on or off for this process."""
+    global _debug
+    _debug = flag
+
+
+def debugging() -> bool:
+    """``--debug`` was given, or ``SNNKIT_DEBUG`` is set to something other than 0 / false."""
+    return _debug or os.environ.get("SNNKIT_DEBUG", "").strip().lower() not in ("", "0", "false")
 
 
 @contextmanager
@@ -16,6 +32,9 @@ def reported_errors() -> Iterator[None]:
     try:
         yield
     except SnnkitError as err:
+        cause = err.__cause__
+        if cause is not None and debugging():
+            typer.echo("".join(traceback.format_exception(cause)).rstrip(), err=True)
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(err.exit_code) from None
     except OSError as err:  # faults: a full or read-only disk outside snnkit's own writes

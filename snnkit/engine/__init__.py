@@ -4,5 +4,6 @@
 ``trainer`` (the epoch loop, the NaN policy) using ``steps`` / ``cuda_graphs`` (how one batch's
 gradients are computed), ``state`` (position and checkpoint dict), ``checkpoint`` (atomic,
 safe files), ``evaluation``, ``tb_logger``, ``rundir``, ``progress``, ``signals`` and
-``distributed``; ``restore`` rebuilds a trained Experiment from a checkpoint.
+``distributed``; ``blame`` names the component behind an exception; ``restore`` rebuilds a
+trained Experiment from a checkpoint.
 """

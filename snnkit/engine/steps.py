@@ -10,6 +10,9 @@ the caller's, so a non-finite loss can stop the run before any weight changes.
 - :class:`AutocastStep`: the same under ``torch.autocast`` (bfloat16 on CUDA: ``train.amp``).
 - :class:`~snnkit.engine.cuda_graphs.GraphStep`: the step captured as a CUDA graph and
   replayed, eager where it cannot replay.
+
+:func:`is_overflow` tells the optimizer update that overflowed (a non-finite step, not a bug)
+from other ``RuntimeError`` s.
 """
 
 from __future__ import annotations
@@ -72,3 +75,10 @@ class AutocastStep(EagerStep):
     def _forward_loss(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         with torch.autocast(self.device_type, dtype=self.dtype):
             return super()._forward_loss(x, y)
+
+
+def is_overflow(err: RuntimeError) -> bool:
+    """torch refusing a Python number too large for a tensor's dtype, e.g. Adam's step size
+    ``lr / (1 - β1^t)`` beyond float32's 3.4e38 (``value cannot be converted to type float
+    without overflow``): the update is non-finite, not a bug."""
+    return "without overflow" in str(err) and "cannot be converted to type" in str(err)

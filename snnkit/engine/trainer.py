@@ -6,19 +6,34 @@ of the step strategy chosen once (:mod:`snnkit.engine.steps`: eager, autocast or
 through the experiment's forward module (``x [B, *] -> [T, B, C]``), then the loss is read,
 gradients are clipped (``train.grad_clip``) and the optimizer steps. ``last.pt`` is written
 when a run starts, after every epoch and on SIGINT/SIGTERM (after the current step; a second
-signal stops at once); it holds the model, optimizer, scheduler, position, every RNG state and
-the data order (:mod:`snnkit.engine.state`), so ``--resume`` continues bit for bit where the
-run stopped (on CUDA with ``train.cuda_graphs`` the resumed run re-captures its graph: checked
-to train the same way, not bit for bit).
+signal stops at once; a signal that came before the first checkpoint stops right after it);
+it holds the model, optimizer, scheduler, position, every RNG state and the data order
+(:mod:`snnkit.engine.state`), so ``--resume`` continues bit for bit where the run stopped (on
+CUDA with ``train.cuda_graphs`` the resumed run re-captures its graph: checked to train the
+same way, not bit for bit).
 
-NaN policy: a non-finite loss (before the update) or weight (checked before any checkpoint is
-written) stops the run with :class:`TrainingError`, naming the epoch and batch, what
-``last.pt`` holds and the resume command with a lower learning rate.
+Epoch-end order: the epoch's metrics row is appended to ``metrics.jsonl`` and fsynced, then
+``best.pt`` (when the test accuracy improved), then ``last.pt``, which claims the row. A kill
+between the two leaves ``last.pt`` one epoch behind the row; the resume drops the row and
+trains that epoch again, so ``metrics.jsonl`` stays complete, in order, without duplicates.
+
+NaN policy: a non-finite loss (before the update), an optimizer update that overflows (e.g.
+Adam's step size ``lr / (1 - β1^t)`` beyond float32) or a non-finite weight (checked before any
+checkpoint is written) stops the run with :class:`TrainingError`, naming the epoch and batch,
+what ``last.pt`` holds and the resume command with a lower learning rate.
+
+Component faults: an exception raised by a component (plugin or built-in) in a training step
+or in evaluation becomes a :class:`TrainingError` naming the layer path, the component and its
+plugin (:mod:`snnkit.engine.blame`), with the original exception chained (shown by
+``snnkit --debug``). The step runs inside one ``try`` (free in Python 3.11+): nothing is added
+per batch or per module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -30,26 +45,50 @@ from torch import nn
 
 from snnkit.assembly.assemble import Experiment, on_device
 from snnkit.engine import rundir
+from snnkit.engine.blame import component_error
 from snnkit.engine.checkpoint import save_checkpoint
 from snnkit.engine.cuda_graphs import GraphStep
 from snnkit.engine.distributed import World, ddp_forward
 from snnkit.engine.evaluation import evaluate, predict
 from snnkit.engine.progress import Reporter
-from snnkit.engine.signals import stop_signals
+from snnkit.engine.signals import StopRequest, stop_signals
 from snnkit.engine.state import Totals, TrainState
-from snnkit.engine.steps import AutocastStep, EagerStep, TrainStep
+from snnkit.engine.steps import AutocastStep, EagerStep, TrainStep, is_overflow
 from snnkit.engine.tb_logger import open_log
-from snnkit.errors import TrainingError
+from snnkit.errors import StorageError, TrainingError, one_line
 
 
 class Interrupted(Exception):
-    """Training stopped on a signal after saving a resumable checkpoint."""
+    """A run stopped on a signal; ``exit_code`` is 128 + the signal number.
 
-    def __init__(self, signum: int, run_dir: Path) -> None:
+    ``saved``: ``"now"`` (``last.pt`` was written at the stop), ``"before"`` (a resumed run
+    stopped before it trained: ``last.pt`` is as it was) or ``"nothing"`` (stopped before the
+    run folder was made; ``command`` then starts the run again, else it resumes it).
+    """
+
+    def __init__(
+        self, signum: int, run_dir: Path | None, *, saved: str = "now", command: str = ""
+    ) -> None:
         super().__init__(f"interrupted by signal {signum}")
         self.exit_code = 128 + signum
         self.run_dir = run_dir
-        self.command = rundir.resume_command(run_dir)
+        self.saved = saved
+        self.command = command or (rundir.resume_command(run_dir) if run_dir else "")
+
+    @property
+    def message(self) -> str:
+        """What the CLI prints: what was kept, then the command on its own line."""
+        if self.saved == "nothing":
+            return (
+                "stopped by signal before training started; nothing was saved. Start again "
+                f"with:\n  {self.command}"
+            )
+        if self.saved == "before":
+            return (
+                "stopped by signal before training resumed; last.pt is as it was. Resume "
+                f"with:\n  {self.command}"
+            )
+        return f"stopped by signal; checkpoint saved. Resume with:\n  {self.command}"
 
 
 @dataclass
@@ -94,7 +133,7 @@ class Trainer:
             self.test_x = self.test_x[self.world.rank :: self.world.size]
             self.test_y = self.test_y[self.world.rank :: self.world.size]
         self.log: Any = None
-        self._signal: int | None = None
+        self.stop = StopRequest()
         self._saved = "nothing yet"  # what last.pt holds, for the NaN message
 
     def fit(self, checkpoint: dict[str, Any] | None = None) -> RunResult:
@@ -109,32 +148,8 @@ class Trainer:
             self._saved = (
                 f"the state it was resumed from (epoch {state.epoch}, batch {state.batch})"
             )
-        metrics = rundir.read_metrics(self.run_dir)[: state.epoch - 1] if self.world.is_main else []
-        if self.world.is_main:
-            rundir.rewrite_metrics(self.run_dir, metrics)
-        if checkpoint is None:
-            self._save_last(state)  # a resumable starting point, even before the first step
-        elif state.epoch > r.train.epochs:
-            self.reporter.message(
-                f"the run already finished epoch {state.epoch - 1} of "
-                f"{r.train.epochs} — extend it with --set train.epochs=N"
-            )
-        self.log = open_log(
-            self.run_dir, state.global_step, enabled=r.output.tensorboard and self.world.is_main
-        )
-        try:
-            with stop_signals(self._on_signal):
-                for epoch in range(state.epoch, r.train.epochs + 1):
-                    row = self._epoch(state, epoch)
-                    metrics.append(row)
-                    if self.world.is_main:
-                        rundir.append_metrics(self.run_dir, row)
-                    self.reporter.epoch_done(row)
-                    if self._stop_requested() and epoch < r.train.epochs:
-                        raise self._interrupted()
-        finally:
-            if self.log is not None:
-                self.log.close()
+        with stop_signals() as self.stop:  # run() installed them already; a Trainer alone too
+            metrics = self._train(state, checkpoint is None)
         best = max(metrics, key=lambda m: m["test_acc"]) if metrics else None
         self.reporter.message(f"run folder: {self.run_dir}")
         if best:
@@ -147,6 +162,59 @@ class Trainer:
             best["epoch"] if best else 0,
             metrics,
         )
+
+    def _train(self, state: TrainState, fresh: bool) -> list[dict[str, Any]]:
+        """Checkpoint a fresh run's start, then train the remaining epochs; the metrics rows."""
+        r = self.recipe
+        metrics = rundir.read_metrics(self.run_dir)[: state.epoch - 1] if self.world.is_main else []
+        if self.world.is_main:
+            rundir.rewrite_metrics(self.run_dir, metrics)
+        if fresh:
+            self._save_last(state)  # a resumable starting point, even before the first step
+        if self._stop_requested():  # a signal came while the run was being set up
+            raise self._interrupted(saved="now" if fresh else "before")
+        if not fresh and state.epoch > r.train.epochs:
+            self.reporter.message(
+                f"the run already finished epoch {state.epoch - 1} of "
+                f"{r.train.epochs} — extend it with --set train.epochs=N"
+            )
+        self.log = open_log(
+            self.run_dir, state.global_step, enabled=r.output.tensorboard and self.world.is_main
+        )
+        try:
+            for epoch in range(state.epoch, r.train.epochs + 1):
+                row = self._epoch(state, epoch)
+                metrics.append(row)
+                self._finish_epoch(state, row)
+                self.reporter.epoch_done(row)
+                if self._stop_requested() and epoch < r.train.epochs:
+                    raise self._interrupted()
+        finally:
+            if self.log is not None:
+                self.log.close()
+        return metrics
+
+    def _finish_epoch(self, state: TrainState, row: dict[str, Any]) -> None:
+        """Make a finished epoch durable: its metrics row (appended and fsynced) first, then
+        ``best.pt`` if the test accuracy improved, then ``last.pt``, which claims the row.
+
+        A checkpoint write that fails (disk full: the previous file is intact) cuts the row back
+        off, so the run folder is as it was before the epoch.
+        """
+        metrics = self.run_dir / rundir.METRICS_FILE
+        size = metrics.stat().st_size if self.world.is_main and metrics.exists() else 0
+        if self.world.is_main:
+            rundir.append_metrics(self.run_dir, row)
+        try:
+            if row["test_acc"] > state.best_acc:
+                state.best_acc, state.best_epoch = row["test_acc"], row["epoch"]
+                self._save("best.pt", state)
+            self._save_last(state)
+        except StorageError:
+            if self.world.is_main:
+                with contextlib.suppress(OSError):  # truncating needs no free space
+                    os.truncate(metrics, size)
+            raise
 
     def _epoch(self, state: TrainState, epoch: int) -> dict[str, Any]:
         r, exp = self.recipe, self.exp
@@ -197,7 +265,13 @@ class Trainer:
             s.correct += int(pending)
         self._check_finite(epoch, batches - 1)
         t0 = time.perf_counter()
-        test_loss, test_acc, rates = self.evaluate()
+        try:
+            test_loss, test_acc, rates = self.evaluate()
+        except Exception as err:
+            failure = self._component_failure(err, f"epoch {epoch}, evaluation")
+            if failure is None:
+                raise
+            raise failure from err
         loss_sum, correct_sum, seen = self.world.sum([s.loss, s.correct, s.seen], self.device)
         row = {
             "epoch": epoch,
@@ -216,23 +290,30 @@ class Trainer:
         if self.log is not None:
             self.log.epoch(row, exp, self.test_x)
         state.epoch, state.batch = epoch + 1, 0
-        if test_acc > state.best_acc:
-            state.best_acc, state.best_epoch = test_acc, epoch
-            self._save("best.pt", state)
-        self._save_last(state)
         return row
 
     def _train_step(
         self, x: torch.Tensor, y: torch.Tensor, epoch: int, batch: int
     ) -> tuple[float, torch.Tensor]:
         """One optimizer step: ``(loss value, number of correct predictions as a 0-dim tensor)``."""
-        loss, correct = self.step(x, y)
+        try:
+            loss, correct = self.step(x, y)
+        except Exception as err:
+            failure = self._component_failure(err, f"epoch {epoch}, batch {batch + 1}")
+            if failure is None:
+                raise
+            raise failure from err
         value = loss.item()
         if not math.isfinite(value):
             self._fail(epoch, batch, f"the training loss is {value}")
         if self.recipe.train.grad_clip:
             nn.utils.clip_grad_norm_(self.exp.model.parameters(), self.recipe.train.grad_clip)
-        self.exp.optimizer.step()
+        try:
+            self.exp.optimizer.step()
+        except RuntimeError as err:
+            if not is_overflow(err):
+                raise
+            self._fail(epoch, batch, f"the optimizer's update is non-finite ({one_line(err)})")
         return value, correct
 
     def _check_finite(self, epoch: int, batch: int) -> None:
@@ -240,6 +321,12 @@ class Trainer:
         for name, p in self.exp.model.named_parameters():
             if not bool(torch.isfinite(p).all()):
                 self._fail(epoch, batch, f"parameter '{name}' became non-finite after the update")
+
+    def _component_failure(self, err: Exception, when: str) -> TrainingError | None:
+        """:func:`~snnkit.engine.blame.component_error` for this run: what last.pt keeps."""
+        resume = rundir.resume_command(self.run_dir)
+        kept = f"last.pt keeps {self._saved}: continue with {resume}"
+        return component_error(err, self.exp, when, rerun=resume, kept=kept)
 
     def _fail(self, epoch: int, batch: int, what: str) -> None:
         lr = self.exp.optimizer.param_groups[0]["lr"]
@@ -265,20 +352,18 @@ class Trainer:
             {k: v / totals[2] for k, v in zip(names, totals[3:])},
         )
 
-    def _on_signal(self, signum: int) -> None:
-        self._signal = signum  # no printing here: a handler may interrupt a print
-
-    def _interrupted(self) -> Interrupted:
+    def _interrupted(self, saved: str = "now") -> Interrupted:
         """What stops the run after a signal (SIGINT when another rank received it)."""
+        signum = self.stop.signum
         return Interrupted(
-            self._signal if self._signal is not None else int(signal.SIGINT), self.run_dir
+            signum if signum is not None else int(signal.SIGINT), self.run_dir, saved=saved
         )
 
     def _stop_requested(self) -> bool:
         """A signal reached this process (or, when distributed, any process)."""
         if not self.world.distributed:
-            return self._signal is not None
-        return self.world.sum([float(self._signal is not None)], self.device)[0] > 0
+            return self.stop.requested
+        return self.world.sum([float(self.stop.requested)], self.device)[0] > 0
 
     def _save(self, name: str, state: TrainState) -> None:
         if self.recipe.output.checkpoints and self.world.is_main:
