@@ -58,8 +58,12 @@ def test_nmnist_csnn_trains_on_official_zips(tmp_path: Path) -> None:
 def test_dvs_gesture_trains_on_the_official_archive(tmp_path: Path) -> None:
     gesture_archive(tmp_path / "data")
     overrides = small(
-        tmp_path / "data", "dataset.frames=4", "time_steps=4", "dataset.num_workers=2",
-        "train.amp=false", "train.max_batches=1",
+        tmp_path / "data",
+        "dataset.frames=4",
+        "time_steps=4",
+        "dataset.num_workers=2",
+        "train.amp=false",
+        "train.max_batches=1",
     )
     row = snnkit.run(RECIPES / "dvs_gesture.yaml", overrides, out=tmp_path / "run").metrics[0]
     assert 0.0 <= row["test_acc"] <= 1.0 and row["train_loss"] == row["train_loss"]
@@ -91,8 +95,11 @@ def test_pre_cache_event_transforms_key_the_cache_and_reshape_the_frames(tmp_pat
     def test_split(transforms: list) -> object:  # type: ignore[type-arg]
         recipe = load_recipe(
             RECIPES / "nmnist_csnn.yaml",
-            [f"dataset.root={tmp_path / 'data'}", "dataset.download=false",
-             f"dataset.transforms={{test: {transforms}}}"],
+            [
+                f"dataset.root={tmp_path / 'data'}",
+                "dataset.download=false",
+                f"dataset.transforms={{test: [{', '.join(transforms)}]}}",
+            ],
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)

@@ -137,7 +137,7 @@ def test_resume_mid_epoch_with_transforms_and_workers_is_exact(tmp_path: Path) -
     out = tmp_path / "run"
     with pytest.raises(Interrupted):
         run_engine(augmented(tmp_path), out=out, reporter=_StopAt(2, 2))
-    snnkit.run(resume=out)
+    run_engine(resume=out)
     assert_same_run(out, reference)
     assert len(metrics(out)) == 2
 

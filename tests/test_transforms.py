@@ -82,7 +82,12 @@ def test_drop_downsample_flip_crop_and_jitter_equations() -> None:
     rng = np.random.default_rng(0)
     u = np.random.default_rng(0).random(4)
     assert rows(ev_t.drop_events(ev, 0.5, rng)) == [r for r, v in zip(rows(ev), u) if v >= 0.5]
-    assert rows(ev_t.downsample(ev, 2)) == [(10, 0, 0, 0), (20, 2, 1, 1), (30, 1, 0, 1), (40, 1, 1, 0)]
+    assert rows(ev_t.downsample(ev, 2)) == [
+        (10, 0, 0, 0),
+        (20, 2, 1, 1),
+        (30, 1, 0, 1),
+        (40, 1, 1, 0),
+    ]
     assert ev_t.Downsample(2).sensor((4, 5)) == (2, 3)
     assert [r[1] for r in rows(ev_t.flip_events(ev, SENSOR, "x"))] == [4, 0, 1, 2]
     assert [r[2] for r in rows(ev_t.flip_events(ev, SENSOR, "y"))] == [3, 0, 2, 1]
@@ -141,9 +146,20 @@ def test_torchvision_wrappers_keep_shape_and_dtype_and_normalize_is_the_equation
 def test_registry_lists_the_transform_kind() -> None:
     reg = build_registry()
     names = reg.names(Kind.TRANSFORM)
-    for name in ("random_crop", "horizontal_flip", "normalize", "auto_augment", "random_erasing",
-                 "cutout", "denoise", "drop_events", "downsample", "flip_events", "time_jitter",
-                 "crop_events"):
+    for name in (
+        "random_crop",
+        "horizontal_flip",
+        "normalize",
+        "auto_augment",
+        "random_erasing",
+        "cutout",
+        "denoise",
+        "drop_events",
+        "downsample",
+        "flip_events",
+        "time_jitter",
+        "crop_events",
+    ):
         assert name in names
     t = reg.build(Kind.TRANSFORM, {"name": "denoise", "filter_time": 500})
     assert t.stage == "events" and not t.random and t.filter_time == 500
@@ -159,8 +175,9 @@ def test_sample_seed_is_the_splitmix_equation() -> None:
 
 
 def test_transformed_samples_depend_on_seed_epoch_and_index_only() -> None:
-    data = InMemoryDataset(torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8),
-                           torch.arange(6) % 2, 2)
+    data = InMemoryDataset(
+        torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8), torch.arange(6) % 2, 2
+    )
     ds = TransformedDataset(data, [im_t.random_crop(8, padding=2), im_t.horizontal_flip()], 5)
     torch.manual_seed(1)
     before = torch.get_rng_state()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -65,7 +65,7 @@ class Experiment:
     #: ``x [B, *] -> [T, B, C]``: what training and evaluation run (wraps encoder and model)
     forward_module: nn.Module
     #: the data path: streaming, workers, transforms (the ``dataset`` section's own keys)
-    loading: DataLoading = DataLoading()
+    loading: DataLoading = field(default_factory=DataLoading)
 
     def summary(self) -> str:
         """One line: what would run."""

@@ -11,7 +11,7 @@ other transforms wrap the dataset in a :class:`~snnkit.data.transformed.Transfor
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -28,7 +28,7 @@ def data_loading(recipe: Recipe) -> DataLoading:
 def build_data(recipe: Recipe, registry: Registry, *, train: bool) -> Any:
     """One split of the recipe's dataset, with that split's transforms applied."""
     spec, loading = split_dataset_spec(recipe.dataset)
-    split = "train" if train else "test"
+    split: Literal["train", "test"] = "train" if train else "test"
     specs = loading.transforms.get(split, [])
     transforms = [
         registry.build(Kind.TRANSFORM, s, at=f"dataset.transforms.{split}[{i}]")

@@ -169,9 +169,7 @@ class StreamBatches:
     def in_order(self, size: int) -> Iterator[Batch]:
         """The whole set in order, ``size`` samples at a time (untransformed epoch 0 seeds)."""
         rows = list(self.rows)
-        return self._run(
-            [[(i, 0) for i in rows[j : j + size]] for j in range(0, len(rows), size)]
-        )
+        return self._run([[(i, 0) for i in rows[j : j + size]] for j in range(0, len(rows), size)])
 
     def every(self, rank: int, size: int) -> StreamBatches:
         return StreamBatches(self.data, self.device, self.loading, self.rows[rank::size])

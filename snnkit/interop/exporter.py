@@ -189,6 +189,7 @@ def model_from_checkpoint(
     from snnkit.assembly.data import build_data
     from snnkit.engine.restore import restore_model
     from snnkit.plugins.loader import get_registry
+
     model, recipe, _ = restore_model(path, prefer="best")
     model.eval()
     shape = None

@@ -8,7 +8,7 @@ around torchvision's implementation; only cutout, which torchvision lacks, is sn
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-def _v2():  # type: ignore[no-untyped-def]
+def _v2() -> Any:
     from torchvision.transforms import v2
 
     return v2
