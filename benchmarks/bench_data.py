@@ -15,7 +15,8 @@ sources from :mod:`snnkit.engine.batches`, on the CPU):
 
 Usage::
 
-    python benchmarks/bench_data.py [--samples 4000] [--batch 64] [--events 4000] [--repeats 3] [--threads 1]
+    python benchmarks/bench_data.py [--samples 4000] [--batch 64] [--events 4000] \
+        [--repeats 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def main() -> None:
     )
     print(f"{'path':<42} {'samples/s':>12} {'vs in-memory':>13}")
     for name, r in rows:
-        print(f"{name:<42} {r:>12,.0f} {r / base:>12.3f}x")
+        print(f"{name:<42} {r:>12,.0f} {r / base:>12.3g}x")
 
 
 if __name__ == "__main__":
