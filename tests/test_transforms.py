@@ -200,3 +200,13 @@ def test_pre_cache_split_and_pipeline() -> None:
     assert pipe.sensor((34, 34)) == (17, 17)
     ev = cam([(0, 4, 4, 0), (1, 5, 4, 1), (2, 9, 9, 0)])
     assert rows(pipe(ev, (34, 34))) == [(1, 2, 2, 1)]
+
+
+def test_snnkit_list_transform_shows_them(only_builtins: None) -> None:
+    from typer.testing import CliRunner
+
+    from snnkit.cli.app import app
+
+    result = CliRunner().invoke(app, ["list", "transform", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"random_crop"' in result.stdout and '"denoise"' in result.stdout
