@@ -46,18 +46,9 @@ PATH_KEYS = (("dataset", "root"), ("output", "dir"))
 #: Sections a resumed run may not change (the weights or the data would mean something else),
 #: and the keys of those sections that may change (e.g. the data moved to another folder).
 RESUME_FIXED = ("seed", "time_steps", "dataset", "encoder", "model", "loss")
-#: ``dataset`` keys that choose the data path (snnkit's, never passed to the factory).
-LOADER_KEYS = (
-    "transforms",
-    "streaming",
-    "num_workers",
-    "prefetch",
-    "pin_memory",
-    "persistent_workers",
-)
-RESUME_FREE = {
-    "dataset": ("root", "download", *(k for k in LOADER_KEYS if k != "transforms")),
-}
+_LOADING = ("num_workers", "prefetch", "pin_memory", "persistent_workers")
+LOADER_KEYS = ("transforms", "streaming", *_LOADING)  # the data path's keys, not the factory's
+RESUME_FREE = {"dataset": ("root", "download", "streaming", *_LOADING)}
 SPEC_KEYS = (*COMPONENT_SECTIONS, "surrogate", "neuron")  # keys whose string is a name
 INT_FIELDS = (
     "seed",
@@ -121,9 +112,8 @@ class TrainSettings(BaseModel):
 
 
 class DataLoading(BaseModel):
-    """How batches reach the model: the ``dataset`` section's data-path keys (README: Recipe
-    reference). ``streaming: auto`` streams a dataset that declares itself streamed, is not
-    held in memory, has transforms, or does not fit in the training device's memory."""
+    """The ``dataset`` section's data-path keys (README: Recipe reference); ``streaming: auto``
+    streams what is not in memory, declares itself streamed, or does not fit the device."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     transforms: dict[Literal["train", "test"], list[dict[str, Any]]] = {}
@@ -148,8 +138,7 @@ class DataLoading(BaseModel):
         for split, specs in value.items():
             if split not in ("train", "test"):
                 raise ValueError(f"must have only the keys train and test, got '{split}'")
-            if specs is None:
-                specs = []
+            specs = [] if specs is None else specs
             if not isinstance(specs, list):
                 raise ValueError(f"{split} must be a list of transforms, got {_show(specs)}")
             at = f"dataset.transforms.{split}"
