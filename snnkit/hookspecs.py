@@ -111,10 +111,38 @@ def register_schedulers(register: Register) -> None:
 
 @hookspec
 def register_datasets(register: Register) -> None:
-    """Datasets: ``factory(train, **params) -> snnkit.data.images.InMemoryDataset``.
+    """Datasets: ``factory(train, **params)`` returning an ``InMemoryDataset`` or any map-style
+    dataset.
 
-    snnkit supplies ``train`` (True for the training split, False for the test split). The
-    result holds ``inputs`` (``[N, *]``, uint8 read as value/255 or float in [0, 1]),
-    ``targets`` (``[N]`` int64) and ``num_classes``. Missing or corrupt files raise
-    ``snnkit.errors.DataError`` naming the folder and the files to place there.
+    snnkit supplies ``train`` (True for the training split, False for the test split), and
+    ``pre_transform`` to factories that declare it (the recipe's leading deterministic event
+    transforms, to apply before a cache; see ``snnkit.data.transformed.EventPipeline``).
+    The result is either
+
+    - a ``snnkit.data.images.InMemoryDataset``: ``inputs`` (``[N, *]``, uint8 read as
+      value/255 or float), ``targets`` (``[N]`` int64) and ``num_classes``; held on the
+      training device and batched by index (the fast path), or
+    - any map-style dataset with ``len(ds)``, ``ds[i] -> (input tensor, int label)``,
+      ``num_classes``, ``input_shape`` (one sample's shape) and ``targets`` (the N labels);
+      batched through a ``torch.utils.data.DataLoader`` (streamed). A dataset with
+      ``streamed = True`` is always streamed.
+
+    Recipe keys ``transforms``, ``streaming``, ``num_workers``, ``prefetch``, ``pin_memory`` and
+    ``persistent_workers`` of the ``dataset`` section are snnkit's (the data path), never
+    passed to the factory. Missing or corrupt files raise ``snnkit.errors.DataError`` naming
+    the folder and the files to place there.
+    """
+
+
+@hookspec
+def register_transforms(register: Register) -> None:
+    """Data transforms: ``factory(**params)`` returning a per-sample transform (recipes list
+    them under ``dataset.transforms.train`` / ``.test``).
+
+    Either an *event* transform (``stage = "events"``: ``t(events, sensor, rng) -> events`` on
+    a numpy structured event array before framing, ``t.sensor(sensor) -> sensor``, ``random``
+    whether it draws from ``rng``) or a *tensor* transform (``stage = "tensor"``: ``t(x) -> x``
+    on the sample tensor, drawing from torch's global RNG, which snnkit seeds per sample).
+    Subclass ``snnkit.components.transforms.base.EventTransform`` / ``TensorTransform``.
+    snnkit supplies nothing.
     """

@@ -162,7 +162,7 @@ def sample_trace(run_dir: str | Path, sample: int = 0) -> dict[str, Any]:
     n = len(exp.test_data.targets)
     if not 0 <= sample < n:
         raise SnnkitError(f"plot: sample must be in 0..{n - 1} (test-set index), got {sample}")
-    x = exp.test_data.inputs[sample : sample + 1]
+    x = torch.as_tensor(exp.test_data[sample][0]).unsqueeze(0)
     label = int(exp.test_data.targets[sample])
     torch.manual_seed(recipe.seed)
     recorded: list[torch.Tensor | None] = [None]  # the trace so far, kept before the reset

@@ -38,6 +38,8 @@ def test_recipe_trains_a_few_batches_on_synthetic_data_of_its_shape(
     path: Path, tmp_path: Path
 ) -> None:
     dataset = load_recipe(path).dataset["name"]
+    if dataset not in SHAPES:
+        pytest.skip("event recipe: trained on official-format files in test_event_recipes.py")
     shape = SHAPES[dataset]
     overrides = [
         f"dataset={{name: synthetic, num_samples: 16, shape: {shape}, num_classes: 10}}",

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from snnkit.assembly.data import build_data, data_loading, first_inputs, in_memory
 from snnkit.assembly.fast_input import build_forward
 from snnkit.components.functional import reset_net, set_step_mode
 from snnkit.errors import (
@@ -42,7 +43,7 @@ from snnkit.errors import (
 )
 from snnkit.kernels import reference_only
 from snnkit.plugins.registry import Kind, Registry, normalize_spec
-from snnkit.recipes.loader import Recipe
+from snnkit.recipes.loader import DataLoading, Recipe
 
 DEFAULT_SURROGATE = "sigmoid"
 
@@ -63,6 +64,8 @@ class Experiment:
     test_data: Any
     #: ``x [B, *] -> [T, B, C]``: what training and evaluation run (wraps encoder and model)
     forward_module: nn.Module
+    #: the data path: streaming, workers, transforms (the ``dataset`` section's own keys)
+    loading: DataLoading = field(default_factory=DataLoading)
 
     def summary(self) -> str:
         """One line: what would run."""
@@ -143,8 +146,8 @@ def _assemble(
     recipe: Recipe, registry: Registry, device: str | None, fast_input: bool
 ) -> Experiment:
     dev = resolve_device(device or recipe.train.device)
-    train_data = registry.build(Kind.DATASET, recipe.dataset, at="dataset", train=True)
-    test_data = registry.build(Kind.DATASET, recipe.dataset, at="dataset", train=False)
+    train_data = build_data(recipe, registry, train=True)
+    test_data = build_data(recipe, registry, train=False)
     encoder = registry.build(
         Kind.ENCODER, recipe.encoder, at="encoder", time_steps=recipe.time_steps
     )
@@ -181,6 +184,7 @@ def _assemble(
         train_data,
         test_data,
         forward,
+        data_loading(recipe),
     )
 
 
@@ -296,13 +300,14 @@ def check_encoder(encoder: nn.Module, recipe: Recipe, data: Any) -> torch.Tensor
     """Encode the first training samples once (RNG untouched): e.g. Poisson needs [0, 1].
 
     Returns the first step of two encoded samples (``[1, 2, *]``), the model's shape probe.
+    A streamed dataset is probed on its first (at most 8) samples as the data path gives them.
     """
-    count = min(len(data), recipe.train.batch_size, 64)
+    count = min(len(data), recipe.train.batch_size, 64 if in_memory(data) else 8)
     if count < 2:
         return None
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         try:
-            seq = encoder(data.inputs[:count])
+            seq = encoder(first_inputs(data, count))
         except DataError as err:
             raise DataError(f"dataset '{recipe.dataset['name']}' → {err}") from None
         except SnnkitError:

@@ -142,7 +142,8 @@ def list_components(
     kind: Annotated[
         str | None,
         typer.Argument(
-            help="neuron, surrogate, encoder, loss, layer, model, optimizer, scheduler or dataset."
+            help="neuron, surrogate, encoder, loss, layer, model, optimizer, scheduler, dataset "
+            "or transform."
         ),
     ] = None,
     pattern: Annotated[str, typer.Option(help="Glob on names, e.g. 'piecewise*'.")] = "*",

@@ -15,8 +15,15 @@ from torch import nn
 
 
 @torch.no_grad()
-def evaluate(exp: Any, xs: torch.Tensor, ys: torch.Tensor) -> tuple[float, float, dict[str, float]]:
-    """Loss, accuracy and per-layer firing rates of ``exp.model`` over ``(xs, ys)``."""
+def evaluate(
+    exp: Any, data: Any, ys: torch.Tensor | None = None
+) -> tuple[float, float, dict[str, float]]:
+    """Loss, accuracy and per-layer firing rates of ``exp.model`` over a test set.
+
+    ``data`` is a batch source (:mod:`snnkit.engine.batches`: ``len`` and ``in_order(size)``),
+    or, with ``ys``, an input tensor ``xs [N, *]`` with its targets ``ys [N]``. Batches of
+    ``train.eval_batch_size`` (default ``train.batch_size``), in order.
+    """
     exp.model.eval()
     rates: dict[str, list[float]] = {}
     hooks = [
@@ -25,10 +32,14 @@ def evaluate(exp: Any, xs: torch.Tensor, ys: torch.Tensor) -> tuple[float, float
         if is_spiking(m)
     ]
     bs = exp.recipe.train.eval_batch_size or exp.recipe.train.batch_size
-    total_loss, correct = 0.0, 0
+    if ys is not None:
+        from snnkit.engine.batches import MemoryBatches
+
+        data = MemoryBatches(data, ys)
+    total_loss, correct, n = 0.0, 0, 0
     try:
-        for i in range(0, len(ys), bs):
-            x, y = xs[i : i + bs], ys[i : i + bs]
+        for x, y in data.in_order(bs):
+            n += len(y)
             out = exp.forward_module(x)
             total_loss += float(exp.loss(out.float(), y)) * len(y)
             correct += int((predict(exp.loss, out) == y).sum())
@@ -36,7 +47,7 @@ def evaluate(exp: Any, xs: torch.Tensor, ys: torch.Tensor) -> tuple[float, float
         for h in hooks:
             h.remove()
         exp.model.train()
-    n = max(len(ys), 1)
+    n = max(n, 1)
     return total_loss / n, correct / n, {k: float(np.mean(v)) for k, v in rates.items()}
 
 

@@ -32,8 +32,9 @@ from typing import Any
 
 import torch
 
-from snnkit.assembly.assemble import Experiment, assemble, on_device
+from snnkit.assembly.assemble import Experiment, assemble
 from snnkit.engine import run_lock, rundir
+from snnkit.engine.batches import make_batches
 from snnkit.engine.blame import component_error
 from snnkit.engine.checkpoint import load_checkpoint, seed_everything
 from snnkit.engine.distributed import World, current_world, device_for, setup, teardown
@@ -153,9 +154,8 @@ def evaluate_checkpoint(
     its best.pt), through the dense forward path."""
     exp, state = restore_experiment(path, prefer="last", device=device, registry=registry)
     seed_everything(exp.recipe.seed)
-    xs, ys = on_device(exp.test_data, exp.device)
     try:
-        loss, acc, rates = evaluate(exp, xs, ys)
+        loss, acc, rates = evaluate(exp, make_batches(exp.test_data, exp.device, exp.loading))
     except Exception as err:
         again = shlex.join(["snnkit", "eval", str(path)])
         kept = f"{path} is unchanged: evaluate it again"

@@ -1,7 +1,8 @@
 """The epoch loop: train one Experiment into one run folder, evaluate, checkpoint, stop safely.
 
-Batches are drawn by index from datasets held in memory on the training device (one
-``randperm`` per epoch from a seeded generator; no per-sample Python). Each batch is one call
+Each epoch's order is one ``randperm`` from a seeded generator; its batches come from a batch
+source (:mod:`snnkit.engine.batches`): by index from tensors on the training device, or through
+a DataLoader for streamed datasets — the same batches either way. Each batch is one call
 of the step strategy chosen once (:mod:`snnkit.engine.steps`: eager, autocast or CUDA graph)
 through the experiment's forward module (``x [B, *] -> [T, B, C]``), then the loss is read,
 gradients are clipped (``train.grad_clip``) and the optimizer steps. ``last.pt`` is written
@@ -43,8 +44,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from snnkit.assembly.assemble import Experiment, on_device
+from snnkit.assembly.assemble import Experiment
 from snnkit.engine import rundir
+from snnkit.engine.batches import make_batches
 from snnkit.engine.blame import component_error
 from snnkit.engine.checkpoint import save_checkpoint
 from snnkit.engine.cuda_graphs import GraphStep
@@ -127,11 +129,10 @@ class Trainer:
             else exp.forward_module
         )
         self.step = choose_step(exp, self.net, self.world)
-        self.train_x, self.train_y = on_device(exp.train_data, self.device)
-        self.test_x, self.test_y = on_device(exp.test_data, self.device)
+        self.train_data = make_batches(exp.train_data, self.device, exp.loading)
+        self.test_data = make_batches(exp.test_data, self.device, exp.loading)
         if self.world.distributed:  # each rank evaluates its own share of the test set
-            self.test_x = self.test_x[self.world.rank :: self.world.size]
-            self.test_y = self.test_y[self.world.rank :: self.world.size]
+            self.test_data = self.test_data.every(self.world.rank, self.world.size)
         self.log: Any = None
         self.stop = StopRequest()
         self._saved = "nothing yet"  # what last.pt holds, for the NaN message
@@ -218,7 +219,7 @@ class Trainer:
 
     def _epoch(self, state: TrainState, epoch: int) -> dict[str, Any]:
         r, exp = self.recipe, self.exp
-        n = len(self.train_y)
+        n = len(self.train_data)
         bs = r.train.batch_size
         batches = math.ceil(n / bs)
         if r.train.max_batches:
@@ -228,7 +229,8 @@ class Trainer:
             state.order_epoch_start = state.order.get_state()
         else:
             state.order.set_state(state.order_epoch_start)
-        perm = torch.randperm(n, generator=state.order).to(self.device)
+        perm = torch.randperm(n, generator=state.order)
+        source = self.train_data.epoch(perm, bs, state.batch, batches, epoch, self.world.shard)
         self.reporter.epoch_started(epoch, r.train.epochs, batches)
         exp.model.train()
         # Correct predictions are summed where they are computed and read back every batch on
@@ -238,8 +240,7 @@ class Trainer:
         s = state.totals
         for b in range(state.batch, batches):
             t0 = time.perf_counter()
-            idx = self.world.shard(perm[b * bs : (b + 1) * bs])
-            x, y = self.train_x[idx], self.train_y[idx]
+            x, y = next(source)
             loss, correct = self._train_step(x, y, epoch, b)
             pending = correct if pending is None else pending + correct
             if (state.global_step + 1) % read_every == 0:
@@ -288,7 +289,7 @@ class Trainer:
         if exp.scheduler is not None:
             exp.scheduler.step()
         if self.log is not None:
-            self.log.epoch(row, exp, self.test_x)
+            self.log.epoch(row, exp, self.test_data.first(1))
         state.epoch, state.batch = epoch + 1, 0
         return row
 
@@ -340,10 +341,10 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float, dict[str, float]]:
         """Test-set loss, accuracy and the mean firing rate of every spiking layer."""
-        loss, acc, rates = evaluate(self.exp, self.test_x, self.test_y)
+        loss, acc, rates = evaluate(self.exp, self.test_data)
         if not self.world.distributed:
             return loss, acc, rates
-        n = float(len(self.test_y))
+        n = float(len(self.test_data))
         names = sorted(rates)
         totals = self.world.sum([loss * n, acc * n, n] + [rates[k] * n for k in names], self.device)
         return (

@@ -186,14 +186,14 @@ def model_from_checkpoint(
 ) -> tuple[nn.Module, tuple[int, ...] | None]:
     """The model of a checkpoint or run folder (``best.pt`` first; weights loaded, eval mode)
     and its dataset's sample shape (read only when ``need_input_shape``)."""
+    from snnkit.assembly.data import build_data
     from snnkit.engine.restore import restore_model
     from snnkit.plugins.loader import get_registry
-    from snnkit.plugins.registry import Kind
 
     model, recipe, _ = restore_model(path, prefer="best")
     model.eval()
     shape = None
     if need_input_shape:
-        data = get_registry().build(Kind.DATASET, recipe.dataset, at="dataset", train=False)
+        data = build_data(recipe, get_registry(), train=False)
         shape = tuple(int(d) for d in data.input_shape)
     return model, shape

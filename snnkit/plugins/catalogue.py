@@ -6,6 +6,8 @@ This module is the catalogue: every built-in component is listed here, on one sc
 from __future__ import annotations
 
 from snnkit.components import encoders, layers, losses, models, neurons, optim, surrogates
+from snnkit.components.transforms import events as event_transforms
+from snnkit.components.transforms import images as image_transforms
 from snnkit.data import images as data
 from snnkit.data.neuromorphic import factories as events
 from snnkit.hookspecs import Register, hookimpl
@@ -110,3 +112,20 @@ def register_datasets(register: Register) -> None:
     register("cifar10_dvs", events.cifar10_dvs)
     register("shd", events.shd)
     register("ssc", events.ssc)
+
+
+@hookimpl
+def register_transforms(register: Register) -> None:
+    register("random_crop", image_transforms.random_crop)
+    register("horizontal_flip", image_transforms.horizontal_flip)
+    register("vertical_flip", image_transforms.vertical_flip)
+    register("normalize", image_transforms.normalize)
+    register("auto_augment", image_transforms.auto_augment)
+    register("random_erasing", image_transforms.random_erasing)
+    register("cutout", image_transforms.cutout)
+    register("denoise", event_transforms.Denoise)
+    register("drop_events", event_transforms.DropEvents)
+    register("downsample", event_transforms.Downsample)
+    register("flip_events", event_transforms.FlipEvents)
+    register("time_jitter", event_transforms.TimeJitter)
+    register("crop_events", event_transforms.CropEvents)

@@ -44,6 +44,7 @@ class Kind(str, enum.Enum):
     OPTIMIZER = "optimizer"
     SCHEDULER = "scheduler"
     DATASET = "dataset"
+    TRANSFORM = "transform"
 
     def __str__(self) -> str:
         return self.value
@@ -76,7 +77,8 @@ SUPPLIED: dict[Kind, frozenset[str]] = {
     Kind.MODEL: frozenset({"build"}),
     Kind.OPTIMIZER: frozenset({"params"}),
     Kind.SCHEDULER: frozenset({"optimizer", "epochs"}),
-    Kind.DATASET: frozenset({"train"}),
+    Kind.DATASET: frozenset({"train", "pre_transform"}),
+    Kind.TRANSFORM: frozenset(),
 }
 
 _MISSING = object()

@@ -20,7 +20,7 @@ import copy
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -46,7 +46,9 @@ PATH_KEYS = (("dataset", "root"), ("output", "dir"))
 #: Sections a resumed run may not change (the weights or the data would mean something else),
 #: and the keys of those sections that may change (e.g. the data moved to another folder).
 RESUME_FIXED = ("seed", "time_steps", "dataset", "encoder", "model", "loss")
-RESUME_FREE = {"dataset": ("root", "download")}
+_LOADING = ("num_workers", "prefetch", "pin_memory", "persistent_workers")
+LOADER_KEYS = ("transforms", "streaming", *_LOADING)  # the data path's keys, not the factory's
+RESUME_FREE = {"dataset": ("root", "download", "streaming", *_LOADING)}
 SPEC_KEYS = (*COMPONENT_SECTIONS, "surrogate", "neuron")  # keys whose string is a name
 INT_FIELDS = (
     "seed",
@@ -107,6 +109,60 @@ class TrainSettings(BaseModel):
         if value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value):
             return value
         raise ValueError(f"must be auto, cpu, cuda or cuda:N, got {value!r}")
+
+
+class DataLoading(BaseModel):
+    """The ``dataset`` section's data-path keys (README: Recipe reference); ``streaming: auto``
+    streams what is not in memory, declares itself streamed, or does not fit the device."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    transforms: dict[Literal["train", "test"], list[dict[str, Any]]] = {}
+    streaming: Any = "auto"
+    num_workers: int = Field(0, ge=0)
+    prefetch: int = Field(2, gt=0)
+    pin_memory: bool = True
+    persistent_workers: bool = True
+
+    _ints = field_validator("num_workers", "prefetch", mode="before")(
+        classmethod(lambda cls, v: _no_bool(v))
+    )
+
+    @field_validator("transforms", mode="before")
+    @classmethod
+    def _transforms(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError("must be a mapping {train: [...], test: [...]}")
+        out: dict[str, Any] = {}
+        for split, specs in value.items():
+            if split not in ("train", "test"):
+                raise ValueError(f"must have only the keys train and test, got '{split}'")
+            specs = [] if specs is None else specs
+            if not isinstance(specs, list):
+                raise ValueError(f"{split} must be a list of transforms, got {_show(specs)}")
+            at = f"dataset.transforms.{split}"
+            out[split] = [normalize_spec(s, at=f"{at}[{i}]") for i, s in enumerate(specs)]
+        return out
+
+    @field_validator("streaming")
+    @classmethod
+    def _streaming(cls, value: Any) -> Any:
+        if value == "auto" or isinstance(value, bool):
+            return value
+        raise ValueError(f"must be auto, true or false, got {_show(value)}")
+
+
+def split_dataset_spec(spec: Mapping[str, Any]) -> tuple[dict[str, Any], DataLoading]:
+    """A ``dataset`` spec as (what the factory gets, the data-path settings); checked."""
+    factory = {k: v for k, v in spec.items() if k not in LOADER_KEYS}
+    loading = {k: v for k, v in spec.items() if k in LOADER_KEYS}
+    try:
+        return factory, DataLoading(**loading)
+    except ValidationError as err:
+        raise RecipeError(f"dataset.{_describe(err)}") from None
+    except ParameterError as err:
+        raise RecipeError(str(err)) from None
 
 
 class OutputSettings(BaseModel):
@@ -171,6 +227,11 @@ def load_recipe(
                 raw[section] = normalize_spec(raw[section], at=section)
     except ParameterError as err:
         raise RecipeError(f"{where}: {err}") from None
+    if isinstance(raw.get("dataset"), dict):
+        try:
+            split_dataset_spec(raw["dataset"])
+        except RecipeError as err:
+            raise RecipeError(f"{where}: {err}") from None
     try:
         return Recipe(**raw, source=None if isinstance(source, Mapping) else str(source))
     except ValidationError as err:

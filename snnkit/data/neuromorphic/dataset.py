@@ -10,6 +10,11 @@ samples lie and how one is read.
 With ``cache`` on, every sample's frames are computed once and stored by
 :mod:`snnkit.data.frame_cache` (built when the dataset is built, in parallel); ``ds[i]`` then
 reads the stored frames, which equal the ones computed from the events.
+
+``pre_transform`` (an :class:`~snnkit.data.transformed.EventPipeline` of deterministic event
+transforms, e.g. denoise or downsample) is applied to every sample's events before framing and
+caching; its specs are the cache key's ``transform`` slot, and its sensor size is the frames'.
+The dataset declares ``streamed = True``: training reads it through a DataLoader.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ class EventReader(Protocol):
 class EventDataset(Dataset):  # type: ignore[type-arg]
     """Samples of event recordings as frames; see the module documentation."""
 
+    streamed = True
+
     def __init__(
         self,
         name: str,
@@ -61,6 +68,7 @@ class EventDataset(Dataset):  # type: ignore[type-arg]
         extra_key: dict[str, Any] | None = None,
         progress: Callable[[int, int], None] | None = None,
         workers: int | None = None,
+        pre_transform: Any = None,
     ) -> None:
         if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
             raise ValueError(f"frames must be an int >= 1, got {frames!r}")
@@ -68,6 +76,11 @@ class EventDataset(Dataset):  # type: ignore[type-arg]
             raise ValueError(f"split_by must be one of {', '.join(SPLITS)}, got {split_by!r}")
         self.name, self.reader, self.num_classes = name, reader, num_classes
         self.sensor, self.frames, self.split_by, self.split = sensor, frames, split_by, split
+        self.pre_transform = pre_transform if pre_transform else None
+        #: the sensor size the frames have (after ``pre_transform``)
+        self.frame_sensor: tuple[int, ...] = (
+            self.pre_transform.sensor(tuple(sensor)) if self.pre_transform else tuple(sensor)
+        )
         self.targets = np.array([reader.label(i) for i in range(len(reader))], dtype=np.int64)
         if len(self.targets) and (self.targets.min() < 0 or self.targets.max() >= num_classes):
             raise ValueError(f"dataset {name}: labels outside 0…{num_classes - 1}")
@@ -91,20 +104,31 @@ class EventDataset(Dataset):  # type: ignore[type-arg]
         """Sample ``index``'s raw events (structured array, file order)."""
         return self.reader.events(self._index(index))
 
+    def transformed_events(self, index: int) -> np.ndarray:
+        """Sample ``index``'s events after ``pre_transform`` (the raw events without one)."""
+        ev = self.events(index)
+        return self.pre_transform(ev, tuple(self.sensor)) if self.pre_transform else ev
+
     def frames_of(self, index: int) -> np.ndarray:
         """Sample ``index``'s frames as integer counts, computed from its events (no cache)."""
         i = self._index(index)
-        ev, what = self.reader.events(i), self.reader.sample_name(i)
-        if len(self.sensor) == 1:
-            return audio_frames(ev, self.frames, self.split_by, self.sensor[0], what)
-        return camera_frames(ev, self.frames, self.split_by, self.sensor, what)  # type: ignore[arg-type]
+        return self._count(self.transformed_events(i), self.frame_sensor, i)
+
+    def frames_from(self, events: np.ndarray, sensor: tuple[int, ...], index: int) -> Tensor:
+        """Float32 frames of ``events`` (sample ``index``'s, transformed) on a ``sensor``."""
+        return torch.from_numpy(self._count(events, sensor, self._index(index)).astype(np.float32))
+
+    def _count(self, ev: np.ndarray, sensor: tuple[int, ...], i: int) -> np.ndarray:
+        what = self.reader.sample_name(i)
+        if len(sensor) == 1:
+            return audio_frames(ev, self.frames, self.split_by, sensor[0], what)
+        return camera_frames(ev, self.frames, self.split_by, sensor, what)  # type: ignore[arg-type]
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """One sample's shape: ``(T, 2, H, W)`` or ``(T, C)``."""
-        return (
-            (self.frames, *self.sensor) if len(self.sensor) == 1 else (self.frames, 2, *self.sensor)
-        )
+        """One sample's shape: ``(T, 2, H, W)`` or ``(T, C)`` (sensor after ``pre_transform``)."""
+        s = self.frame_sensor
+        return (self.frames, *s) if len(s) == 1 else (self.frames, 2, *s)
 
     @property
     def cached(self) -> bool:
@@ -121,7 +145,7 @@ class EventDataset(Dataset):  # type: ignore[type-arg]
             "frames": self.frames,
             "split_by": self.split_by,
             "sensor": list(self.sensor),
-            "transform": None,
+            "transform": self.pre_transform.key if self.pre_transform else None,
             **(extra or {}),
         }
 

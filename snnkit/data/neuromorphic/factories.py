@@ -10,7 +10,7 @@ fetched, checked and unpacked, and :mod:`snnkit.data.neuromorphic.sources` for t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from snnkit.data.download import extract
 from snnkit.data.images import resolve_root
@@ -45,6 +45,7 @@ def nmnist(
     frames: int = 16,
     split_by: Literal["number", "time"] = "number",
     cache: bool = True,
+    pre_transform: Any = None,
 ) -> EventDataset:
     """N-MNIST: MNIST digits recorded by a moving 34×34 event camera (10 classes).
 
@@ -79,6 +80,7 @@ def nmnist(
         split_by=split_by,
         split=split,
         cache=cache,
+        pre_transform=pre_transform,
     )
 
 
@@ -89,6 +91,7 @@ def dvs_gesture(
     frames: int = 16,
     split_by: Literal["number", "time"] = "number",
     cache: bool = True,
+    pre_transform: Any = None,
 ) -> EventDataset:
     """DVS128 Gesture: 11 hand and arm gestures recorded by a 128×128 DVS (IBM).
 
@@ -130,6 +133,7 @@ def dvs_gesture(
         split_by=split_by,
         split="train" if train else "test",
         cache=cache,
+        pre_transform=pre_transform,
     )
 
 
@@ -140,6 +144,7 @@ def cifar10_dvs(
     frames: int = 16,
     split_by: Literal["number", "time"] = "number",
     cache: bool = True,
+    pre_transform: Any = None,
 ) -> EventDataset:
     """CIFAR10-DVS: CIFAR-10 images recorded by a 128×128 DVS, 10 classes (AEDAT 2.0).
 
@@ -169,6 +174,7 @@ def cifar10_dvs(
         split_by=split_by,
         split="train" if train else "test",
         cache=cache,
+        pre_transform=pre_transform,
         extra_key={"split_seed": CIFAR10_DVS_SEED, "train_fraction": CIFAR10_DVS_TRAIN_FRACTION},
     )
 
@@ -181,6 +187,7 @@ def _audio(
     frames: int,
     split_by: Literal["number", "time"],
     cache: bool,
+    pre_transform: Any = None,
 ) -> EventDataset:
     info = DATASETS[name]
     folder = _folder(info, root)
@@ -204,6 +211,7 @@ def _audio(
         split_by=split_by,
         split=split,
         cache=cache,
+        pre_transform=pre_transform,
     )
 
 
@@ -214,6 +222,7 @@ def shd(
     frames: int = 100,
     split_by: Literal["number", "time"] = "number",
     cache: bool = True,
+    pre_transform: Any = None,
 ) -> EventDataset:
     """Spiking Heidelberg Digits: spoken digits in English and German, 700 channels, 20 classes.
 
@@ -222,7 +231,8 @@ def shd(
     Missing files are fetched from zenkelab.org, verified against its published
     ``md5sums.txt``, when ``download``.
     """
-    return _audio("shd", "train" if train else "test", root, download, frames, split_by, cache)
+    split = "train" if train else "test"
+    return _audio("shd", split, root, download, frames, split_by, cache, pre_transform)
 
 
 def ssc(
@@ -233,6 +243,7 @@ def ssc(
     split_by: Literal["number", "time"] = "number",
     cache: bool = True,
     eval_split: Literal["test", "valid"] = "test",
+    pre_transform: Any = None,
 ) -> EventDataset:
     """Spiking Speech Commands: 35 spoken command words as spikes of 700 cochlear channels.
 
@@ -243,4 +254,5 @@ def ssc(
     """
     if eval_split not in ("test", "valid"):
         raise ValueError(f"eval_split must be 'test' or 'valid', got {eval_split!r}")
-    return _audio("ssc", "train" if train else eval_split, root, download, frames, split_by, cache)
+    split = "train" if train else eval_split
+    return _audio("ssc", split, root, download, frames, split_by, cache, pre_transform)
