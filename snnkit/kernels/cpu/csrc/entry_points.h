@@ -1,7 +1,7 @@
 // The entry points of snnkit's CPU extension (bound to Python in bindings.cpp).
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>  // the Tensor class only: not all of ATen.h (compile time)
 
 #include <cstdint>
 #include <vector>
