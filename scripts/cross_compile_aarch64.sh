@@ -28,7 +28,7 @@ if ! command -v "$CXX" >/dev/null 2>&1; then
   fi
 fi
 
-torch_inc=$(python -c 'from torch.utils.cpp_extension import include_paths; print(" ".join(include_paths()))')
+torch_inc=$(python -c 'from torch.utils.cpp_extension import include_paths; print(" ".join(include_paths()))' 2>/dev/null)
 py_inc=$(python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 flags=$(python -c '
 from snnkit.kernels.cpu.build import CFLAGS

@@ -71,6 +71,8 @@ def extension_name(isa: str | None = None) -> str:
 
 def build_dir(name: str) -> Path:
     """The folder torch builds the extension ``name`` in."""
+    # torch logs "No CUDA runtime is found" at import on CPU-only machines: not our news
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     from torch.utils.cpp_extension import _get_build_directory
 
     return Path(_get_build_directory(name, verbose=False))
@@ -143,8 +145,6 @@ def _compile(isa: str, name: str) -> ModuleType:
 @functools.cache
 def _load(isa: str) -> ModuleType | None:
     try:
-        # torch logs "No CUDA runtime is found" at import on CPU-only machines: not our news
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         return _compile(isa, extension_name(isa))
     except Exception as exc:  # noqa: BLE001 - any build failure means: use the fallback
         warnings.warn(

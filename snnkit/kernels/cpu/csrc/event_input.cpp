@@ -18,11 +18,14 @@
 
 #include "constants.h"
 #include "entry_points.h"
+#include "simd.h"
 
 namespace snnkit {
 namespace {
 
-inline uint64_t mix64(uint64_t z) {
+// SplitMix64's finaliser, for one word or a vector of them.
+template <typename U>
+inline U mix64(U z) {
   z = (z ^ (z >> 30)) * kMix1;
   z = (z ^ (z >> 27)) * kMix2;
   return z ^ (z >> 31);
@@ -34,10 +37,14 @@ inline int ctz64(uint64_t x) { return __builtin_ctzll(x); }
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "pack8 assumes little-endian bytes");
 
-// Written once for every CPU as fixed-width loops that the compiler vectorises for the target
-// (-march flags of build.py; checked with -fopt-info-vec): AVX-512 does the 64-bit hashes 8 per
-// instruction and the compares 32 per instruction, AVX2 half as many, NEON the compares.
+// Written once for every CPU with the fixed-width vectors of simd.h, lowered to the target by
+// the compiler (-march/-mcpu flags of build.py): AVX-512 does the 8 hashes of a chunk in one
+// register and its 32 compares in one instruction, AVX2 in two, NEON in four.
 constexpr int64_t kChunkSteps = 32;  // steps per chunk: 8 hash words of four 16-bit draws
+using U64x8 = simd::Vec<uint64_t, 8>::type;
+using U16x32 = simd::Vec<uint16_t, 32>::type;
+using I16x32 = simd::Vec<int16_t, 32>::type;
+using U8x32 = simd::Vec<uint8_t, 32>::type;
 
 // Bits of 8 bytes that are each 0 or 1 (byte j -> bit j), by one multiply.
 inline uint32_t pack8(const uint8_t* f) {
@@ -57,18 +64,20 @@ inline void draw_bits_chunked(uint64_t seed, int64_t b, int64_t d, int64_t D, in
   const int64_t chunks = (T + kChunkSteps - 1) / kChunkSteps;
   const uint64_t base = static_cast<uint64_t>(b * D + d) * static_cast<uint64_t>(Q) + 1;
   for (int64_t w = 0; w < NW; ++w) words[w] = 0;
-  alignas(64) uint64_t z[8];
-  alignas(64) uint8_t f[kChunkSteps];
+  const U64x8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
+  const bool all = thr > 0xFFFFu;  // v = 255: every step fires
+  const uint16_t thr16 = static_cast<uint16_t>(all ? 0xFFFFu : thr);
   for (int64_t c = 0; c < chunks; ++c) {
-    const uint64_t first = base + 8 * static_cast<uint64_t>(c);
-    for (int k = 0; k < 8; ++k) {
-      z[k] = mix64(seed + (first + static_cast<uint64_t>(k)) * kGolden);
-    }
-    uint16_t r[kChunkSteps];
-    std::memcpy(r, z, sizeof(r));
-    for (int i = 0; i < kChunkSteps; ++i) f[i] = static_cast<uint32_t>(r[i]) < thr ? 1 : 0;
-    uint64_t m = pack8(f) | pack8(f + 8) << 8 | pack8(f + 16) << 16 |
-                 static_cast<uint64_t>(pack8(f + 24)) << 24;
+    const U64x8 z = mix64<U64x8>(seed + (base + 8 * static_cast<uint64_t>(c) + lane) * kGolden);
+    U16x32 r;
+    std::memcpy(&r, &z, sizeof(r));
+    const I16x32 lt = r < thr16;  // -1 where the step fires
+    const U8x32 fired = __builtin_convertvector(lt, U8x32) & 1;
+    uint8_t f[kChunkSteps];
+    std::memcpy(f, &fired, sizeof(f));
+    uint64_t m = all ? 0xFFFFFFFFull
+                     : (pack8(f) | pack8(f + 8) << 8 | pack8(f + 16) << 16 |
+                        static_cast<uint64_t>(pack8(f + 24)) << 24);
     const int64_t left = T - kChunkSteps * c;
     if (left < kChunkSteps) m &= (1ull << left) - 1;
     words[c >> 1] |= m << (32 * (c & 1));
@@ -79,7 +88,7 @@ inline void draw_bits_chunked(uint64_t seed, int64_t b, int64_t d, int64_t D, in
 template <int CPT, typename S>
 inline void add_row(S* __restrict dst, const S* __restrict src, int64_t cp) {
   if constexpr (CPT > 0) {
-    for (int c = 0; c < CPT; ++c) dst[c] += src[c];
+    simd::add_to<CPT, S>(dst, src);
   } else {
     for (int64_t c = 0; c < cp; ++c) dst[c] += src[c];
   }
@@ -138,7 +147,7 @@ void event_forward_typed(const uint8_t* x, const S* W, S* out, uint64_t* masks, 
 
 // Samples [b0, b1) into gwt [D][CP] (zeroed by the caller): the sample's dL/dout rows packed to
 // [T][CP], then per lit pixel a sum over its fired steps (two accumulators to hide the add
-// latency) added to the pixel's row.
+// latency; registers when CPT fixes the width) added to the pixel's row.
 template <int CPT, typename S>
 void event_backward_range(const S* __restrict g, const uint64_t* __restrict masks,
                           S* __restrict gwt, int64_t B, int64_t D, int64_t C, int64_t T,
@@ -147,8 +156,6 @@ void event_backward_range(const S* __restrict g, const uint64_t* __restrict mask
   std::vector<S> gbv(static_cast<size_t>(T * CP), S(0)), a0v(static_cast<size_t>(CP)),
       a1v(static_cast<size_t>(CP));
   S* gb = gbv.data();
-  S* a0 = a0v.data();
-  S* a1 = a1v.data();
   for (int64_t b = b0; b < b1; ++b) {
     for (int64_t t = 0; t < T; ++t)
       for (int64_t c = 0; c < C; ++c) gb[t * CP + c] = g[(t * B + b) * C + c];
@@ -157,21 +164,39 @@ void event_backward_range(const S* __restrict g, const uint64_t* __restrict mask
       bool any = false;
       for (int64_t w = 0; w < NW; ++w) any |= words[w] != 0;
       if (!any) continue;
-      std::fill(a0v.begin(), a0v.end(), S(0));
-      std::fill(a1v.begin(), a1v.end(), S(0));
-      for (int64_t w = 0; w < NW; ++w) {
-        uint64_t bits = words[w];
-        while (bits) {
-          add_row<CPT, S>(a0, gb + (64 * w + ctz64(bits)) * CP, CP);
-          bits &= bits - 1;
-          if (!bits) break;
-          add_row<CPT, S>(a1, gb + (64 * w + ctz64(bits)) * CP, CP);
-          bits &= bits - 1;
-        }
-      }
       S* dst = gwt + d * CP;
-      add_row<CPT, S>(a0, a1, CP);
-      add_row<CPT, S>(dst, a0, CP);
+      if constexpr (CPT > 0) {
+        using V = typename simd::Vec<S, CPT>::type;
+        V a0 = {}, a1 = {};
+        for (int64_t w = 0; w < NW; ++w) {
+          uint64_t bits = words[w];
+          while (bits) {
+            a0 += simd::load<CPT, S>(gb + (64 * w + ctz64(bits)) * CPT);
+            bits &= bits - 1;
+            if (!bits) break;
+            a1 += simd::load<CPT, S>(gb + (64 * w + ctz64(bits)) * CPT);
+            bits &= bits - 1;
+          }
+        }
+        simd::store<CPT, S>(dst, simd::load<CPT, S>(dst) + (a0 + a1));
+      } else {
+        S* a0 = a0v.data();
+        S* a1 = a1v.data();
+        std::fill(a0v.begin(), a0v.end(), S(0));
+        std::fill(a1v.begin(), a1v.end(), S(0));
+        for (int64_t w = 0; w < NW; ++w) {
+          uint64_t bits = words[w];
+          while (bits) {
+            add_row<0, S>(a0, gb + (64 * w + ctz64(bits)) * CP, CP);
+            bits &= bits - 1;
+            if (!bits) break;
+            add_row<0, S>(a1, gb + (64 * w + ctz64(bits)) * CP, CP);
+            bits &= bits - 1;
+          }
+        }
+        add_row<0, S>(a0, a1, CP);
+        add_row<0, S>(dst, a0, CP);
+      }
     }
   }
 }
