@@ -41,10 +41,12 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "pack8 assumes little-e
 // the compiler (-march/-mcpu flags of build.py): AVX-512 does the 8 hashes of a chunk in one
 // register and its 32 compares in one instruction, AVX2 in two, NEON in four.
 constexpr int64_t kChunkSteps = 32;  // steps per chunk: 8 hash words of four 16-bit draws
-using U64x8 = simd::Vec<uint64_t, 8>::type;
-using U16x32 = simd::Vec<uint16_t, 32>::type;
-using I16x32 = simd::Vec<int16_t, 32>::type;
-using U8x32 = simd::Vec<uint8_t, 32>::type;
+constexpr int kL64 = simd::lanes<uint64_t, 8>();   // hash words per native vector
+constexpr int kL16 = simd::lanes<uint16_t, 32>();  // 16-bit draws per native vector
+using U64v = simd::Vec<uint64_t, kL64>::type;
+using U16v = simd::Vec<uint16_t, kL16>::type;
+using I16v = simd::Vec<int16_t, kL16>::type;
+using U8v = simd::Vec<uint8_t, kL16>::type;
 
 // Bits of 8 bytes that are each 0 or 1 (byte j -> bit j), by one multiply.
 inline uint32_t pack8(const uint8_t* f) {
@@ -64,17 +66,21 @@ inline void draw_bits_chunked(uint64_t seed, int64_t b, int64_t d, int64_t D, in
   const int64_t chunks = (T + kChunkSteps - 1) / kChunkSteps;
   const uint64_t base = static_cast<uint64_t>(b * D + d) * static_cast<uint64_t>(Q) + 1;
   for (int64_t w = 0; w < NW; ++w) words[w] = 0;
-  const U64x8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
+  U64v lane;
+  for (int k = 0; k < kL64; ++k) lane[k] = static_cast<uint64_t>(k);
   const bool all = thr > 0xFFFFu;  // v = 255: every step fires
   const uint16_t thr16 = static_cast<uint16_t>(all ? 0xFFFFu : thr);
+  alignas(64) uint64_t z[8];
+  alignas(64) uint8_t f[kChunkSteps];
   for (int64_t c = 0; c < chunks; ++c) {
-    const U64x8 z = mix64<U64x8>(seed + (base + 8 * static_cast<uint64_t>(c) + lane) * kGolden);
-    U16x32 r;
-    std::memcpy(&r, &z, sizeof(r));
-    const I16x32 lt = r < thr16;  // -1 where the step fires
-    const U8x32 fired = __builtin_convertvector(lt, U8x32) & 1;
-    uint8_t f[kChunkSteps];
-    std::memcpy(f, &fired, sizeof(f));
+    const uint64_t first = base + 8 * static_cast<uint64_t>(c);
+    for (int k = 0; k < 8; k += kL64)  // mix64 of the chunk's 8 words, kL64 at a time
+      simd::store<kL64, uint64_t>(z + k, mix64<U64v>(seed + (first + k + lane) * kGolden));
+    const uint16_t* r = reinterpret_cast<const uint16_t*>(z);
+    for (int i = 0; i < kChunkSteps; i += kL16) {
+      const I16v lt = simd::load<kL16, uint16_t>(r + i) < thr16;  // -1 where the step fires
+      simd::store<kL16, uint8_t>(f + i, __builtin_convertvector(lt, U8v) & 1);
+    }
     uint64_t m = all ? 0xFFFFFFFFull
                      : (pack8(f) | pack8(f + 8) << 8 | pack8(f + 16) << 16 |
                         static_cast<uint64_t>(pack8(f + 24)) << 24);
@@ -166,19 +172,21 @@ void event_backward_range(const S* __restrict g, const uint64_t* __restrict mask
       if (!any) continue;
       S* dst = gwt + d * CP;
       if constexpr (CPT > 0) {
-        using V = typename simd::Vec<S, CPT>::type;
-        V a0 = {}, a1 = {};
+        simd::Row<S, CPT> a0, a1;
+        a0.zero();
+        a1.zero();
         for (int64_t w = 0; w < NW; ++w) {
           uint64_t bits = words[w];
           while (bits) {
-            a0 += simd::load<CPT, S>(gb + (64 * w + ctz64(bits)) * CPT);
+            a0.add(gb + (64 * w + ctz64(bits)) * CPT);
             bits &= bits - 1;
             if (!bits) break;
-            a1 += simd::load<CPT, S>(gb + (64 * w + ctz64(bits)) * CPT);
+            a1.add(gb + (64 * w + ctz64(bits)) * CPT);
             bits &= bits - 1;
           }
         }
-        simd::store<CPT, S>(dst, simd::load<CPT, S>(dst) + (a0 + a1));
+        a0.add(a1);
+        a0.add_into(dst);
       } else {
         S* a0 = a0v.data();
         S* a1 = a1v.data();
