@@ -7,7 +7,7 @@ SpikingJelly 2.0 (when importable), measured alternately in one run.
   LIF (and no LI readout), run once over the T·B images ``[T*B, 1, 28, 28]``, cross-entropy,
   AdamW: the cost the issue compares against (target: snnkit ≤ 0.7x of it).
 - SpikingJelly: the same network with ``layer.*`` and ``neuron.LIFNode(tau=2, detach_reset,
-  ATan(2), step_mode='m', backend='torch')``, TET-like mean cross-entropy over steps.
+  ATan(2), step_mode='m')``, TET-like mean cross-entropy over steps.
 
 Each round times one batch of each (forward + loss + backward + optimizer step) in turn, so the
 load on a shared machine falls on all of them alike; the script prints the median ms per batch
@@ -100,7 +100,6 @@ def sj_step(steps: int) -> Callable[[torch.Tensor, torch.Tensor], None] | None:
             detach_reset=True,
             surrogate_function=surrogate.ATan(alpha=2.0),
             step_mode="m",
-            backend="torch",
         )
 
     net = nn.Sequential(
