@@ -1,4 +1,4 @@
-// A pool of large output buffers for the neuron kernels (neuron.cpp).
+// A pool of large output buffers for the neuron kernels (neuron_*.cpp; one pool per file).
 #pragma once
 
 #include <ATen/core/Tensor.h>
