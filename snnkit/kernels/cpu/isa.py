@@ -1,7 +1,8 @@
 """Which instruction set the C++ CPU kernels are compiled for, and with which flags.
 
-The kernels are one source written as fixed-width loops that the compiler vectorises; the
-target decides the vector width. ``SNNKIT_CPU_ISA`` picks it (default ``auto``):
+The kernels are one source written with the portable fixed-width vectors of ``csrc/simd.h``
+(GCC/Clang vector extensions); the target decides the register width. ``SNNKIT_CPU_ISA``
+picks it (default ``auto``):
 
 - ``auto``: the best this CPU runs: ``avx512`` on x86 with AVX-512 F/BW/DQ/VL, else ``avx2``
   with AVX2 and FMA, ``neon`` on aarch64, else ``generic``.
