@@ -19,6 +19,7 @@ kernels off silently.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -97,14 +98,18 @@ def _say(line: str) -> None:
 def _watch(folder: Path, done: threading.Event, start: float) -> None:
     """Print a line per object file that appears in ``folder`` until ``done``."""
     seen: set[str] = set()
+    wall = time.time() - (time.monotonic() - start)  # the build's start on the file clock
     while not done.wait(0.5):
         for obj in sorted(folder.glob("*.o")):
-            if obj.name not in seen:
-                seen.add(obj.name)
-                _say(
-                    f"  [{len(seen)}/{len(SOURCES)}] {obj.stem}.cpp compiled "
-                    f"({time.monotonic() - start:.0f} s)"
-                )
+            # objects of an earlier, interrupted build are not progress (and are never deleted:
+            # another process may be building in the same folder under torch's lock)
+            with contextlib.suppress(OSError):
+                if obj.name not in seen and obj.stat().st_mtime >= wall:
+                    seen.add(obj.name)
+                    _say(
+                        f"  [{len(seen)}/{len(SOURCES)}] {obj.stem}.cpp compiled "
+                        f"({time.monotonic() - start:.0f} s)"
+                    )
 
 
 def _compile(isa: str, name: str) -> ModuleType:
@@ -121,8 +126,6 @@ def _compile(isa: str, name: str) -> ModuleType:
             f"snnkit: compiling snnkit's CPU kernels for this machine ({isa}), once "
             f"(about {_estimate_seconds()} s)…"
         )
-        for stale in folder.glob("*.o"):
-            stale.unlink(missing_ok=True)
         watcher = threading.Thread(target=_watch, args=(folder, done, start), daemon=True)
         watcher.start()
     try:
