@@ -58,6 +58,7 @@ def test_encoder_rejects_non_positive_time_steps(name: str, time_steps: int) -> 
 # -- Poisson ---------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("cpu_isa")  # each SIMD path of this CPU
 def test_poisson_rate_matches_intensity_and_is_exact_at_zero_and_one() -> None:
     torch.manual_seed(1)
     p = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0])
@@ -69,6 +70,7 @@ def test_poisson_rate_matches_intensity_and_is_exact_at_zero_and_one() -> None:
     assert torch.all((rate - p).abs()[1:4] <= 5 * sigma[1:4])
 
 
+@pytest.mark.usefixtures("cpu_isa")  # each SIMD path of this CPU
 def test_poisson_uint8_spike_probability_is_value_over_255() -> None:
     torch.manual_seed(2)
     v = torch.tensor([0, 1, 128, 254, 255], dtype=torch.uint8)
@@ -82,6 +84,7 @@ def test_poisson_uint8_spike_probability_is_value_over_255() -> None:
     assert abs(rate[3].item() - 254 / 256) > 5 * sigma[3].item()
 
 
+@pytest.mark.usefixtures("cpu_isa")  # each SIMD path of this CPU
 def test_poisson_draws_from_torch_global_rng() -> None:
     x = torch.rand(2, 6)
     torch.manual_seed(3)

@@ -17,9 +17,11 @@ from snnkit.kernels.cpu import build
 from snnkit.kernels.event_linear import dense_event_linear, event_linear
 from snnkit.kernels.random_stream import draw_seed, poisson_spikes, threshold16
 
+pytestmark = pytest.mark.usefixtures("cpu_isa")  # every SIMD path of this CPU
 
-@pytest.fixture(scope="module")
-def ext():
+
+@pytest.fixture
+def ext(cpu_isa: str):
     module = build.cpu_extension()
     if module is None:
         pytest.skip("the C++ kernels cannot be built here")

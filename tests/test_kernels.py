@@ -101,6 +101,7 @@ def _inputs(dtype: torch.dtype, shape=(7, 3, 11), seed: int = 0):
     return x, grad
 
 
+@pytest.mark.usefixtures("cpu_isa")  # each SIMD path of this CPU
 @pytest.mark.parametrize("sur", SURROGATES, ids=lambda s: type(s).__name__)
 def test_cpp_matches_reference_float32(sur: S.Surrogate) -> None:
     _cpp_or_skip()
@@ -120,6 +121,7 @@ def test_cpp_matches_reference_float32(sur: S.Surrogate) -> None:
 @pytest.mark.parametrize(
     "sur", [S.Sigmoid(), S.Rect(), S.PiecewiseLeakyReLU(), Cubic()], ids=lambda s: type(s).__name__
 )
+@pytest.mark.usefixtures("cpu_isa")  # each SIMD path of this CPU
 def test_cpp_matches_reference_float64(sur: S.Surrogate) -> None:
     _cpp_or_skip()
     x, grad = _inputs(torch.float64, seed=1)
@@ -135,6 +137,7 @@ def test_cpp_matches_reference_float64(sur: S.Surrogate) -> None:
         )
 
 
+@pytest.mark.usefixtures("cpu_isa")  # each SIMD path of this CPU
 def test_cpp_long_sequence_and_many_elements() -> None:
     # T=100 and more elements than one 256-wide block and one thread chunk.
     _cpp_or_skip()
@@ -143,6 +146,7 @@ def test_cpp_long_sequence_and_many_elements() -> None:
     _compare(N.PLIF, {"init_tau": 3.0}, "cpp", x * 0.6, grad, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.usefixtures("cpu_isa")  # each SIMD path of this CPU
 def test_hand_computed_lif_gradient() -> None:
     # LIF tau=2, decay_input, hard reset to 0, detach_reset, straight-through g' = 1, x = [1, 1]:
     #   H1 = 0 + (1 − 0)/2 = 0.5 → S1 = 0, V1 = 0.5;  H2 = 0.5 + (1 − 0.5)/2 = 0.75 → S2 = 0.
@@ -157,6 +161,7 @@ def test_hand_computed_lif_gradient() -> None:
     assert x.grad.tolist() == [[0.75], [0.5]]
 
 
+@pytest.mark.usefixtures("cpu_isa")  # each SIMD path of this CPU
 def test_threshold_is_inclusive() -> None:
     # IF with x = [1.0, 0.4, 0.6]: H1 = 1.0 = V_th fires (Θ(0) = 1), V1 = 0; H2 = 0.4; H3 = 1.0 fires.
     _cpp_or_skip()
@@ -165,6 +170,7 @@ def test_threshold_is_inclusive() -> None:
     assert out.flatten().tolist() == [1.0, 0.0, 1.0]
 
 
+@pytest.mark.usefixtures("cpu_isa")  # each SIMD path of this CPU
 def test_retain_graph_backward_twice() -> None:
     _cpp_or_skip()
     x, grad = _inputs(torch.float32)
@@ -176,6 +182,7 @@ def test_retain_graph_backward_twice() -> None:
     torch.testing.assert_close(x.grad, 2 * first)
 
 
+@pytest.mark.usefixtures("cpu_isa")  # each SIMD path of this CPU
 def test_plif_weight_only_and_noncontiguous_input() -> None:
     _cpp_or_skip()
     x, grad = _inputs(torch.float32, shape=(3, 11, 6))
@@ -186,6 +193,7 @@ def test_plif_weight_only_and_noncontiguous_input() -> None:
     torch.testing.assert_close(fused.w.grad, ref.w.grad, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.usefixtures("cpu_isa")  # each SIMD path of this CPU
 def test_no_grad_and_frozen_plif() -> None:
     _cpp_or_skip()
     x, _ = _inputs(torch.float32, shape=(5, 2, 3, 4))
@@ -199,6 +207,7 @@ def test_no_grad_and_frozen_plif() -> None:
     assert fused.w.grad is None and xr.grad is not None
 
 
+@pytest.mark.usefixtures("cpu_isa")  # each SIMD path of this CPU
 def test_multi_step_equals_single_step_with_fused_kernel() -> None:
     _cpp_or_skip()
     x, grad = _inputs(torch.float64)
@@ -269,6 +278,7 @@ def test_subclass_overriding_derivative_is_generic() -> None:
     assert Same(alpha=2.0).kernel_form() == S.Sigmoid(alpha=2.0).kernel_form()
 
 
+@pytest.mark.usefixtures("cpu_isa")  # each SIMD path of this CPU
 def test_plugin_surrogate_opts_into_a_closed_form() -> None:
     """A plugin surrogate whose g' is a built-in closed form declares it; it is then compiled in
     and matches the reference loop, which calls its own ``derivative``."""

@@ -20,6 +20,7 @@ import typer
 
 from snnkit.cli.data import data_app
 from snnkit.cli.errors import reported_errors, set_debug
+from snnkit.cli.kernels import kernels_app
 from snnkit.cli.profile import profile
 from snnkit.cli.sweep import sweep_app
 from snnkit.errors import SnnkitError
@@ -32,6 +33,7 @@ app = typer.Typer(
     help="Train and evaluate spiking neural networks from YAML recipes.",
 )
 app.add_typer(data_app, name="data")
+app.add_typer(kernels_app, name="kernels")
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe file (YAML), e.g. recipes/lif_mnist.yaml.")]
 SetOpt = Annotated[

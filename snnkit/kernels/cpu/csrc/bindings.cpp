@@ -1,5 +1,8 @@
 // Python bindings of snnkit's CPU extension: the entry points of entry_points.h, by name.
-#include <torch/extension.h>
+// Only pybind11 with torch's tensor casters and wrap_pybind_function: torch/extension.h would
+// parse all of the C++ frontend (about 5x the compile time of this file).
+#include <torch/csrc/Exceptions.h>
+#include <torch/csrc/utils/pybind.h>
 
 #include "entry_points.h"
 

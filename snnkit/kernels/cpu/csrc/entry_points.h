@@ -1,14 +1,14 @@
 // The entry points of snnkit's CPU extension (bound to Python in bindings.cpp).
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>  // the Tensor class only: not all of ATen.h (compile time)
 
 #include <cstdint>
 #include <vector>
 
 namespace snnkit {
 
-// Fused neuron loop (neuron.cpp). charge_mode: a ChargeMode of constants.h; a: its constant;
+// Fused neuron loop (neuron_forward.cpp, neuron_backward.cpp). charge_mode: a ChargeMode of constants.h; a: its constant;
 // returns [spikes, H (or undefined), V trace (or undefined)].
 std::vector<at::Tensor> neuron_forward(at::Tensor x, int64_t charge_mode, bool hard, double a,
                                        double rest, double vth, double vr, double v0, bool save,

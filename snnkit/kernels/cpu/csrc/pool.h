@@ -1,7 +1,9 @@
-// A pool of large output buffers for the neuron kernels (neuron.cpp).
+// A pool of large output buffers for the neuron kernels (neuron_*.cpp; one pool per file).
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/from_blob.h>
 #include <sys/mman.h>
 
 #include <cstddef>

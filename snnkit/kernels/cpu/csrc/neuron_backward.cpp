@@ -1,13 +1,7 @@
-// Fused neuron loop: one forward pass and one backward pass through time, per block of elements.
-//
-// Every float operation mirrors the PyTorch expression of snnkit.components.functional in the
-// same order (the build disables FMA contraction), so spikes are bit-identical to the reference
-// loop; gradients agree to rounding. Charge modes and surrogate kinds are the generated
-// constants of constants.h (snnkit.kernels.forms): a ChargeMode's `a` is tau (dividing modes),
-// 1/tau or k = sigmoid(w) (multiplying modes); a SurrogateKind's c1, c2 are precomputed in
-// Python exactly as the PyTorch formula forms its scalar constants.
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
+// Fused neuron loop, backward through time (see neuron_common.h and snnkit.kernels.cpu.neuron
+// for the equations).
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/scalar_tensor.h>
 
 #include <algorithm>
 #include <cmath>
@@ -17,12 +11,13 @@
 
 #include "constants.h"
 #include "entry_points.h"
+#include "neuron_common.h"
 #include "pool.h"
 
 namespace snnkit {
 namespace {
 
-constexpr int64_t BLK = 256;
+using namespace neuron_detail;
 
 // e^x for float: Cody-Waite reduction + degree-6 polynomial (about 1 ulp), branch-free so the
 // surrogate loops vectorize. Inputs are clamped to [-87.3, 88]: outside, the result saturates
@@ -47,8 +42,10 @@ inline float exp_(float x) {
 inline double exp_(double x) { return std::exp(x); }
 
 // g'(d) for n values; d = H - V_th.
+// Not inlined: one copy per dtype instead of one per (charge, reset) instantiation (build time).
 template <typename S>
-void surrogate_block(int64_t sur, S c1, S c2, const S* __restrict d, S* __restrict g, int64_t n) {
+__attribute__((noinline)) void surrogate_block(int64_t sur, S c1, S c2, const S* __restrict d,
+                                               S* __restrict g, int64_t n) {
   const S one = S(1);
   switch (sur) {
     case kSurrogateSigmoid:  // s = 1/(1 + e^(-a d)); g = a s (1 - s)
@@ -94,70 +91,6 @@ void surrogate_block(int64_t sur, S c1, S c2, const S* __restrict d, S* __restri
   }
 }
 
-template <int64_t CH, typename S>
-inline S charge(S v, S x, S a, S rest) {
-  if constexpr (CH == kChargeIf) return v + x;
-  else if constexpr (charge_divides(CH) && charge_decays_input(CH)) return v + (x - (v - rest)) / a;
-  else if constexpr (charge_divides(CH)) return v - (v - rest) / a + x;
-  else if constexpr (charge_decays_input(CH)) return v + (x - (v - rest)) * a;
-  else return v - (v - rest) * a + x;
-}
-
-template <bool HARD, typename S>
-inline S reset_v(S h, S s, S vth, S vr) {
-  if constexpr (HARD) return h * (S(1) - s) + vr * s;
-  else return h - vth * s;
-}
-
-// Work is split in whole BLK-element blocks (about 32k element-steps per task at least), so
-// block b always covers elements [b*BLK, (b+1)*BLK) whatever the thread count.
-template <typename F>
-void for_blocks(int64_t N, int64_t T, const F& body) {
-  const int64_t nblocks = (N + BLK - 1) / BLK;
-  const int64_t grain = std::max<int64_t>(1, 32768 / (BLK * std::max<int64_t>(T, 1)));
-  at::parallel_for(0, nblocks, grain, [&](int64_t b0, int64_t b1) {
-    body(b0 * BLK, std::min(b1 * BLK, N));
-  });
-}
-
-// The per-thread bodies take every scalar by value: inside a capturing lambda, stores through
-// S* could alias the captured S constants, which forces reloads and blocks vectorization.
-template <int64_t CH, bool HARD, bool SAVE, bool REC, typename S>
-void forward_range(const S* __restrict x, S* __restrict spk, S* __restrict hs,
-                   S* __restrict vrec, int64_t T, int64_t N, S a, S rest, S vth, S vr, S v0,
-                   int64_t begin, int64_t end) {
-    S v[BLK];
-    for (int64_t i0 = begin; i0 < end; i0 += BLK) {
-      const int64_t n = std::min<int64_t>(BLK, end - i0);
-      for (int64_t j = 0; j < n; ++j) v[j] = v0;
-      for (int64_t t = 0; t < T; ++t) {
-        const int64_t off = t * N + i0;
-        const S* xt = x + off;
-        S* st = spk + off;
-        for (int64_t j = 0; j < n; ++j) {
-          const S h = charge<CH, S>(v[j], xt[j], a, rest);
-          const S s = (h - vth) >= S(0) ? S(1) : S(0);
-          st[j] = s;
-          if constexpr (SAVE) hs[off + j] = h;
-          const S vn = reset_v<HARD, S>(h, s, vth, vr);
-          if constexpr (REC) vrec[off + j] = vn;
-          v[j] = vn;
-        }
-      }
-    }
-}
-
-template <int64_t CH, bool HARD, bool SAVE, bool REC, typename S>
-void forward_impl(const S* x, S* spk, S* hs, S* vrec, int64_t T, int64_t N, S a, S rest, S vth,
-                  S vr, S v0) {
-  for_blocks(N, T, [=](int64_t begin, int64_t end) {
-    forward_range<CH, HARD, SAVE, REC, S>(x, spk, hs, vrec, T, N, a, rest, vth, vr, v0, begin, end);
-  });
-}
-
-// Backward through time for one block of elements at a time: H is recomputed forward into a
-// block-local [T, BLK] buffer (from x, exactly as the forward pass computed it), then the
-// gradient runs from t = T-1 down to 0. Nothing but x is kept between the two passes.
 template <int64_t CH, bool HARD, bool DETACH, typename S>
 void backward_range(const S* __restrict gout, const S* __restrict x, S* __restrict gx,
                     const S* __restrict gpre, int64_t sur, S c1, S c2, S c3, int64_t T,
@@ -267,39 +200,6 @@ void backward_impl(const S* gout, const S* x, S* gx, const S* gpre, int64_t sur,
 }
 
 template <typename S>
-std::vector<at::Tensor> forward_typed(const at::Tensor& x, int64_t ch, bool hard, S a, S rest,
-                                      S vth, S vr, S v0, bool save, bool rec) {
-  const int64_t T = x.size(0);
-  const int64_t N = x.numel() / T;
-  auto spk = pooled_empty_like(x);
-  auto hs = save ? pooled_empty_like(x) : at::Tensor();
-  auto vrec = rec ? pooled_empty_like(x) : at::Tensor();
-  const S* xp = x.data_ptr<S>();
-  S* sp = spk.data_ptr<S>();
-  S* hp = save ? hs.data_ptr<S>() : nullptr;
-  S* vp = rec ? vrec.data_ptr<S>() : nullptr;
-#define SNN_FWD(CH, HARD)                                                                   \
-  if (save && rec) forward_impl<CH, HARD, true, true, S>(xp, sp, hp, vp, T, N, a, rest, vth, vr, v0); \
-  else if (save) forward_impl<CH, HARD, true, false, S>(xp, sp, hp, vp, T, N, a, rest, vth, vr, v0); \
-  else if (rec) forward_impl<CH, HARD, false, true, S>(xp, sp, hp, vp, T, N, a, rest, vth, vr, v0); \
-  else forward_impl<CH, HARD, false, false, S>(xp, sp, hp, vp, T, N, a, rest, vth, vr, v0);
-#define SNN_FWD_CH(CH) if (hard) { SNN_FWD(CH, true) } else { SNN_FWD(CH, false) }
-  switch (ch) {
-    case kChargeIf: SNN_FWD_CH(kChargeIf) break;
-    case kChargeLif: SNN_FWD_CH(kChargeLif) break;
-    case kChargeLifNodecay: SNN_FWD_CH(kChargeLifNodecay) break;
-    case kChargePlif: SNN_FWD_CH(kChargePlif) break;
-    case kChargePlifNodecay: SNN_FWD_CH(kChargePlifNodecay) break;
-    case kChargeMul: SNN_FWD_CH(kChargeMul) break;
-    case kChargeMulNodecay: SNN_FWD_CH(kChargeMulNodecay) break;
-    default: TORCH_CHECK(false, "snnkit: unknown charge mode ", ch);
-  }
-#undef SNN_FWD_CH
-#undef SNN_FWD
-  return {spk, hs, vrec};
-}
-
-template <typename S>
 double backward_typed(const at::Tensor& gout, const at::Tensor& x, at::Tensor& gx,
                       const at::Tensor& gpre, int64_t ch, bool hard, bool detach, int64_t sur,
                       S c1, S c2, S c3, S a, S rest, S vth, S vr, S v0) {
@@ -333,25 +233,7 @@ double backward_typed(const at::Tensor& gout, const at::Tensor& x, at::Tensor& g
   return total;
 }
 
-void check_seq(const at::Tensor& t, const char* what) {
-  TORCH_CHECK(t.device().is_cpu(), "snnkit cpp kernel: ", what, " must be on the CPU");
-  TORCH_CHECK(t.is_contiguous(), "snnkit cpp kernel: ", what, " must be contiguous");
-  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble,
-              "snnkit cpp kernel: ", what, " must be float32 or float64");
-  TORCH_CHECK(t.dim() >= 1 && t.size(0) >= 1, "snnkit cpp kernel: ", what, " must be [T, ...]");
-}
-
 }  // namespace
-
-std::vector<at::Tensor> neuron_forward(at::Tensor x, int64_t charge_mode, bool hard, double a,
-                                       double rest, double vth, double vr, double v0, bool save,
-                                       bool record) {
-  check_seq(x, "x");
-  if (x.scalar_type() == at::kFloat)
-    return forward_typed<float>(x, charge_mode, hard, (float)a, (float)rest, (float)vth,
-                                (float)vr, (float)v0, save, record);
-  return forward_typed<double>(x, charge_mode, hard, a, rest, vth, vr, v0, save, record);
-}
 
 std::vector<at::Tensor> neuron_backward(at::Tensor gout, at::Tensor x,
                                         c10::optional<at::Tensor> gpre, int64_t charge_mode,
