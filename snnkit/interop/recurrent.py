@@ -6,8 +6,8 @@
 
 NIR edges carry a neuron's spikes to the next step's input, so the cycle is the recurrence.
 A one-to-one layer's vector w_rec is written as the diagonal matrix diag(w_rec) (without bias:
-zeros); on import an Affine (a Linear: no bias) whose matrix is diagonal becomes a one-to-one layer again, any other
-an all-to-all one. The neuron node follows the usual neuron mapping (:mod:`.mapping`).
+
+
 """
 
 from __future__ import annotations
