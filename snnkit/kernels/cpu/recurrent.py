@@ -25,7 +25,7 @@ from snnkit.kernels.forms import NeuronForm
 
 class _FusedRecurrent(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         x: Tensor,
         w_rec: Tensor,
@@ -53,7 +53,7 @@ class _FusedRecurrent(torch.autograd.Function):
         return spikes
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Any, ...]:
         h, spikes, i, w_rec = ctx.saved_tensors
         form: NeuronForm = ctx.form
         assert form.derivative is not None
