@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -62,12 +63,12 @@ def _kernels(check: str, module: nn.Module, x: Tensor, atol: float, rtol: float)
     if not hasattr(module, "kernel"):
         return
     weights = torch.ones_like(x)
-    ref = copy.deepcopy(module)
-    setattr(ref, "kernel", "reference")
+    ref: Any = copy.deepcopy(module)  # a layer with a kernel attribute
+    ref.kernel = "reference"
     ref_out, ref_grads = _run_with_grads(ref, x, weights, "m")
     for name in KERNEL_NAMES:
-        other = copy.deepcopy(module)
-        setattr(other, "kernel", name)
+        other: Any = copy.deepcopy(module)
+        other.kernel = name
         try:
             if select_kernel(other, x)[0] == "reference":
                 continue
