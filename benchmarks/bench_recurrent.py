@@ -81,9 +81,7 @@ def main() -> None:
         else:
             line.append("cpp unavailable")
         sj = _spikingjelly(n, shape, args.reps)
-        line.append(
-            "SpikingJelly not importable" if sj is None else f"SpikingJelly {sj:.2f} ms"
-        )
+        line.append("SpikingJelly not importable" if sj is None else f"SpikingJelly {sj:.2f} ms")
         print(", ".join(line), flush=True)
 
 
