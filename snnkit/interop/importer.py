@@ -205,7 +205,8 @@ def _module_for(nir: Any, name: str, node: Any, nxt: Any, dt: float) -> tuple[nn
     raise SnnkitError(
         f"{where}: snnkit has no counterpart for NIR {kind} — snnkit imports "
         "Affine, Linear, Conv1d, Conv2d, AvgPool2d, SumPool2d→Threshold (max "
-        "pooling of spikes), Flatten, IF, LIF, CubaLIF and LI"
+        "pooling of spikes), Flatten, IF, LIF, CubaLIF, LI and recurrent subgraphs "
+        "(input → neuron ⇄ Affine → output)"
     )
 
 
