@@ -115,3 +115,44 @@ def test_encoder_conforms(name: str, device: str) -> None:
 @pytest.mark.parametrize("name", names(Kind.LOSS))
 def test_loss_conforms(name: str, device: str) -> None:
     check_loss(REGISTRY.build(Kind.LOSS, name, at="loss"), device=device)
+
+
+def _spiking_neurons() -> list[str]:
+    return [n for n in names(Kind.NEURON) if n != "li"]
+
+
+@pytest.mark.parametrize("mode", ["all_to_all", "one_to_one"])
+@pytest.mark.parametrize("name", _spiking_neurons())
+def test_recurrent_layer_conforms_around_every_spiking_neuron(name: str, mode: str) -> None:
+    from snnkit.assembly.assemble import make_builder
+    from snnkit.testing import check_recurrent
+
+    build = make_builder(REGISTRY)
+    spec = {"name": "recurrent", "features": 6, "neuron": name, "mode": mode}
+
+    def factory() -> nn.Module:
+        layer = build(spec, "layers[0]")
+        with torch.no_grad():
+            layer.weight.mul_(2.0)  # strong enough feedback to change spikes
+            layer.bias.fill_(0.1)
+        return layer
+
+    check_recurrent(factory)
+
+
+@pytest.mark.parametrize("mode", ["all_to_all", "one_to_one"])
+def test_rsnn_model_conforms(mode: str) -> None:
+    from snnkit.assembly.assemble import make_builder
+    from snnkit.testing import check_recurrent_model
+
+    spec = {"name": "rsnn", "input_features": 5, "hidden_sizes": [6, 4], "mode": mode}
+
+    def factory() -> nn.Module:
+        model = REGISTRY.build(Kind.MODEL, spec, at="model", build=make_builder(REGISTRY))
+        with torch.no_grad():
+            for layer in model:
+                if hasattr(layer, "bias") and layer.bias is not None:
+                    layer.bias.fill_(0.5)
+        return model
+
+    check_recurrent_model(factory, (8, 3, 5))

@@ -273,3 +273,16 @@ def test_sequence_encoder_needs_time_steps_equal_to_the_length() -> None:
 
     with pytest.raises(DataError, match="must have length time_steps=5"):
         SequenceEncoder(5, time_dim=-2)(torch.zeros(2, 1, 3, 4))
+
+
+def test_sequence_flatten_gives_one_pixel_per_step() -> None:
+    from snnkit.components.encoders import SequenceEncoder
+    from snnkit.errors import DataError
+
+    x = torch.arange(12, dtype=torch.uint8).reshape(2, 1, 2, 3)  # two samples of 6 pixels
+    out = SequenceEncoder(6, flatten=True)(x)
+    assert out.shape == (6, 2, 1)
+    assert out[:, 0, 0].tolist() == pytest.approx([v / 255 for v in range(6)])
+    assert out[:, 1, 0].tolist() == pytest.approx([v / 255 for v in range(6, 12)])
+    with pytest.raises(DataError, match="time_steps: 6"):
+        SequenceEncoder(5, flatten=True)(x)

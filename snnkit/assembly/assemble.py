@@ -101,9 +101,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_builder(registry: Registry) -> Any:
-    """``build(spec, at)``: a layer or neuron module from a spec (neurons get a fresh surrogate)."""
+    """``build(spec, at)``: a layer or neuron module from a spec (neurons get a fresh surrogate;
+    a layer whose factory takes ``build`` gets one for its nested specs, at ``at.<key>``)."""
 
     def build(spec: Any, at: str) -> nn.Module:
+        inner = at
         at = f"model.{at}"
         spec = normalize_spec(spec, at=at)
         name = spec["name"]
@@ -113,8 +115,9 @@ def make_builder(registry: Registry) -> Any:
             surrogate_spec = spec.pop("surrogate", DEFAULT_SURROGATE)
             surrogate = registry.build(Kind.SURROGATE, surrogate_spec, at=f"{at}.surrogate")
             return registry.build(Kind.NEURON, spec, at=at, surrogate=surrogate)
-        if is_layer:
-            return registry.build(Kind.LAYER, spec, at=at)
+        if is_layer:  # a layer that wraps others (e.g. recurrent) gets build for its own specs
+            nested = lambda sub_spec, sub: build(sub_spec, f"{inner}.{sub}")  # noqa: E731
+            return registry.build(Kind.LAYER, spec, at=at, build=nested)
         known = registry.names(Kind.LAYER) + registry.names(Kind.NEURON)
         hint = did_you_mean(name, known) or " —"
         raise UnknownComponentError(

@@ -274,14 +274,25 @@ class SequenceEncoder(Encoder):
     For a sample of shape ``[*]`` and ``time_dim`` d (counted within the sample, negative
     from the end), ``out[t] = x.select(d, t)`` (uint8 read as x / 255): ``[B, 1, 28, 28]`` with
     ``time_dim: -2`` gives ``[28, B, 1, 28]`` (sequential MNIST). The sample's size along d
-    must equal ``time_steps``.
+    must equal ``time_steps``. ``flatten: true`` reads the sample flattened first, one value per
+    step (``out[t] = x.flatten()[t]``, shaped ``[B, 1]``; pixel-wise sequential MNIST with
+    ``time_steps: 784``); ``time_dim`` is then not used.
     """
 
-    def __init__(self, time_steps: int, time_dim: int = -2) -> None:
+    def __init__(self, time_steps: int, time_dim: int = -2, flatten: bool = False) -> None:
         super().__init__(time_steps)
         self.time_dim = int(time_dim)
+        self.flatten = bool(flatten)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.flatten:
+            x = x.reshape(x.shape[0], -1, 1)
+            if x.shape[1] != self.time_steps:
+                raise DataError(
+                    f"sequence encoder: flattened samples have {x.shape[1]} values but "
+                    f"time_steps={self.time_steps} — set time_steps: {x.shape[1]}"
+                )
+            return intensity(x).movedim(1, 0)
         sample_dims = x.dim() - 1
         d = self.time_dim if self.time_dim >= 0 else sample_dims + self.time_dim
         if not 0 <= d < sample_dims or x.shape[d + 1] != self.time_steps:
@@ -293,4 +304,5 @@ class SequenceEncoder(Encoder):
         return intensity(x).movedim(d + 1, 0)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, time_dim={self.time_dim}"
+        extra = ", flatten=True" if self.flatten else ""
+        return f"{super().extra_repr()}, time_dim={self.time_dim}{extra}"

@@ -363,6 +363,18 @@ def li_step(state: MembraneState, x: Tensor, *, tau: float) -> tuple[Tensor, Mem
 
 
 # -- helpers on models -----------------------------------------------------------------------
+def recurrent_input(x: Tensor, s_prev: Tensor, w_rec: Tensor, b_rec: Tensor | None) -> Tensor:
+    """The input a recurrent layer's neuron charges with: I(t) = X(t) + W_rec S(t−1) + b_rec.
+
+    ``w_rec`` ``[N, N]`` (all-to-all: ``S W_rec^T``, row i of W_rec feeds neuron i) or ``[N]``
+    (one-to-one: ``S ⊙ w_rec``); ``b_rec`` ``[N]`` or None; evaluated left to right,
+    ``(X + W_rec S) + b_rec``. With S(0) = 0 the first step charges with X(1) + b_rec.
+    """
+    fed = s_prev @ w_rec.t() if w_rec.dim() == 2 else s_prev * w_rec
+    i = x + fed
+    return i if b_rec is None else i + b_rec
+
+
 def plif_init_w(init_tau: float) -> float:
     """The PLIF weight w with sigmoid(w) = 1/init_tau: w = −log(init_tau − 1)."""
     return -math.log(init_tau - 1.0)

@@ -68,3 +68,55 @@ class MLP(nn.Sequential):
             ]
         super().__init__()
         _build_all(self, build, specs, step_mode)
+
+
+class RSNN(nn.Sequential):
+    """Recurrent spiking network: flatten → (Linear → recurrent neuron layer) per hidden size →
+    Linear → LI readout: ``[T, B, *] -> [T, B, num_classes]`` (the LI membrane potentials).
+
+    Each hidden layer is ``recurrent`` (:class:`~snnkit.components.recurrent.Recurrent`): its
+    neurons charge with I(t) = W_in X(t) + W_rec S(t−1) + b_rec (``mode`` all_to_all or
+    one_to_one); ``neuron`` is a neuron spec reused for every hidden layer (adaptive ``alif``
+    by default, each layer its own instance and surrogate); the readout is a leaky integrator
+    with time constant ``readout_tau``. Sources: Bellec et al., "Long short-term memory and
+    learning-to-learn in networks of spiking neurons", NeurIPS 2018 (LSNN: recurrent adaptive
+    neurons, leaky readout); Yin et al., "Accurate and efficient time-domain classification
+    with adaptive spiking recurrent neural networks", Nature Machine Intelligence 2021 (SRNN).
+    """
+
+    def __init__(
+        self,
+        build: Build,
+        input_features: int,
+        hidden_sizes: list[int],
+        num_classes: int = 10,
+        neuron: Any = "alif",
+        mode: str = "all_to_all",
+        bias: bool = True,
+        readout_tau: float = 2.0,
+        step_mode: str = "m",
+    ) -> None:
+        sizes = [input_features, *hidden_sizes, num_classes]
+        if not hidden_sizes or any(not isinstance(s, int) or s <= 0 for s in sizes):
+            raise ValueError(
+                "input_features, hidden_sizes (at least one) and num_classes must be positive "
+                f"ints, got {input_features!r}, {hidden_sizes!r}, {num_classes!r}"
+            )
+        specs: list[Any] = ["flatten"]
+        for n_in, n_out in itertools.pairwise([input_features, *hidden_sizes]):
+            specs += [
+                {"name": "linear", "in_features": n_in, "out_features": n_out},
+                {
+                    "name": "recurrent",
+                    "features": n_out,
+                    "neuron": neuron,
+                    "mode": mode,
+                    "bias": bias,
+                },
+            ]
+        specs += [
+            {"name": "linear", "in_features": hidden_sizes[-1], "out_features": num_classes},
+            {"name": "li", "tau": readout_tau},
+        ]
+        super().__init__()
+        _build_all(self, build, specs, step_mode)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from snnkit.components import neurons as N
+from snnkit.components.recurrent import Recurrent
 from snnkit.errors import SnnkitError, one_line
 from snnkit.interop.common import _nir
 from snnkit.interop.mapping import _Exporter
@@ -71,7 +72,7 @@ def export_nir(
 
 def _binary_after(module: nn.Module, binary: bool) -> bool:
     """Whether a module's output is 0/1 spikes (given whether its input was)."""
-    if isinstance(module, N.SpikingNeuron):
+    if isinstance(module, (N.SpikingNeuron, Recurrent)):
         return True
     if isinstance(module, (nn.MaxPool2d, nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout2d)):
         return binary

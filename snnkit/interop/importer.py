@@ -20,6 +20,7 @@ from snnkit.components import neurons as N
 from snnkit.components.surrogates import Sigmoid
 from snnkit.errors import SnnkitError, one_line
 from snnkit.interop.common import _nir
+from snnkit.interop.recurrent import import_recurrent, is_recurrent
 
 if TYPE_CHECKING:
     import nir as nir_lib
@@ -203,12 +204,15 @@ def _module_for(nir: Any, name: str, node: Any, nxt: Any, dt: float) -> tuple[nn
             return L.Flatten(), 1
         if isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF, nir.LI)):
             return _neuron(nir, where, node, dt), 1
+        if isinstance(node, nir.NIRGraph) and is_recurrent(nir, node):
+            return import_recurrent(nir, where, node, lambda n, at: _neuron(nir, at, n, dt)), 1
     except ValueError as err:
         raise SnnkitError(f"{where}: {err}") from None
     raise SnnkitError(
         f"{where}: snnkit has no counterpart for NIR {kind} — snnkit imports "
         "Affine, Linear, Conv1d, Conv2d, AvgPool2d, SumPool2d→Threshold (max "
-        "pooling of spikes), Flatten, IF, LIF, CubaLIF and LI"
+        "pooling of spikes), Flatten, IF, LIF, CubaLIF, LI and recurrent subgraphs "
+        "(input → neuron ⇄ Affine → output)"
     )
 
 

@@ -16,7 +16,9 @@ import torch
 from torch import nn
 
 from snnkit.components import neurons as N
+from snnkit.components.recurrent import Recurrent
 from snnkit.errors import SnnkitError
+from snnkit.interop.recurrent import export_recurrent
 
 #: Neurons whose dynamics NIR has no node for.
 _INEXPRESSIBLE = (N.QIF, N.EIF, N.Izhikevich, N.ALIF)
@@ -63,6 +65,9 @@ class _Exporter:
         nir = self.nir
         if isinstance(module, N.BaseNeuron):
             self.neuron(where, name, module, shape_out)
+            return False
+        if isinstance(module, Recurrent):
+            self.add(name, "recurrent", export_recurrent(self, name, module, shape_out))
             return False
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             weight = module.weight.detach().double()

@@ -5,7 +5,16 @@ This module is the catalogue: every built-in component is listed here, on one sc
 
 from __future__ import annotations
 
-from snnkit.components import encoders, layers, losses, models, neurons, optim, surrogates
+from snnkit.components import (
+    encoders,
+    layers,
+    losses,
+    models,
+    neurons,
+    optim,
+    recurrent,
+    surrogates,
+)
 from snnkit.components.transforms import events as event_transforms
 from snnkit.components.transforms import images as image_transforms
 from snnkit.data import images as data
@@ -78,12 +87,14 @@ def register_layers(register: Register) -> None:
     register("dropout2d", layers.Dropout2d)
     register("identity", layers.Identity)
     register("random_shift", layers.RandomShift)
+    register("recurrent", recurrent.Recurrent)
 
 
 @hookimpl
 def register_models(register: Register) -> None:
     register("sequential", models.Sequential)
     register("mlp", models.MLP)
+    register("rsnn", models.RSNN)
 
 
 @hookimpl

@@ -12,5 +12,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "neuron_backward");
   m.def("event_forward", torch::wrap_pybind_function(snnkit::event_forward), "event_forward");
   m.def("event_backward", torch::wrap_pybind_function(snnkit::event_backward), "event_backward");
+  m.def("recurrent_forward", torch::wrap_pybind_function(snnkit::recurrent_forward),
+        "recurrent_forward");
+  m.def("recurrent_backward", torch::wrap_pybind_function(snnkit::recurrent_backward),
+        "recurrent_backward");
   m.def("event_spikes", torch::wrap_pybind_function(snnkit::event_spikes), "event_spikes");
 }

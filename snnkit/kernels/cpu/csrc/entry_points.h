@@ -34,4 +34,17 @@ at::Tensor event_backward(at::Tensor g, at::Tensor masks, int64_t D);
 // Dense spikes [T, B, D] of the same draws (for tests and the dense equivalent).
 at::Tensor event_spikes(at::Tensor x, int64_t T, int64_t seed);
 
+// Fused recurrent layer (recurrent.cpp). x: [T, M, N]; w: [N, N] (all-to-all) or [N]
+// (one-to-one); b: [N] or None. Returns [spikes, H (or undefined), I (PLIF with save only)].
+std::vector<at::Tensor> recurrent_forward(at::Tensor x, at::Tensor w, c10::optional<at::Tensor> b,
+                                          int64_t charge_mode, bool hard, double a, double rest,
+                                          double vth, double vr, double v0, bool save);
+
+// gpre: g'(H - V_th) over all steps. Returns [dL/dI [T, M, N], dL/dk (PLIF; else 0) float64].
+std::vector<at::Tensor> recurrent_backward(at::Tensor gout, at::Tensor h, at::Tensor spk,
+                                           at::Tensor gpre, c10::optional<at::Tensor> i,
+                                           at::Tensor w, int64_t charge_mode, bool hard,
+                                           bool detach, double a, double rest, double vth,
+                                           double vr, double v0);
+
 }  // namespace snnkit
