@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from snnkit.cli.data import data_app
+from snnkit.cli.plan import plan
 from snnkit.errors import SnnkitError
 from snnkit.version import __version__
 
@@ -27,6 +28,7 @@ app = typer.Typer(
     help="Train and evaluate spiking neural networks from YAML recipes.",
 )
 app.add_typer(data_app, name="data")
+app.command("plan")(plan)
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe file (YAML), e.g. recipes/lif_mnist.yaml.")]
 SetOpt = Annotated[

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from snnkit.errors import ParameterError, RecipeError, did_you_mean, one_line
 from snnkit.plugins.registry import normalize_spec
+from snnkit.recipes.sizes import parse_size
 
 SECTIONS = (
     "seed",
@@ -57,7 +58,11 @@ INT_FIELDS = (
     "max_batches",
     "num_threads",
     "log_every",
+    "tbptt",
+    "segment_steps",
 )
+#: ``train.memory``: how backpropagation through time keeps its activations (README: Memory).
+MEMORY_MODES = ("full", "checkpoint", "online", "auto")
 
 #: What a skeleton value means, shown after the rule it broke.
 HELP = {
@@ -71,6 +76,8 @@ HELP = {
     "train.grad_clip": "max gradient norm; null = no clipping",
     "train.log_every": "TensorBoard logging interval in batches, e.g. 50",
     "train.cuda_graphs": "replay each CUDA training step as one CUDA graph (true/false)",
+    "train.tbptt": "truncated BPTT: gradients flow back at most this many steps; null = all",
+    "train.segment_steps": "checkpoint segment length in steps; null = about sqrt(time_steps)",
 }
 
 
@@ -96,6 +103,10 @@ class TrainSettings(BaseModel):
     log_every: int = Field(50, gt=0)
     fast_input: bool = True
     cuda_graphs: bool = True
+    memory: str = "full"
+    tbptt: int | None = Field(None, gt=0)
+    segment_steps: int | None = Field(None, gt=0)
+    memory_budget: str | int | None = None
 
     _ints = field_validator(
         *(f for f in INT_FIELDS if f not in ("seed", "time_steps")), mode="before"
@@ -107,6 +118,29 @@ class TrainSettings(BaseModel):
         if value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value):
             return value
         raise ValueError(f"must be auto, cpu, cuda or cuda:N, got {value!r}")
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if value in MEMORY_MODES:
+            return value
+        hint = did_you_mean(value, MEMORY_MODES, n=1) or " —"
+        raise ValueError(
+            f"must be one of {', '.join(MEMORY_MODES)}, got {value!r}{hint} see README "
+            "'Memory: checkpoint, online, truncated BPTT'"
+        )
+
+    @field_validator("memory_budget")
+    @classmethod
+    def _budget(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            parse_size(value)
+        return value
+
+    @property
+    def budget_bytes(self) -> int | None:
+        """``memory_budget`` in bytes, or None when no budget is set."""
+        return None if self.memory_budget is None else parse_size(self.memory_budget)
 
 
 class OutputSettings(BaseModel):
@@ -172,9 +206,30 @@ def load_recipe(
     except ParameterError as err:
         raise RecipeError(f"{where}: {err}") from None
     try:
-        return Recipe(**raw, source=None if isinstance(source, Mapping) else str(source))
+        recipe = Recipe(**raw, source=None if isinstance(source, Mapping) else str(source))
     except ValidationError as err:
         raise RecipeError(f"{where}: {_describe(err)}") from None
+    _check_time_windows(recipe, where)
+    return recipe
+
+
+def _check_time_windows(recipe: Recipe, where: str) -> None:
+    """``tbptt`` and ``segment_steps`` are windows of the T steps: 1 <= K <= time_steps; the
+    online mode has no window to truncate (it drops the whole temporal path)."""
+    t, train = recipe.time_steps, recipe.train
+    for key in ("tbptt", "segment_steps"):
+        k = getattr(train, key)
+        if k is not None and k > t:
+            raise RecipeError(
+                f"{where}: train.{key} must be <= time_steps ({t}), got {k} — set "
+                f"train.{key} between 1 and {t}, or null"
+            )
+    if train.tbptt is not None and train.memory == "online":
+        raise RecipeError(
+            f"{where}: train.tbptt cannot be combined with train.memory: online (online "
+            "already drops every step's temporal path) — set train.tbptt: null or "
+            "train.memory: full"
+        )
 
 
 class _SafeLoader(yaml.SafeLoader):
@@ -386,6 +441,7 @@ _RULES = {
     "model_type": "must be a mapping of settings",
     "missing": "is required",
     "finite_number": "must be a finite number",
+    "union_type": "must be a size such as 8GB",
 }
 
 
