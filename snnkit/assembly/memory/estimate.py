@@ -9,8 +9,8 @@ activations grow linearly in T and B, so for the recipe's T and batch B
 
     full        = Σ_layers a_l · T · B
     checkpoint  = i · T · B + (⌈T/L⌉ − 1) · s · B + a_seg · L · B       (L segment steps)
-    tbptt K     = i · T · B + a_seg · K · B
-    online      = i · T · B + a_seg · B
+    tbptt K     = i · T · B + s · B + a_seg · K · B
+    online      = i · T · B + s · B + a_seg · B
 
 with ``i`` the stored input per step and sample (1 bit per value when it is spikes), ``s`` the
 neuron state and ``a_seg`` a recomputed step. The rest of a batch's memory is the parameters,
@@ -77,11 +77,13 @@ class MemoryEstimate:
         if mode == "checkpoint":
             length = min(self.segment, t)
             starts = math.ceil(t / length) - 1
-            return stored + starts * self.state_bytes * b + self.segment_step_bytes * length * b
+            held = starts * self.state_bytes * b  # the recomputed segment's start is one of them
+            return stored + held + self.segment_step_bytes * length * b
         if mode == "tbptt":
-            return stored + self.segment_step_bytes * min(self.tbptt or t, t) * b
+            length = min(self.tbptt or t, t)
+            return stored + self.state_bytes * b + self.segment_step_bytes * length * b
         if mode == "online":
-            return stored + self.segment_step_bytes * b
+            return stored + self.state_bytes * b + self.segment_step_bytes * b
         raise ValueError(f"unknown memory mode {mode!r}")
 
     @property

@@ -100,6 +100,31 @@ def _leaves(states: States, grad: bool) -> States:
     return out
 
 
+def _pack_steps(seq: Tensor) -> Tensor:
+    """``seq [T, *]`` of {0, 1} as bits, one row of whole bytes per step: ``[T, ⌈n/8⌉]``."""
+    rows = seq.detach().reshape(seq.shape[0], -1)
+    pad = (-rows.shape[1]) % 8
+    if pad:
+        rows = torch.nn.functional.pad(rows, (0, pad))
+    return pack_bits(rows).view(seq.shape[0], -1)
+
+
+class _Steps:
+    """The packed sequence, unpacked one slice of steps at a time (``steps[t0:t1]``)."""
+
+    def __init__(self, packed: Tensor, shape: torch.Size, dtype: torch.dtype) -> None:
+        self.packed, self.shape, self.dtype = packed, shape, dtype
+        self.device = packed.device
+
+    def __getitem__(self, steps: slice) -> Tensor:
+        rows = self.packed[steps]
+        n = math.prod(self.shape[1:])
+        bits = unpack_bits(
+            rows.reshape(-1), torch.Size((rows.shape[0], rows.shape[1] * 8)), self.dtype
+        )
+        return bits[:, :n].reshape(rows.shape[0], *self.shape[1:])
+
+
 def _is_binary(x: Tensor) -> bool:
     return x.is_floating_point() and bool(((x == 0) | (x == 1)).all())
 
@@ -130,7 +155,7 @@ class _Segmented(torch.autograd.Function):
         ctx.runner, ctx.plan, ctx.bounds, ctx.rngs = runner, plan, bounds, rngs
         ctx.seq_shape, ctx.seq_dtype = seq.shape, seq.dtype
         ctx.packed = _is_binary(seq) and not ctx.needs_input_grad[2]
-        stored = pack_bits(seq) if ctx.packed else seq.detach()
+        stored = _pack_steps(seq) if ctx.packed else seq.detach()
         draw_names = list(runner.draws)
         draw_tensors = [t for n in draw_names for t in runner.draws[n]]
         ctx.draw_layout = [(n, len(runner.draws[n])) for n in draw_names]
@@ -152,7 +177,7 @@ class _Segmented(torch.autograd.Function):
         plan: SegmentPlan = ctx.plan
         saved = list(ctx.saved_tensors)
         stored = saved.pop(0)
-        seq = unpack_bits(stored, ctx.seq_shape, ctx.seq_dtype) if ctx.packed else stored
+        seq = _Steps(stored, ctx.seq_shape, ctx.seq_dtype) if ctx.packed else stored
         draws = {}
         for name, count in ctx.draw_layout:
             draws[name], saved = tuple(saved[:count]), saved[count:]
@@ -163,8 +188,12 @@ class _Segmented(torch.autograd.Function):
                 st[name], saved = kind(*saved[:count]), saved[count:]
             starts.append(st)
         want_seq = ctx.needs_input_grad[2]
-        grad_seq = torch.zeros_like(seq) if want_seq else None
-        device = seq.device
+        grad_seq = (
+            torch.zeros(ctx.seq_shape, dtype=ctx.seq_dtype, device=stored.device)
+            if want_seq
+            else None
+        )
+        device = stored.device
         buffers = [b.detach().clone() for b in runner.model.buffers()]
         here = _rng_state(device)
         runner.draws = draws
@@ -183,7 +212,7 @@ class _Segmented(torch.autograd.Function):
         return None, None, grad_seq, None
 
 
-def _segment_input(seq: Tensor, t0: int, t1: int, want: bool) -> Tensor:
+def _segment_input(seq: Any, t0: int, t1: int, want: bool) -> Tensor:
     x = seq[t0:t1].detach()
     return x.requires_grad_() if want else x
 
@@ -191,7 +220,7 @@ def _segment_input(seq: Tensor, t0: int, t1: int, want: bool) -> Tensor:
 def _backward_exact(
     runner: SegmentRunner,
     ctx: Any,
-    seq: Tensor,
+    seq: Any,
     grad_out: Tensor,
     starts: list[States],
     grad_seq: Tensor | None,
@@ -219,7 +248,7 @@ def _backward_exact(
 
 
 def _backward_truncated(
-    runner: SegmentRunner, ctx: Any, seq: Tensor, grad_out: Tensor, grad_seq: Tensor | None
+    runner: SegmentRunner, ctx: Any, seq: Any, grad_out: Tensor, grad_seq: Tensor | None
 ) -> None:
     states: States = {}
     for t0, t1 in ctx.bounds:
