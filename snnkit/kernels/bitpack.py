@@ -44,13 +44,13 @@ def unpack_bits(packed: Tensor, shape: torch.Size, dtype: torch.dtype) -> Tensor
 
 class _BinaryLinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         ctx.save_for_backward(pack_bits(x), weight)
         ctx.shape, ctx.dtype, ctx.has_bias = x.shape, x.dtype, bias is not None
         return F.linear(x, weight, bias)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         packed, weight = ctx.saved_tensors
         gx = grad @ weight if ctx.needs_input_grad[0] else None
         gw = gb = None
@@ -64,7 +64,7 @@ class _BinaryLinear(torch.autograd.Function):
 
 class _BinaryConv(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, conv: torch.nn.Module
     ) -> Tensor:
         ctx.save_for_backward(pack_bits(x), weight)
@@ -73,7 +73,7 @@ class _BinaryConv(torch.autograd.Function):
         return conv._conv_forward(x, weight, bias)  # type: ignore[operator]
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         packed, weight = ctx.saved_tensors
         x = unpack_bits(packed, ctx.shape, ctx.dtype)
         stride, padding, dilation, groups = ctx.args

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -218,8 +219,8 @@ def _run(model: nn.Module, seq: Tensor) -> Tensor:
     return model(seq)
 
 
-def _tagger(meter: SavedTensorMeter, name: str) -> Callable[[nn.Module, tuple], None]:
-    def hook(module: nn.Module, args: tuple) -> None:
+def _tagger(meter: SavedTensorMeter, name: str) -> Callable[[nn.Module, tuple[Any, ...]], None]:
+    def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
         meter.tag = name
 
     return hook

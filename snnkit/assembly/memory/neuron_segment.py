@@ -19,13 +19,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 
 class _NeuronSegment(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, neuron: nn.Module, n_state: int, x_seg: Tensor, *rest: Tensor
+    def forward(
+        ctx: Any, neuron: Any, n_state: int, x_seg: Tensor, *rest: Tensor
     ) -> tuple[Tensor, ...]:
         start, params = rest[:n_state], rest[n_state:]
         del params  # read by step_fn through the module
@@ -40,7 +40,7 @@ class _NeuronSegment(torch.autograd.Function):
         return (torch.stack(outs), *state)
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor, *grad_end: Tensor | None) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: Tensor, *grad_end: Tensor | None) -> tuple[Any, ...]:
         neuron = ctx.neuron
         x_seg, *start_list = ctx.saved_tensors
         params = [p for p in neuron.parameters() if p.requires_grad]
@@ -70,19 +70,20 @@ class _NeuronSegment(torch.autograd.Function):
             g_state = list(got[1 : 1 + len(prev)])
             for i, g in enumerate(got[1 + len(prev) :]):
                 if g is not None:
-                    g_params[i] = g if g_params[i] is None else g_params[i] + g
+                    prev_g = g_params[i]
+                    g_params[i] = g if prev_g is None else prev_g + g
         g_start = g_state if ctx.n_state else []
         all_params = list(neuron.parameters())
         by_param = dict(zip((id(p) for p in params), g_params, strict=True))
         return (None, None, gx, *g_start, *(by_param.get(id(p)) for p in all_params))
 
 
-def ctx_state(neuron: nn.Module, x_seg: Tensor, start: tuple[Tensor, ...]) -> Any:
+def ctx_state(neuron: Any, x_seg: Tensor, start: tuple[Tensor, ...]) -> Any:
     """``start`` as the neuron's state type (a NamedTuple such as ``MembraneState``)."""
     return type(neuron.initial_state(x_seg[0][:0]))(*start)
 
 
-def neuron_segment(neuron: nn.Module, x_seg: Tensor, state: Any) -> tuple[Tensor, Any]:
+def neuron_segment(neuron: Any, x_seg: Tensor, state: Any) -> tuple[Tensor, Any]:
     """``(out [T_seg, B, *], end state)`` of ``neuron`` over ``x_seg`` from ``state`` (None:
     the initial state); see the module doc for what is saved and how gradients flow."""
     start = () if state is None else tuple(state)

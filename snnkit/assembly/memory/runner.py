@@ -170,12 +170,12 @@ class SegmentRunner:
                     saved.append(module)
             for module in self.binary.values():
                 if getattr(module, "step_mode", "m") == "m":
-                    module.forward = _bit_stored(module)  # type: ignore[method-assign]
+                    module.forward = _bit_stored(module)
                     saved.append(module)
             yield
         finally:
-            for module in saved:
-                del module.forward
+            for patched in saved:
+                del patched.forward
 
 
 def _stepped(neuron: BaseNeuron) -> Any:
@@ -198,7 +198,7 @@ def _drawn_once(module: nn.Module, name: str, draws: dict[str, tuple[Tensor, ...
                 dy, dx = torch.randint(-k, k + 1, (2, x.shape[1]), device=x.device)
                 draws[name] = (dy, dx)
             return translate(x, *draws[name])
-        if module.p == 0:  # type: ignore[union-attr]
+        if module.p == 0:
             return x
         if name not in draws:
             shape = (1, *module._mask_shape(x.shape[1:]))  # type: ignore[operator]

@@ -133,7 +133,7 @@ class _Segmented(torch.autograd.Function):
     """``out = model(seq)`` through time segments; backward recomputes them (module doc)."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, runner: SegmentRunner, plan: SegmentPlan, seq: Tensor, anchor: Tensor
     ) -> Tensor:
         del anchor  # only makes the output require grad
@@ -172,7 +172,7 @@ class _Segmented(torch.autograd.Function):
         return torch.cat(outs)
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Any, ...]:
         runner: SegmentRunner = ctx.runner
         plan: SegmentPlan = ctx.plan
         saved = list(ctx.saved_tensors)
