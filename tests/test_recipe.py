@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from snnkit.errors import RecipeError
-from snnkit.recipes.loader import apply_override, check_resume_changes, load_recipe, read_yaml
+from snnkit.recipes.loader import check_resume_changes, load_recipe
+from snnkit.recipes.yaml_source import apply_override, read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 MINIMAL = {

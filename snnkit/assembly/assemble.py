@@ -29,6 +29,8 @@ from torch import nn
 
 from snnkit.assembly.data import build_data, data_loading, first_inputs, in_memory
 from snnkit.assembly.fast_input import build_forward
+from snnkit.assembly.memory.choose import memory_forward, resolve_mode
+from snnkit.assembly.memory.estimate import MemoryEstimate, profile
 from snnkit.components.functional import reset_net, set_step_mode
 from snnkit.errors import (
     ComponentBuildError,
@@ -66,6 +68,10 @@ class Experiment:
     forward_module: nn.Module
     #: the data path: streaming, workers, transforms (the ``dataset`` section's own keys)
     loading: DataLoading = field(default_factory=DataLoading)
+    #: the memory mode training runs in (``train.memory`` resolved: full, checkpoint, tbptt,
+    #: online) and the estimate it was chosen from
+    memory: str = "full"
+    estimate: MemoryEstimate | None = None
 
     def summary(self) -> str:
         """One line: what would run."""
@@ -159,8 +165,11 @@ def _assemble(
     check_memory(recipe, math.prod(train_data.input_shape), dev)  # the input alone, before encoding
     with reference_only():  # two samples on the CPU: no kernel needs compiling for that
         probe = check_encoder(encoder, recipe, train_data)
-        per_sample = check_shapes(model, recipe, train_data, loss, probe)
-    check_memory(recipe, per_sample, dev)
+        check_shapes(model, recipe, train_data, loss, probe)
+        estimate = estimate_memory(model, recipe, train_data, probe)
+    available = _available_bytes(dev)
+    memory = resolve_mode(recipe, estimate, available)
+    check_estimate(recipe, estimate, memory, available)
     model.to(dev)
     optimizer = registry.build(
         Kind.OPTIMIZER, recipe.optimizer, at="optimizer", params=list(model.parameters())
@@ -174,7 +183,10 @@ def _assemble(
             optimizer=optimizer,
             epochs=recipe.train.epochs,
         )
-    forward = build_forward(encoder, model, fast_input=fast_input and recipe.train.fast_input)
+    forward = memory_forward(recipe, memory, encoder, model)
+    if forward is None:
+        memory = "full"
+        forward = build_forward(encoder, model, fast_input=fast_input and recipe.train.fast_input)
     return Experiment(
         recipe,
         registry,
@@ -188,6 +200,8 @@ def _assemble(
         test_data,
         forward,
         data_loading(recipe),
+        memory,
+        estimate,
     )
 
 
@@ -344,6 +358,36 @@ def check_memory(recipe: Recipe, per_sample: int, device: torch.device) -> None:
             f"train: one batch needs about {need / 2**30:.1f} GiB "
             f"(time_steps {recipe.time_steps} × batch {batch} × {per_sample:,} "
             f"values per sample) but {have / 2**30:.1f} GiB is available — lower "
+            "time_steps or batch_size"
+        )
+
+
+def estimate_memory(
+    model: nn.Module, recipe: Recipe, data: Any, probe: torch.Tensor | None
+) -> MemoryEstimate:
+    """The memory estimate of :mod:`snnkit.assembly.memory.estimate` for the recipe's T and
+    the larger of its train and eval batch, measured on two steps of two samples (the probe
+    step repeated; zeros of the sample shape without one)."""
+    step = probe if probe is not None else torch.zeros((1, 2, *tuple(data.input_shape)))
+    batch = max(recipe.train.batch_size, recipe.train.eval_batch_size or 0)
+    return profile(
+        model,
+        torch.cat([step, step]),
+        time_steps=recipe.time_steps,
+        batch=batch,
+        optimizer=str(recipe.optimizer["name"]),
+        segment=recipe.train.segment_steps,
+        tbptt=recipe.train.tbptt,
+    )
+
+
+def check_estimate(recipe: Recipe, estimate: MemoryEstimate, mode: str, available: int) -> None:
+    """Refuse a batch whose estimated memory in ``mode`` exceeds the free memory ``available``
+    (0: unknown, not checked), naming a mode or batch size that would fit."""
+    if available and estimate.total(mode) > available:
+        raise RecipeError(
+            f"train: {estimate.over_budget(mode, available, 'the free memory')} "
+            f"(time_steps {recipe.time_steps} × batch {estimate.batch}); or lower "
             "time_steps or batch_size"
         )
 

@@ -21,6 +21,7 @@ import typer
 from snnkit.cli.data import data_app
 from snnkit.cli.errors import reported_errors, set_debug
 from snnkit.cli.kernels import kernels_app
+from snnkit.cli.plan import plan
 from snnkit.cli.profile import profile
 from snnkit.cli.sweep import sweep_app
 from snnkit.errors import SnnkitError
@@ -34,6 +35,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(kernels_app, name="kernels")
+app.command("plan")(plan)
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe file (YAML), e.g. recipes/lif_mnist.yaml.")]
 SetOpt = Annotated[

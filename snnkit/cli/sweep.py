@@ -121,7 +121,8 @@ def _prepare(
 ) -> Any:
     """Check every input before anything runs; return the sweep and its opened storage."""
     from snnkit.plugins.loader import get_registry
-    from snnkit.recipes.loader import apply_override, load_recipe, read_yaml
+    from snnkit.recipes.loader import load_recipe
+    from snnkit.recipes.yaml_source import apply_override, read_yaml
     from snnkit.sweep.objectives import parse_objectives
     from snnkit.sweep.space import check_paths, load_space
     from snnkit.sweep.study import STUDY_DB, Sweep, open_storage, open_study

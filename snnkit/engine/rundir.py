@@ -26,7 +26,8 @@ from snnkit.engine import run_lock
 from snnkit.engine.storage import write_failure
 from snnkit.errors import RecipeError
 from snnkit.plugins.registry import Registry
-from snnkit.recipes.loader import Recipe, read_yaml
+from snnkit.recipes.loader import Recipe
+from snnkit.recipes.yaml_source import read_yaml
 
 RECIPE_FILE = "recipe.yaml"
 PLUGINS_FILE = "plugins.json"

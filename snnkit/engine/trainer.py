@@ -37,6 +37,7 @@ import math
 import os
 import signal
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,8 @@ def choose_step(exp: Experiment, forward: nn.Module, world: World) -> TrainStep:
     """The step strategy: a CUDA graph (single-process CUDA without AMP, ``train.cuda_graphs``),
     autocast (``train.amp`` on CUDA), else eager."""
     train, cuda = exp.recipe.train, exp.device.type == "cuda"
-    if train.cuda_graphs and cuda and not world.distributed and not train.amp:
+    capturable = getattr(forward, "capturable", True)  # memory modes re-run the model in backward
+    if train.cuda_graphs and cuda and not world.distributed and not train.amp and capturable:
         return GraphStep(forward, exp.loss, predict, exp.optimizer)
     if train.amp and cuda:
         return AutocastStep(forward, exp.loss, exp.optimizer, "cuda", torch.bfloat16)
@@ -123,6 +125,13 @@ class Trainer:
         self.exp, self.run_dir, self.reporter = exp, run_dir, reporter
         self.world = world or World()
         self.recipe, self.device = exp.recipe, exp.device
+        if self.world.distributed and exp.memory != "full":
+            warnings.warn(
+                f"train.memory={exp.memory} is not applied to distributed runs: "
+                "training in full mode",
+                UserWarning,
+                stacklevel=2,
+            )
         self.net: nn.Module = (
             ddp_forward(exp.encoder, exp.model, exp.device)
             if self.world.distributed

@@ -22,11 +22,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from snnkit.errors import ParameterError, RecipeError, did_you_mean, one_line
+from snnkit.errors import ParameterError, RecipeError, did_you_mean
 from snnkit.plugins.registry import normalize_spec
+from snnkit.recipes.sizes import parse_size
+from snnkit.recipes.yaml_source import apply_override, read_yaml
 
 SECTIONS = (
     "seed",
@@ -49,7 +50,6 @@ RESUME_FIXED = ("seed", "time_steps", "dataset", "encoder", "model", "loss")
 _LOADING = ("num_workers", "prefetch", "pin_memory", "persistent_workers")
 LOADER_KEYS = ("transforms", "streaming", *_LOADING)  # the data path's keys, not the factory's
 RESUME_FREE = {"dataset": ("root", "download", "streaming", *_LOADING)}
-SPEC_KEYS = (*COMPONENT_SECTIONS, "surrogate", "neuron")  # keys whose string is a name
 INT_FIELDS = (
     "seed",
     "time_steps",
@@ -59,7 +59,11 @@ INT_FIELDS = (
     "max_batches",
     "num_threads",
     "log_every",
+    "tbptt",
+    "segment_steps",
 )
+#: ``train.memory``: how backpropagation through time keeps its activations (README: Memory).
+MEMORY_MODES = ("full", "checkpoint", "online", "auto")
 
 #: What a skeleton value means, shown after the rule it broke.
 HELP = {
@@ -73,6 +77,8 @@ HELP = {
     "train.grad_clip": "max gradient norm; null = no clipping",
     "train.log_every": "TensorBoard logging interval in batches, e.g. 50",
     "train.cuda_graphs": "replay each CUDA training step as one CUDA graph (true/false)",
+    "train.tbptt": "truncated BPTT: gradients flow back at most this many steps; null = all",
+    "train.segment_steps": "checkpoint segment length in steps; null = about sqrt(time_steps)",
 }
 
 
@@ -98,6 +104,10 @@ class TrainSettings(BaseModel):
     log_every: int = Field(50, gt=0)
     fast_input: bool = True
     cuda_graphs: bool = True
+    memory: str = "full"
+    tbptt: int | None = Field(None, gt=0)
+    segment_steps: int | None = Field(None, gt=0)
+    memory_budget: str | int | None = None
 
     _ints = field_validator(
         *(f for f in INT_FIELDS if f not in ("seed", "time_steps")), mode="before"
@@ -109,6 +119,29 @@ class TrainSettings(BaseModel):
         if value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value):
             return value
         raise ValueError(f"must be auto, cpu, cuda or cuda:N, got {value!r}")
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if value in MEMORY_MODES:
+            return value
+        hint = did_you_mean(value, MEMORY_MODES, n=1) or " —"
+        raise ValueError(
+            f"must be one of {', '.join(MEMORY_MODES)}, got {value!r}{hint} see README "
+            "'Memory: checkpoint, online, truncated BPTT'"
+        )
+
+    @field_validator("memory_budget")
+    @classmethod
+    def _budget(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            parse_size(value)
+        return value
+
+    @property
+    def budget_bytes(self) -> int | None:
+        """``memory_budget`` in bytes, or None when no budget is set."""
+        return None if self.memory_budget is None else parse_size(self.memory_budget)
 
 
 class DataLoading(BaseModel):
@@ -233,130 +266,30 @@ def load_recipe(
         except RecipeError as err:
             raise RecipeError(f"{where}: {err}") from None
     try:
-        return Recipe(**raw, source=None if isinstance(source, Mapping) else str(source))
+        recipe = Recipe(**raw, source=None if isinstance(source, Mapping) else str(source))
     except ValidationError as err:
         raise RecipeError(f"{where}: {_describe(err)}") from None
+    _check_time_windows(recipe, where)
+    return recipe
 
 
-class _SafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` (plain data only) that also refuses duplicate and non-string keys."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            mark = key_node.start_mark
-            if not isinstance(key, str):
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"keys must be names, got {key!r} (quote it if it is meant "
-                    "as text: YAML reads yes/no/on/off as booleans)",
-                    mark,
-                )
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"duplicate key '{key}' (first at line {seen[key]}) — keep one",
-                    mark,
-                )
-            seen[key] = mark.line + 1
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """Load the file with the safe loader; every failure is a one-line RecipeError."""
-    if not path.exists():
-        raise RecipeError(f"{path}: no such file — check the path (recipes live in recipes/)")
-    if path.is_dir():
-        raise RecipeError(
-            f"{path}: is a directory — pass a recipe file such as {path / 'lif_mnist.yaml'}"
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise RecipeError(
-            f"{path}: cannot read the file ({err.__class__.__name__}: "
-            f"{one_line(err)}) — pass a UTF-8 text file"
-        ) from None
-    try:
-        data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.constructor.ConstructorError as err:
-        pos = _position(path, err.problem_mark)
-        problem = err.problem or ""
-        if "could not determine a constructor" in problem:
-            tag = problem.rpartition("tag ")[2].strip("'")
+def _check_time_windows(recipe: Recipe, where: str) -> None:
+    """``tbptt`` and ``segment_steps`` are windows of the T steps: 1 <= K <= time_steps; the
+    online mode has no window to truncate (it drops the whole temporal path)."""
+    t, train = recipe.time_steps, recipe.train
+    for key in ("tbptt", "segment_steps"):
+        k = getattr(train, key)
+        if k is not None and k > t:
             raise RecipeError(
-                f"{pos}: YAML tag {tag.replace('tag:yaml.org,2002:', '!!')} is not "
-                "allowed — recipes are read with yaml.safe_load and hold plain data "
-                "only (no tags); remove the tag"
-            ) from None
-        raise RecipeError(f"{pos}: {problem}") from None
-    except yaml.YAMLError as err:
-        pos = _position(path, getattr(err, "problem_mark", None))
-        problem = getattr(err, "problem", None) or one_line(err)
-        raise RecipeError(
-            f"{pos}: invalid YAML: {problem} — fix the syntax at that position"
-        ) from None
-    if data is None:
-        raise RecipeError(f"{path}: the recipe is empty — start from recipes/lif_mnist.yaml")
-    if not isinstance(data, dict):
-        raise RecipeError(
-            f"{path}: a recipe must be a mapping of sections (seed, dataset, model, "
-            f"...), got {_a(type(data).__name__)} — start from "
-            "recipes/lif_mnist.yaml"
-        )
-    return data
-
-
-def apply_override(raw: dict[str, Any], text: str) -> None:
-    """Apply one ``a.b.c=value`` override in place; ``value`` is parsed as YAML."""
-    key, sep, value_text = text.partition("=")
-    parts = key.strip().split(".")
-    if not sep or not key.strip() or any(not p.strip() for p in parts):
-        raise RecipeError(
-            f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. --set train.epochs=1"
-        )
-    parts = [p.strip() for p in parts]
-    try:
-        value = yaml.load(value_text, Loader=_SafeLoader) if value_text.strip() else None  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as err:
-        problem = getattr(err, "problem", None) or "not valid YAML"
-        raise RecipeError(
-            f"--set {text!r}: the value is not valid YAML ({problem}) — quote it, "
-            "e.g. --set 'dataset.root=\"my folder\"'"
-        ) from None
-    node: Any = raw
-    for i, part in enumerate(parts[:-1]):
-        where = ".".join(parts[: i + 1])
-        if isinstance(node, list):
-            index = _index(part, node, where, text)
-            if isinstance(node[index], str):  # a layer given by name: `lif` -> {name: lif}
-                node[index] = {"name": node[index]}
-            node = node[index]
-        else:
-            if isinstance(node.get(part), str) and part in SPEC_KEYS:
-                node[part] = {"name": node[part]}
-            if node.get(part) is None:
-                node[part] = {}
-            node = node[part]
-        if not isinstance(node, (dict, list)):
-            raise RecipeError(
-                f"--set {text!r}: '{where}' holds the value {node!r}, not a "
-                f"section — set it directly: --set {where}=..."
+                f"{where}: train.{key} must be <= time_steps ({t}), got {k} — set "
+                f"train.{key} between 1 and {t}, or null"
             )
-    last = parts[-1]
-    if isinstance(node, list):
-        node[_index(last, node, key.strip(), text)] = value
-    else:
-        node[last] = value
-
-
-def _index(part: str, node: list[Any], where: str, text: str) -> int:
-    if not part.isdigit() or int(part) >= len(node):
-        raise RecipeError(f"--set {text!r}: '{where}' must be a list index 0..{len(node) - 1}")
-    return int(part)
+    if train.tbptt is not None and train.memory == "online":
+        raise RecipeError(
+            f"{where}: train.tbptt cannot be combined with train.memory: online (online "
+            "already drops every step's temporal path) — set train.tbptt: null or "
+            "train.memory: full"
+        )
 
 
 def check_resume_changes(saved: Recipe, wanted: Recipe, overrides: list[str]) -> None:
@@ -447,6 +380,7 @@ _RULES = {
     "model_type": "must be a mapping of settings",
     "missing": "is required",
     "finite_number": "must be a finite number",
+    "union_type": "must be a size such as 8GB",
 }
 
 
@@ -490,11 +424,3 @@ def _show(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return {True: "true", False: "false", None: "null"}[value]
     return repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
-
-
-def _position(path: Path, mark: Any) -> str:
-    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-
-
-def _a(noun: str) -> str:
-    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"

@@ -29,7 +29,8 @@ import yaml
 
 from snnkit.errors import RecipeError
 from snnkit.plugins.registry import Kind, Registry
-from snnkit.recipes.loader import OutputSettings, TrainSettings, read_yaml
+from snnkit.recipes.loader import OutputSettings, TrainSettings
+from snnkit.recipes.yaml_source import read_yaml
 
 __all__ = ["Dimension", "check_paths", "load_space", "parse_space"]
 

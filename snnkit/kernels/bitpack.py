@@ -1,0 +1,104 @@
+"""1-bit storage of spikes: pack a {0, 1} tensor 8 values per byte, and Linear / Conv layers
+that save their binary input packed for the weight gradient.
+
+Packing: ``packed[i] = Σ_{j<8} x[8i + j] · 2^j`` (uint8; the tail padded with zeros), so
+``unpack_bits(pack_bits(x), x.shape, x.dtype) == x`` exactly for every x with values in {0, 1}.
+
+:func:`binary_linear` and :func:`binary_conv` compute the same forward and the same gradients
+as ``F.linear`` / ``F.conv{1,2}d`` (y = x W^T + b; dL/dx = dL/dy W, dL/dW = dL/dy^T x,
+dL/db = Σ dL/dy) but keep x for the backward pass as bits: 1/32 of float32's bytes. They are
+exact only for input whose values are all 0 or 1 (spikes): callers use them where the input is
+known to come from a spiking neuron.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+_SHIFTS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+def pack_bits(x: Tensor) -> Tensor:
+    """``x`` with values in {0, 1} as a flat uint8 tensor of ⌈numel / 8⌉ bytes."""
+    flat = x.detach().reshape(-1).to(torch.uint8)
+    pad = (-flat.numel()) % 8
+    if pad:
+        flat = torch.cat([flat, flat.new_zeros(pad)])
+    weights = torch.tensor(_SHIFTS, dtype=torch.uint8, device=flat.device)
+    return (flat.view(-1, 8) * weights).sum(1, dtype=torch.uint8)
+
+
+def unpack_bits(packed: Tensor, shape: torch.Size, dtype: torch.dtype) -> Tensor:
+    """The tensor of ``shape`` and ``dtype`` that :func:`pack_bits` packed."""
+    weights = torch.tensor(_SHIFTS, dtype=torch.uint8, device=packed.device)
+    bits = (packed.unsqueeze(1) & weights).ne(0).reshape(-1)
+    numel = 1
+    for size in shape:
+        numel *= size
+    return bits[:numel].to(dtype).reshape(shape)
+
+
+class _BinaryLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(pack_bits(x), weight)
+        ctx.shape, ctx.dtype, ctx.has_bias = x.shape, x.dtype, bias is not None
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        packed, weight = ctx.saved_tensors
+        gx = grad @ weight if ctx.needs_input_grad[0] else None
+        gw = gb = None
+        if ctx.needs_input_grad[1]:
+            x = unpack_bits(packed, ctx.shape, ctx.dtype)
+            gw = grad.reshape(-1, grad.shape[-1]).t() @ x.reshape(-1, x.shape[-1])
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = grad.reshape(-1, grad.shape[-1]).sum(0)
+        return gx, gw, gb
+
+
+class _BinaryConv(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, conv: torch.nn.Module
+    ) -> Tensor:
+        ctx.save_for_backward(pack_bits(x), weight)
+        ctx.shape, ctx.dtype, ctx.has_bias = x.shape, x.dtype, bias is not None
+        ctx.args = (conv.stride, conv.padding, conv.dilation, conv.groups)
+        return conv._conv_forward(x, weight, bias)  # type: ignore[operator]
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        packed, weight = ctx.saved_tensors
+        x = unpack_bits(packed, ctx.shape, ctx.dtype)
+        stride, padding, dilation, groups = ctx.args
+        gx, gw, gb = torch.ops.aten.convolution_backward(
+            grad.contiguous(),
+            x,
+            weight,
+            [weight.shape[0]] if ctx.has_bias else None,
+            list(stride),
+            list(padding),
+            list(dilation),
+            False,
+            [0] * len(stride),
+            groups,
+            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias],
+        )
+        return gx, gw, (gb if ctx.has_bias else None), None
+
+
+def binary_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``F.linear(x, weight, bias)`` saving x as bits (x must hold only 0 and 1)."""
+    return _BinaryLinear.apply(x, weight, bias)
+
+
+def binary_conv(x: Tensor, conv: torch.nn.Module) -> Tensor:
+    """``conv(x)`` for an ``nn.Conv1d``/``nn.Conv2d`` with zero padding mode, saving x as bits
+    (x must hold only 0 and 1)."""
+    return _BinaryConv.apply(x, conv.weight, conv.bias, conv)
