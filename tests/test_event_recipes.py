@@ -121,3 +121,21 @@ def test_pre_cache_event_transforms_key_the_cache_and_reshape_the_frames(tmp_pat
     assert mixed.base.cache_spec["transform"] == [{"name": "downsample", "factor": 2}]  # type: ignore[attr-defined]
     x0, _ = mixed.sample(0, 1)  # type: ignore[attr-defined]
     assert x0.sum() <= mixed.base[0][0].sum()  # type: ignore[attr-defined]
+
+
+def test_shd_trains_on_hdf5_files(tmp_path: Path) -> None:
+    from event_files import write_shd
+
+    folder = tmp_path / "data" / "SHD"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 4)):
+        samples = []
+        for _ in range(n):
+            k = int(rng.integers(50, 200))
+            times = np.sort(rng.uniform(0.0, 0.9, k)).astype(np.float32)
+            samples.append((times, rng.integers(0, 700, k).astype(np.uint16)))
+        write_shd(folder / f"shd_{split}.h5", samples, rng.integers(0, 20, n))
+    overrides = small(tmp_path / "data", "model.hidden_sizes=[16]")
+    row = snnkit.run(RECIPES / "shd.yaml", overrides, out=tmp_path / "run").metrics[0]
+    assert 0.0 <= row["test_acc"] <= 1.0 and np.isfinite(row["train_loss"])
