@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from snnkit.assembly.assemble import Experiment, on_device
+from snnkit.components.functional import start_epoch
 from snnkit.engine import rundir
 from snnkit.engine.checkpoint import save_checkpoint
 from snnkit.engine.cuda_graphs import GraphStep
@@ -163,6 +164,7 @@ class Trainer:
         perm = torch.randperm(n, generator=state.order).to(self.device)
         self.reporter.epoch_started(epoch, r.train.epochs, batches)
         exp.model.train()
+        start_epoch(exp.model, epoch, r.train.epochs)  # a function of the epoch: resumes exactly
         # Correct predictions are summed where they are computed and read back every batch on
         # the CPU, every log_every batches on a GPU (a read makes the host wait for the device).
         read_every = 1 if self.device.type == "cpu" else r.train.log_every

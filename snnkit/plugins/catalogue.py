@@ -5,7 +5,18 @@ This module is the catalogue: every built-in component is listed here, on one sc
 
 from __future__ import annotations
 
-from snnkit.components import encoders, layers, losses, models, neurons, optim, surrogates
+from snnkit.components import (
+    blocks,
+    delays,
+    encoders,
+    layers,
+    losses,
+    models,
+    neurons,
+    optim,
+    surrogates,
+    zoo,
+)
 from snnkit.data import images as data
 from snnkit.data.neuromorphic import factories as events
 from snnkit.hookspecs import Register, hookimpl
@@ -76,12 +87,20 @@ def register_layers(register: Register) -> None:
     register("dropout2d", layers.Dropout2d)
     register("identity", layers.Identity)
     register("random_shift", layers.RandomShift)
+    register("residual", blocks.Residual)
+    register("repeat", blocks.Repeat)
+    register("branches", blocks.Branches)
+    register("delay", delays.Delay)
+    register("dcls_delay", delays.DCLSDelay)
 
 
 @hookimpl
 def register_models(register: Register) -> None:
     register("sequential", models.Sequential)
     register("mlp", models.MLP)
+    register("sew_resnet", zoo.SEWResNet)
+    register("spiking_vgg", zoo.SpikingVGG)
+    register("spikformer", zoo.Spikformer)
 
 
 @hookimpl

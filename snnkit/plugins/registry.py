@@ -72,7 +72,7 @@ SUPPLIED: dict[Kind, frozenset[str]] = {
     Kind.SURROGATE: frozenset(),
     Kind.ENCODER: frozenset({"time_steps"}),
     Kind.LOSS: frozenset(),
-    Kind.LAYER: frozenset(),
+    Kind.LAYER: frozenset({"build"}),
     Kind.MODEL: frozenset({"build"}),
     Kind.OPTIMIZER: frozenset({"params"}),
     Kind.SCHEDULER: frozenset({"optimizer", "epochs"}),
