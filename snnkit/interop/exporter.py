@@ -123,7 +123,13 @@ def _emit_block(
         inner = [(f"{name}.{label}.{sub}", m) for sub, m in inner]
         shapes = _trace_shapes(inner, shape_in) if inner else [shape_in]
         shape_out = shapes[-1]
-        ends += _emit(out, inner, shapes, prev, binary, edges)[0]
+        start = prev
+        if inner and isinstance(inner[0][1], (Residual, Branches)):
+            # a block opening this path gets its own fork node, so the two forks stay apart
+            start = [f"{name.replace('.', '_')}_{label.replace('.', '_')}_in"]
+            out.nodes[start[0]] = out.nir.Scale(scale=np.ones(shape_in, dtype=np.float32))
+            edges += [(p, start[0]) for p in prev]
+        ends += _emit(out, inner, shapes, start, binary, edges)[0]
     neuron = getattr(block, "neuron", None)
     if neuron is not None:
         before = set(out.nodes)

@@ -312,12 +312,15 @@ def _module_for(nir: Any, name: str, node: Any, nxt: Any, dt: float) -> tuple[nn
             return L.Flatten(), 1
         if isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF, nir.LI)):
             return _neuron(nir, where, node, dt), 1
+        if isinstance(node, nir.Scale) and np.allclose(np.asarray(node.scale, float), 1.0):
+            return L.Identity(), 1  # a fork node written before a nested block
     except ValueError as err:
         raise SnnkitError(f"{where}: {err}") from None
     raise SnnkitError(
         f"{where}: snnkit has no counterpart for NIR {kind} — snnkit imports "
         "Affine, Linear, Conv1d, Conv2d, AvgPool2d, SumPool2d→Threshold (max "
-        "pooling of spikes), Flatten, IF, LIF, CubaLIF and LI"
+        "pooling of spikes), Flatten, Scale(1), IF, LIF, CubaLIF and LI, and forks "
+        "joined at a Scale(1) or a neuron (residual blocks)"
     )
 
 
