@@ -82,3 +82,27 @@ def test_zoo_bad_parameters_are_one_line_errors(name: str, params: dict, text: s
     with pytest.raises(ParameterError, match=text) as info:
         _model(name, params)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("name", "params"), SMALL[::2], ids=lambda v: str(v))
+def test_zoo_models_pass_the_conformance_check(name: str, params: dict[str, Any]) -> None:
+    from snnkit.testing import check_model
+
+    check_model(_model(name, params), [3, 32, 32], 5, time_steps=2)
+
+
+def test_check_model_catches_a_state_leak() -> None:
+    from snnkit.testing import check_model
+
+    class Leaky(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+            self.calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            return x * self.w * self.calls
+
+    with pytest.raises(AssertionError, match="state leaks"):
+        check_model(Leaky(), [4], 4)
