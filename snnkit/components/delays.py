@@ -27,10 +27,10 @@ import math
 from typing import Annotated
 
 import torch
+from annotated_types import Ge, Gt
 from torch import Tensor, nn
 
 from snnkit.components.functional import check_step_mode
-from snnkit.constraints import Ge, Gt
 
 __all__ = ["DCLSDelay", "Delay", "dcls_kernel", "dcls_sigma", "delay_shift"]
 
@@ -65,6 +65,8 @@ def dcls_kernel(weight: Tensor, positions: Tensor, sigma: Tensor | float, size: 
 class Delay(nn.Module):
     """Fixed per-channel delays: ``y[t, c] = x[t − d_c, c]`` (0 before); channels = the first
     per-step axis. ``delays`` is a list (one per channel) or one int for all channels."""
+
+    delays: Tensor
 
     def __init__(
         self,
@@ -112,6 +114,8 @@ class DCLSDelay(nn.Module):
     Use it in place of a ``linear`` layer, e.g. after a neuron or after another linear layer
     (``in_features`` = that layer's ``out_features``). Delays reach ``max_delay`` steps.
     """
+
+    sigma: Tensor
 
     def __init__(
         self,
