@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from snnkit.assembly.data import build_data, data_loading, first_inputs, in_memo
 from snnkit.assembly.fast_input import build_forward
 from snnkit.assembly.memory.choose import memory_forward, resolve_mode
 from snnkit.assembly.memory.estimate import MemoryEstimate, profile
+from snnkit.components.blocks import JoinShapeError
 from snnkit.components.functional import reset_net, set_step_mode
 from snnkit.errors import (
     ComponentBuildError,
@@ -106,13 +108,25 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+#: module -> (recipe path, spec name) of every module built from a spec; read by the shape check
+_PATHS: weakref.WeakKeyDictionary[nn.Module, tuple[str, str]] = weakref.WeakKeyDictionary()
+
+
 def make_builder(registry: Registry) -> Any:
-    """``build(spec, at)``: a layer or neuron module from a spec (neurons get a fresh surrogate;
-    a layer whose factory takes ``build`` gets one for its nested specs, at ``at.<key>``)."""
+    """``build(spec, at)``: a layer or neuron module from a spec (neurons get a fresh surrogate).
+
+    A layer whose factory takes ``build`` (a block: ``residual``, ``repeat``, ``branches``)
+    gets one that builds its nested specs under its own path (``layers[3].body[1]``). Every
+    module built is remembered with its path, so the shape check can name a nested layer.
+    """
 
     def build(spec: Any, at: str) -> nn.Module:
-        inner = at
-        at = f"model.{at}"
+        module = _build(spec, at)
+        _PATHS[module] = (f"model.{at}", _spec_name(spec))
+        return module
+
+    def _build(spec: Any, rel: str) -> nn.Module:
+        at = f"model.{rel}"
         spec = normalize_spec(spec, at=at)
         name = spec["name"]
         is_layer, is_neuron = (Kind.LAYER, name) in registry, (Kind.NEURON, name) in registry
@@ -121,8 +135,11 @@ def make_builder(registry: Registry) -> Any:
             surrogate_spec = spec.pop("surrogate", DEFAULT_SURROGATE)
             surrogate = registry.build(Kind.SURROGATE, surrogate_spec, at=f"{at}.surrogate")
             return registry.build(Kind.NEURON, spec, at=at, surrogate=surrogate)
-        if is_layer:  # a layer that wraps others (e.g. recurrent) gets build for its own specs
-            nested = lambda sub_spec, sub: build(sub_spec, f"{inner}.{sub}")  # noqa: E731
+        if is_layer:
+
+            def nested(inner: Any, sub: str) -> nn.Module:
+                return build(inner, f"{rel}.{sub}")
+
             return registry.build(Kind.LAYER, spec, at=at, build=nested)
         known = registry.names(Kind.LAYER) + registry.names(Kind.NEURON)
         hint = did_you_mean(name, known) or " —"
@@ -161,6 +178,7 @@ def _assemble(
         Kind.ENCODER, recipe.encoder, at="encoder", time_steps=recipe.time_steps
     )
     model = registry.build(Kind.MODEL, recipe.model, at="model", build=make_builder(registry))
+    check_delays(model, recipe.time_steps)
     loss = registry.build(Kind.LOSS, recipe.loss, at="loss")
     check_memory(recipe, math.prod(train_data.input_shape), dev)  # the input alone, before encoding
     with reference_only():  # two samples on the CPU: no kernel needs compiling for that
@@ -228,17 +246,23 @@ def check_shapes(
     was_training = model.training
     model.eval()
     stages = list(model.children()) if isinstance(model, nn.Sequential) else [model]
+    entered: list[tuple[nn.Module, list[int]]] = []
+    hooks = [_track_entry(m, entered) for m in model.modules() if m in _PATHS]
     try:
         with torch.no_grad():
             for index, module in enumerate(stages):
                 shape_in = list(x.shape[2:])
+                entered.clear()
                 try:
                     x = module(x)
                 except Exception as err:  # noqa: BLE001 - any failure of a dummy step is a shape problem
-                    at = _stage_name(recipe, stages, index)
-                    raise RecipeError(f"model.{at}: {_mismatch(module, shape_in, err)}") from None
+                    raise RecipeError(
+                        _locate(recipe, stages, index, module, shape_in, entered, err)
+                    ) from None
                 elements += x[0, 0].numel()
     finally:
+        for handle in hooks:
+            handle.remove()
         for module, mode in modes.items():
             module.step_mode = mode
         reset_net(model)
@@ -268,6 +292,61 @@ def check_shapes(
     return elements + int(math.prod(data.input_shape))
 
 
+def check_delays(model: nn.Module, time_steps: int) -> None:
+    """Refuse a layer whose ``max_delay`` (``delay``, ``dcls_delay``) is not below T: its
+    delayed spikes would never reach the output."""
+    for module in model.modules():
+        delay = getattr(module, "max_delay", None)
+        if isinstance(delay, int) and delay >= time_steps:
+            path, name = _PATHS.get(module, ("model", type(module).__name__))
+            raise RecipeError(
+                f"{path} ({name}): a delay of {delay} steps is not shorter than time_steps "
+                f"{time_steps}, so it never reaches the output — lower the delay or raise "
+                "time_steps"
+            )
+
+
+def _track_entry(module: nn.Module, entered: list[tuple[nn.Module, list[int]]]) -> Any:
+    """A pre-hook noting ``module`` and its per-step input shape when it starts, popped when
+    it returns: after a failure, ``entered`` ends with the innermost module that failed."""
+
+    def pre(mod: nn.Module, args: tuple[Any, ...]) -> None:
+        x = args[0] if args else None
+        entered.append((mod, list(x.shape[2:]) if isinstance(x, torch.Tensor) else []))
+
+    def post(mod: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        if entered and entered[-1][0] is mod:
+            entered.pop()
+
+    first = module.register_forward_pre_hook(pre)
+    second = module.register_forward_hook(post)
+
+    class _Both:
+        def remove(self) -> None:
+            first.remove()
+            second.remove()
+
+    return _Both()
+
+
+def _locate(
+    recipe: Recipe,
+    stages: list[nn.Module],
+    index: int,
+    stage: nn.Module,
+    shape_in: list[int],
+    entered: list[tuple[nn.Module, list[int]]],
+    err: BaseException,
+) -> str:
+    """``model.<path>: what — fix`` for a failed dummy step: the innermost module built from a
+    nested spec (inside a block) when there is one, else the stage."""
+    if entered and entered[-1][0] is not stage:
+        module, inner_shape = entered[-1]
+        path, name = _PATHS[module]
+        return f"{path} ({name}): {_mismatch(module, inner_shape, err)}"
+    return f"model.{_stage_name(recipe, stages, index)}: {_mismatch(stage, shape_in, err)}"
+
+
 def _stage_name(recipe: Recipe, stages: list[nn.Module], index: int) -> str:
     """``layers[i] (name)`` for a recipe layer list, else the module's own position."""
     specs = recipe.model.get("layers")
@@ -284,6 +363,8 @@ def _stage_name(recipe: Recipe, stages: list[nn.Module], index: int) -> str:
 
 def _mismatch(module: nn.Module, shape_in: list[int], err: BaseException) -> str:
     """What a stage expects versus what it is given, in the recipe's words."""
+    if isinstance(err, JoinShapeError):
+        return str(err)
     fix = "fix the sizes of this layer or of the one before it"
     if isinstance(module, nn.Linear) and shape_in:
         if len(shape_in) != 1:

@@ -19,8 +19,8 @@ Conventions (the same everywhere in snnkit):
   both step modes of :mod:`snnkit.components.neurons`. States are NamedTuples whose first field
   is the membrane potential ``v`` (the value after reset, V(t)).
 
-Everything here is a pure function of its arguments except :func:`reset_net` and
-:func:`set_step_mode`, which walk a model and act on its neuron modules.
+Everything here is a pure function of its arguments except :func:`reset_net`,
+:func:`set_step_mode` and :func:`start_epoch`, which walk a model and act on its neuron modules.
 """
 
 from __future__ import annotations
@@ -395,3 +395,12 @@ def set_step_mode(model: nn.Module, mode: str) -> None:
     for module in model.modules():
         if hasattr(module, "step_mode"):
             setattr(module, "step_mode", mode)  # noqa: B010 - any module with the attribute
+
+
+def start_epoch(model: nn.Module, epoch: int, epochs: int) -> None:
+    """Tell every submodule of ``model`` with an ``on_epoch_start(epoch, epochs)`` method that
+    training epoch ``epoch`` (1-based) of ``epochs`` begins (e.g. DCLS sharpens its delays)."""
+    for module in model.modules():
+        method = getattr(module, "on_epoch_start", None)
+        if callable(method):
+            method(epoch, epochs)

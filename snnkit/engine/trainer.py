@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from snnkit.assembly.assemble import Experiment
+from snnkit.components.functional import start_epoch
 from snnkit.engine import rundir
 from snnkit.engine.batches import make_batches
 from snnkit.engine.blame import component_error
@@ -242,6 +243,7 @@ class Trainer:
         source = self.train_data.epoch(perm, bs, state.batch, batches, epoch, self.world.shard)
         self.reporter.epoch_started(epoch, r.train.epochs, batches)
         exp.model.train()
+        start_epoch(exp.model, epoch, r.train.epochs)  # a function of the epoch: resumes exactly
         # Correct predictions are summed where they are computed and read back every batch on
         # the CPU, every log_every batches on a GPU (a read makes the host wait for the device).
         read_every = 1 if self.device.type == "cpu" else r.train.log_every

@@ -7,7 +7,6 @@ mapping lives in :mod:`snnkit.interop.mapping`.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from snnkit.components import neurons as N
+from snnkit.components.blocks import Branches, Residual
 from snnkit.components.recurrent import Recurrent
 from snnkit.errors import SnnkitError, one_line
 from snnkit.interop.common import _nir
@@ -45,21 +45,12 @@ def export_nir(
     stages = _stages(model)
     shapes = _trace_shapes(stages, tuple(int(d) for d in input_shape))
     out = _Exporter(nir, dt, strict)
-    binary = False  # whether the current signal is made of 0/1 spikes
-    skip: set[int] = set()
-    for index, (name, module) in enumerate(stages):
-        if index in skip:
-            continue
-        shape_in, shape_out = shapes[index], shapes[index + 1]
-        follower = stages[index + 1][1] if index + 1 < len(stages) else None
-        if out.layer(name, module, shape_in, shape_out, binary, follower):
-            skip.add(index + 1)  # a batch norm folded into this layer
-        binary = _binary_after(module, binary)
+    edges: list[tuple[str, str]] = []
+    last, _ = _emit(out, stages, shapes, ["input"], False, edges)
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(shapes[0])})}
     nodes.update(out.nodes)
     nodes["output"] = nir.Output(output_type={"output": np.array(shapes[-1])})
-    names = list(nodes)
-    edges = [(a, b) for a, b in itertools.pairwise(names)]
+    edges += [(key, "output") for key in last]
     from snnkit.version import __version__
 
     graph = nir.NIRGraph(
@@ -68,6 +59,88 @@ def export_nir(
         metadata={"source": "snnkit", "snnkit_version": __version__, "dt": dt},
     )
     return graph, out.finish()
+
+
+def _emit(
+    out: _Exporter,
+    stages: list[tuple[str, nn.Module]],
+    shapes: list[tuple[int, ...]],
+    prev: list[str],
+    binary: bool,
+    edges: list[tuple[str, str]],
+) -> tuple[list[str], bool]:
+    """Add the nodes of ``stages`` after the nodes ``prev`` (whose outputs are summed), with
+    their edges; return the nodes the next one reads and whether they carry 0/1 spikes."""
+    skip: set[int] = set()
+    for index, (name, module) in enumerate(stages):
+        if index in skip:
+            continue
+        shape_in, shape_out = shapes[index], shapes[index + 1]
+        if isinstance(module, (Residual, Branches)):
+            prev, binary = _emit_block(out, name, module, shape_in, prev, binary, edges)
+            continue
+        follower = stages[index + 1][1] if index + 1 < len(stages) else None
+        before = set(out.nodes)
+        if out.layer(name, module, shape_in, shape_out, binary, follower):
+            skip.add(index + 1)  # a batch norm folded into this layer
+        added = [key for key in out.nodes if key not in before]
+        for key in added:
+            edges += [(p, key) for p in prev]
+            prev = [key]
+        binary = _binary_after(module, binary)
+    return prev, binary
+
+
+def _emit_block(
+    out: _Exporter,
+    name: str,
+    block: Residual | Branches,
+    shape_in: tuple[int, ...],
+    prev: list[str],
+    binary: bool,
+    edges: list[tuple[str, str]],
+) -> tuple[list[str], bool]:
+    """A residual block or added branches as a fork and a join (NIR sums a node's inputs):
+    each path's nodes from ``prev``, joined at a ``Scale(1)`` node (``add``, ``membrane``) or
+    at the block's neuron (``spiking``). AND, IAND and concatenation have no NIR form."""
+    where = f"export: layer {name} ({type(block).__name__})"
+    if isinstance(block, Residual):
+        if block.connect in ("and", "iand"):
+            raise SnnkitError(
+                f"{where}: NIR has no node for the SEW connect function '{block.connect}' "
+                "(only sums, at a node's inputs) — use connect: add to export"
+            )
+        paths = [("body", block.body), ("shortcut", block.shortcut)]
+    elif block.join != "add":
+        raise SnnkitError(
+            f"{where}: NIR has no concatenation node — join the branches with add to export"
+        )
+    else:
+        paths = [(f"branches.{j}", path) for j, path in enumerate(block.paths)]
+    ends: list[str] = []
+    shape_out: tuple[int, ...] = shape_in
+    for label, path in paths:
+        inner = [] if isinstance(path, nn.Identity) else _stages(path)
+        inner = [(f"{name}.{label}.{sub}", m) for sub, m in inner]
+        shapes = _trace_shapes(inner, shape_in) if inner else [shape_in]
+        shape_out = shapes[-1]
+        start = prev
+        if inner and isinstance(inner[0][1], (Residual, Branches)):
+            # a block opening this path gets its own fork node, so the two forks stay apart
+            start = [f"{name.replace('.', '_')}_{label.replace('.', '_')}_in"]
+            out.nodes[start[0]] = out.nir.Scale(scale=np.ones(shape_in, dtype=np.float32))
+            edges += [(p, start[0]) for p in prev]
+        ends += _emit(out, inner, shapes, start, binary, edges)[0]
+    neuron = getattr(block, "neuron", None)
+    if neuron is not None:
+        before = set(out.nodes)
+        out.layer(f"{name}.neuron", neuron, shape_out, shape_out, False, None)
+        join = next(key for key in out.nodes if key not in before)
+    else:
+        join = f"{name.replace('.', '_')}_join"
+        out.nodes[join] = out.nir.Scale(scale=np.ones(shape_out, dtype=np.float32))
+    edges += [(end, join) for end in ends]
+    return [join], neuron is not None
 
 
 def _binary_after(module: nn.Module, binary: bool) -> bool:

@@ -8,6 +8,7 @@ pooling); neuron nodes must hold uniform parameters that match snnkit's equation
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from torch import nn
 
 from snnkit.components import layers as L
 from snnkit.components import neurons as N
+from snnkit.components.blocks import Branches, Residual
 from snnkit.components.surrogates import Sigmoid
 from snnkit.errors import SnnkitError, one_line
 from snnkit.interop.common import _nir
@@ -59,15 +61,7 @@ def import_nir(graph: nir_lib.NIRGraph, *, dt: float | None = None) -> nn.Module
     dt = float(dt)
     if not (math.isfinite(dt) and dt > 0):
         raise SnnkitError(f"import: dt must be a finite number > 0, got {dt!r}")
-    chain = _chain(nir, graph)
-    modules: list[nn.Module] = []
-    i = 0
-    while i < len(chain):
-        name, node = chain[i]
-        nxt = chain[i + 1][1] if i + 1 < len(chain) else None
-        module, used = _module_for(nir, name, node, nxt, dt)
-        modules.append(module)
-        i += used
+    modules = _modules(nir, _chain(nir, graph), dt)
     if not modules:
         raise SnnkitError("import: the NIR graph has no computational nodes")
     from snnkit.components.models import Sequential
@@ -75,8 +69,9 @@ def import_nir(graph: nir_lib.NIRGraph, *, dt: float | None = None) -> nn.Module
     return Sequential(lambda module, _at: module, modules, step_mode="m")
 
 
-def _chain(nir: Any, graph: Any) -> list[tuple[str, Any]]:
-    """The nodes between the single Input and Output, in order; refuses branches."""
+def _chain(nir: Any, graph: Any) -> list[Any]:
+    """The nodes between the single Input and Output in order, a fork and its join (a residual
+    block or added branches) as one ``_Fork`` item; refuses other shapes of graph."""
     inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
     if len(inputs) != 1:
         raise SnnkitError(
@@ -84,33 +79,153 @@ def _chain(nir: Any, graph: Any) -> list[tuple[str, Any]]:
             "graphs with exactly one input"
         )
     after: dict[str, list[str]] = {}
+    before: dict[str, list[str]] = {}
     for a, b in graph.edges:
         after.setdefault(a, []).append(b)
-    order: list[tuple[str, Any]] = []
-    key = inputs[0]
-    seen = {key}
+        before.setdefault(b, []).append(a)
+    return _walk(nir, graph, after, before, inputs[0], None, set())
+
+
+@dataclass
+class _Fork:
+    """Paths leaving one node and summed at ``join`` (a ``Scale(1)`` node or a neuron)."""
+
+    paths: list[list[Any]]
+    join: tuple[str, Any]
+
+
+def _walk(
+    nir: Any,
+    graph: Any,
+    after: dict[str, list[str]],
+    before: dict[str, list[str]],
+    key: str,
+    end: str | None,
+    seen: set[str],
+) -> list[Any]:
+    """The items after node ``key`` up to ``end`` (exclusive; None: up to the Output)."""
+    items: list[Any] = []
     while True:
         nexts = after.get(key, [])
-        if len(nexts) != 1:
-            if not nexts and isinstance(graph.nodes[key], nir.Output):
-                return order
+        if not nexts:
+            if end is None and isinstance(graph.nodes[key], nir.Output):
+                return items
             raise SnnkitError(
-                f"import: node '{key}' feeds {len(nexts)} nodes {nexts}; snnkit "
-                "imports chains (each node feeds exactly one other, ending in an "
-                "Output)"
+                f"import: node '{key}' feeds no node; snnkit imports graphs that end in an Output"
             )
+        if len(nexts) > 1:
+            join = _join_of(after, nexts)
+            if join is None or isinstance(graph.nodes[join], nir.Output):
+                raise SnnkitError(
+                    f"import: node '{key}' feeds {len(nexts)} nodes {nexts} that never meet "
+                    "again; snnkit imports chains, residual blocks and added branches"
+                )
+            paths = [
+                [] if n == join else _walk(nir, graph, after, before, _enter(n, items, graph, seen),
+                                           join, seen)
+                for n in nexts
+            ]  # fmt: skip
+            paths = [p if n == join else [(n, graph.nodes[n]), *p] for n, p in zip(nexts, paths)]
+            items.append(_Fork(paths, (join, graph.nodes[join])))
+            key = join
+            continue
         key = nexts[0]
-        if key in seen:
-            raise SnnkitError(
-                f"import: the graph has a cycle through '{key}'; snnkit imports feed-forward chains"
-            )
-        seen.add(key)
+        if key == end:
+            return items
+        _enter(key, items, graph, seen)
         node = graph.nodes[key]
         if isinstance(node, nir.Output):
             if after.get(key):
                 raise SnnkitError(f"import: Output node '{key}' feeds other nodes")
-            return order
-        order.append((key, node))
+            if end is not None:
+                raise SnnkitError(f"import: a branch reaches Output '{key}' before it joins")
+            return items
+        if len(before.get(key, [])) > 1:
+            raise SnnkitError(
+                f"import: node '{key}' sums {len(before[key])} inputs that do not come from one "
+                "fork; snnkit imports chains, residual blocks and added branches"
+            )
+        items.append((key, node))
+
+
+def _enter(key: str, items: list[Any], graph: Any, seen: set[str]) -> str:
+    """Mark ``key`` visited; a second visit is a cycle."""
+    del items, graph
+    if key in seen:
+        raise SnnkitError(
+            f"import: the graph has a cycle through '{key}'; snnkit imports feed-forward graphs"
+        )
+    seen.add(key)
+    return key
+
+
+def _join_of(after: dict[str, list[str]], starts: list[str]) -> str | None:
+    """The first node every path from ``starts`` reaches (breadth-first from the first)."""
+    reach: list[set[str]] = []
+    for start in starts:
+        found, todo = {start}, [start]
+        while todo:
+            for nxt in after.get(todo.pop(), []):
+                if nxt not in found:
+                    found.add(nxt)
+                    todo.append(nxt)
+        reach.append(found)
+    common = set.intersection(*reach)
+    order, todo, seen = [], [starts[0]], {starts[0]}
+    while todo:
+        key = todo.pop(0)
+        order.append(key)
+        for nxt in after.get(key, []):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return next((key for key in order if key in common), None)
+
+
+def _modules(nir: Any, items: list[Any], dt: float) -> list[nn.Module]:
+    """snnkit modules for walked items (a SumPool2d→Threshold pair is one max pooling)."""
+    modules: list[nn.Module] = []
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if isinstance(item, _Fork):
+            modules.append(_block(nir, item, dt))
+            i += 1
+            continue
+        name, node = item
+        nxt = items[i + 1] if i + 1 < len(items) else None
+        module, used = _module_for(nir, name, node, None if isinstance(nxt, _Fork) or nxt is None
+                                   else nxt[1], dt)  # fmt: skip
+        modules.append(module)
+        i += used
+    return modules
+
+
+def _block(nir: Any, fork: _Fork, dt: float) -> nn.Module:
+    """A fork of two paths as a residual block (``add``, or ``spiking`` when it joins at a
+    neuron); of more paths as branches joined by ``add``."""
+    name, node = fork.join
+    same = lambda module, _at: module  # noqa: E731 - modules are built already
+    paths = [_modules(nir, path, dt) for path in fork.paths]
+    neuron = None
+    if not isinstance(node, nir.Scale):
+        neuron, _ = _module_for(nir, name, node, None, dt)
+        if not isinstance(neuron, N.BaseNeuron):
+            raise SnnkitError(
+                f"import: node '{name}' ({type(node).__name__}) sums the paths of a fork; snnkit "
+                "reads a Scale(1) or a neuron there"
+            )
+    elif not np.allclose(np.asarray(node.scale, dtype=np.float64), 1.0):
+        raise SnnkitError(
+            f"import: node '{name}' (Scale) joins a fork with a scale other than 1; snnkit's "
+            "residual blocks and branches add their paths unscaled"
+        )
+    if len(paths) == 2 and paths[0]:
+        return Residual(same, paths[0], paths[1] or None, "spiking" if neuron else "add", neuron)
+    if neuron is not None:
+        raise SnnkitError(f"import: node '{name}' joins {len(paths)} paths at a neuron; snnkit "
+                          "reads that only for a residual block (two paths)")  # fmt: skip
+    return Branches(same, [list(p) for p in paths], "add")
 
 
 def _uniform(where: str, field: str, value: Any) -> float:
@@ -206,13 +321,16 @@ def _module_for(nir: Any, name: str, node: Any, nxt: Any, dt: float) -> tuple[nn
             return _neuron(nir, where, node, dt), 1
         if isinstance(node, nir.NIRGraph) and is_recurrent(nir, node):
             return import_recurrent(nir, where, node, lambda n, at: _neuron(nir, at, n, dt)), 1
+        if isinstance(node, nir.Scale) and np.allclose(np.asarray(node.scale, float), 1.0):
+            return L.Identity(), 1  # a fork node written before a nested block
     except ValueError as err:
         raise SnnkitError(f"{where}: {err}") from None
     raise SnnkitError(
         f"{where}: snnkit has no counterpart for NIR {kind} — snnkit imports "
         "Affine, Linear, Conv1d, Conv2d, AvgPool2d, SumPool2d→Threshold (max "
-        "pooling of spikes), Flatten, IF, LIF, CubaLIF, LI and recurrent subgraphs "
-        "(input → neuron ⇄ Affine → output)"
+        "pooling of spikes), Flatten, Scale(1), IF, LIF, CubaLIF and LI, recurrent subgraphs "
+        "(input → neuron ⇄ Affine → output), and forks joined at a Scale(1) or a neuron "
+        "(residual blocks)"
     )
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from snnkit.components import neurons as N
+from snnkit.components.delays import DCLSDelay, Delay
 from snnkit.components.recurrent import Recurrent
 from snnkit.errors import SnnkitError
 from snnkit.interop.recurrent import export_recurrent
@@ -185,11 +186,18 @@ class _Exporter:
                 "follow a linear or convolution layer it could be folded into — "
                 "move it right after one"
             )
+        if isinstance(module, (Delay, DCLSDelay)):
+            raise SnnkitError(
+                f"{where}: synaptic delays are not exported to NIR (a per-channel or learned "
+                "per-synapse delay of whole steps has no node there) — export a model "
+                "without delay layers"
+            )
         raise SnnkitError(
             f"{where}: no NIR counterpart for this layer — NIR export supports "
             "linear, conv1d, conv2d, batchnorm (folded), maxpool2d (on spikes), "
-            "avgpool2d, adaptive_avgpool2d, flatten, dropout, identity and the "
-            "neurons if, lif, plif, cuba_lif, li"
+            "avgpool2d, adaptive_avgpool2d, flatten, dropout, identity, residual blocks "
+            "(add, spiking, membrane), added branches and the neurons if, lif, plif, "
+            "cuba_lif, li"
         )
 
     def maxpool(

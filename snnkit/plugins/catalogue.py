@@ -6,6 +6,8 @@ This module is the catalogue: every built-in component is listed here, on one sc
 from __future__ import annotations
 
 from snnkit.components import (
+    blocks,
+    delays,
     encoders,
     layers,
     losses,
@@ -14,6 +16,7 @@ from snnkit.components import (
     optim,
     recurrent,
     surrogates,
+    zoo,
 )
 from snnkit.components.transforms import events as event_transforms
 from snnkit.components.transforms import images as image_transforms
@@ -88,6 +91,11 @@ def register_layers(register: Register) -> None:
     register("identity", layers.Identity)
     register("random_shift", layers.RandomShift)
     register("recurrent", recurrent.Recurrent)
+    register("residual", blocks.Residual)
+    register("repeat", blocks.Repeat)
+    register("branches", blocks.Branches)
+    register("delay", delays.Delay)
+    register("dcls_delay", delays.DCLSDelay)
 
 
 @hookimpl
@@ -95,6 +103,9 @@ def register_models(register: Register) -> None:
     register("sequential", models.Sequential)
     register("mlp", models.MLP)
     register("rsnn", models.RSNN)
+    register("sew_resnet", zoo.SEWResNet)
+    register("spiking_vgg", zoo.SpikingVGG)
+    register("spikformer", zoo.Spikformer)
 
 
 @hookimpl

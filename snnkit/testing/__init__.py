@@ -16,13 +16,14 @@ not touch torch's global random state (modules that draw random numbers themselv
 Poisson encoder, still use it).
 
 Layout: one submodule per check (:mod:`~snnkit.testing.surrogates`, ``neurons``, ``encoders``,
-``losses``, ``recurrent``: recurrent layers and models) and :mod:`~snnkit.testing.common` for
-the shared helpers.
+``losses``, ``models``, ``recurrent``: recurrent layers and models) and
+:mod:`~snnkit.testing.common` for the shared helpers.
 """
 
 from snnkit.testing import common as _common
 from snnkit.testing.encoders import check_encoder
 from snnkit.testing.losses import check_loss
+from snnkit.testing.models import check_model
 from snnkit.testing.neurons import check_neuron
 from snnkit.testing.recurrent import check_recurrent, check_recurrent_model
 from snnkit.testing.surrogates import check_surrogate
@@ -30,6 +31,7 @@ from snnkit.testing.surrogates import check_surrogate
 __all__ = [
     "check_encoder",
     "check_loss",
+    "check_model",
     "check_neuron",
     "check_recurrent",
     "check_recurrent_model",
