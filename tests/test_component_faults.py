@@ -134,7 +134,7 @@ def test_debug_shows_the_original_traceback(
     assert result.stderr.startswith("Traceback (most recent call last):")
     assert 'raise ValueError("boom: the plugin\'s own bug")' in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: epoch 1, batch 3: layer 'explode' at model.layers[2]")
+    assert last.startswith("error: epoch 1, batch 1: layer 'explode' at model.layers[2]")
 
 
 def test_without_debug_only_the_line(tmp_path: Path, with_plugins: Any) -> None:

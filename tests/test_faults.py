@@ -518,7 +518,8 @@ def test_an_optimizer_overflow_is_the_non_finite_training_message(tmp_path: Path
 
 
 class Explode(torch.nn.Module):
-    """A plugin layer whose forward fails on the 3rd training step."""
+    """A plugin layer whose forward fails on its 3rd call with gradients (assembly's memory
+    probe makes two, so the first training batch fails)."""
 
     def __init__(self, step_mode: str = "m") -> None:
         super().__init__()
