@@ -181,3 +181,33 @@ def test_dataset_is_usable_when_the_cache_cannot_be_written(
         ds = factories.nmnist(False, root=str(tmp_path), frames=2)
     assert not ds.cached and ds[0][0].shape == (2, 2, 34, 34)
     assert isinstance(ds, EventDataset)
+
+
+def test_a_full_disk_while_caching_is_one_data_error_and_leaves_nothing(
+    tmp_path: Path, cache_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from snnkit.errors import DataError
+
+    nmnist_zip(tmp_path)
+    real_save = np.save
+    calls = {"n": 0}
+
+    def save(path: object, arr: object, *args: object, **kwargs: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the disk fills up in the middle of writing the entry
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(path, arr, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(frame_cache.np, "save", save)
+    with pytest.raises(DataError) as info:
+        factories.nmnist(False, root=str(tmp_path), frames=2)
+    text = str(info.value)
+    assert "disk is full" in text and "SNNKIT_CACHE" in text and "\n" not in text
+    assert str(cache_root) in text
+    leftovers = [p for p in cache_root.rglob("*") if p.is_file() and "digests" not in p.parts]
+    assert leftovers == [], leftovers  # nothing half-written stays
+    monkeypatch.setattr(frame_cache.np, "save", real_save)
+    ds = factories.nmnist(False, root=str(tmp_path), frames=2)  # space again: a clean build
+    assert ds.cached and ds[0][0].shape == (2, 2, 34, 34)

@@ -19,6 +19,7 @@ The dataset declares ``streamed = True``: training reads it through a DataLoader
 
 from __future__ import annotations
 
+import errno
 import sys
 import warnings
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from torch.utils.data import Dataset
 
 from snnkit.data import frame_cache
 from snnkit.data.frames import SPLITS, SplitBy, audio_frames, camera_frames
+from snnkit.errors import DataError
 
 
 class EventReader(Protocol):
@@ -173,6 +175,13 @@ class EventDataset(Dataset):  # type: ignore[type-arg]
                     progress=progress,
                 )
             except OSError as err:
+                if err.errno in (errno.ENOSPC, errno.EDQUOT):  # nothing half-written is kept
+                    folder = frame_cache.cache_dir() / self.name
+                    raise DataError(
+                        f"{folder}: the disk is full while building the frame cache of "
+                        f"{self.name} ({err.strerror}) — free space there, point SNNKIT_CACHE at "
+                        "another disk, or build the dataset with cache: false"
+                    ) from None
                 warnings.warn(
                     f"dataset {self.name}: the frame cache cannot be written "
                     f"({err}); frames are computed on every read",
