@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "charge_grad.h"
 #include "constants.h"
 #include "entry_points.h"
 #include "neuron_common.h"
@@ -155,24 +156,7 @@ void backward_range(const S* __restrict gout, const S* __restrict x, S* __restri
           const S gs = got[j] + gs_r;
           const S gh = gs * sg[j] + gh_r;
           S gxx, gvp;
-          if constexpr (CH == kChargeIf) {
-            gxx = gh;
-            gvp = gh;
-          } else if constexpr (charge_divides(CH) && charge_decays_input(CH)) {
-            const S gb = gh / a;
-            gxx = gb;
-            gvp = gh - gb;
-          } else if constexpr (charge_divides(CH)) {
-            gxx = gh;
-            gvp = gh - gh / a;
-          } else if constexpr (charge_decays_input(CH)) {
-            const S gb = gh * a;
-            gxx = gb;
-            gvp = gh - gb;
-          } else {
-            gxx = gh;
-            gvp = gh - gh * a;
-          }
+          charge_backward<CH>(gh, S(a), gxx, gvp);
           if constexpr (PLIF) {
             if constexpr (charge_decays_input(CH)) gkl[j] += gh * (xt[j] - (vp[j] - rest));
             else gkl[j] += -(gh * (vp[j] - rest));

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "charge_grad.h"
 #include "constants.h"
 #include "entry_points.h"
 
@@ -123,24 +124,7 @@ void backward_step(const S* __restrict gout, const S* __restrict grec, const S* 
       const S gs = gout[e] + gr + gs_r;
       const S gh = gs * gpre[e] + gh_r;
       S gxx, gvp;
-      if constexpr (CH == kChargeIf) {
-        gxx = gh;
-        gvp = gh;
-      } else if constexpr (charge_divides(CH) && charge_decays_input(CH)) {
-        const S gb = gh / a;
-        gxx = gb;
-        gvp = gh - gb;
-      } else if constexpr (charge_divides(CH)) {
-        gxx = gh;
-        gvp = gh - gh / a;
-      } else if constexpr (charge_decays_input(CH)) {
-        const S gb = gh * a;
-        gxx = gb;
-        gvp = gh - gb;
-      } else {
-        gxx = gh;
-        gvp = gh - gh * a;
-      }
+      charge_backward<CH>(gh, S(a), gxx, gvp);
       if constexpr (charge_learns_k(CH)) {
         const S vp = hprev != nullptr ? reset_v<HARD, S>(hprev[e], sprv[e], vth, vr) : v0;
         if constexpr (charge_decays_input(CH)) gk[e] += static_cast<double>(gh * (it[e] - (vp - rest)));
