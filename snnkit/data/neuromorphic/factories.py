@@ -38,6 +38,32 @@ def _folder(info: DatasetInfo, root: str | None) -> Path:
     return resolve_root(root) / info.folder
 
 
+def _event_dataset(
+    info: DatasetInfo,
+    reader: Any,
+    split: str,
+    frames: int,
+    split_by: Literal["number", "time"],
+    cache: bool,
+    pre_transform: Any,
+    extra_key: dict[str, Any] | None = None,
+) -> EventDataset:
+    """The :class:`EventDataset` of one split of ``info``'s dataset (classes and sensor from
+    its sources table)."""
+    return EventDataset(
+        info.name,
+        reader,
+        num_classes=info.num_classes,
+        sensor=info.sensor,
+        frames=frames,
+        split_by=split_by,
+        split=split,
+        cache=cache,
+        pre_transform=pre_transform,
+        extra_key=extra_key,
+    )
+
+
 def nmnist(
     train: bool,
     root: str | None = None,
@@ -71,17 +97,7 @@ def nmnist(
         checksum_warnings(info, folder, files)
     reader = nmnist_reader(folder, split_dir)
     assert reader is not None  # obtained above
-    return EventDataset(
-        "nmnist",
-        reader,
-        num_classes=info.num_classes,
-        sensor=info.sensor,
-        frames=frames,
-        split_by=split_by,
-        split=split,
-        cache=cache,
-        pre_transform=pre_transform,
-    )
+    return _event_dataset(info, reader, split, frames, split_by, cache, pre_transform)
 
 
 def dvs_gesture(
@@ -124,16 +140,8 @@ def dvs_gesture(
                 "official archive; fetch it again"
             )
     reader = gesture_reader(data, train)
-    return EventDataset(
-        "dvs_gesture",
-        reader,
-        num_classes=info.num_classes,
-        sensor=info.sensor,
-        frames=frames,
-        split_by=split_by,
-        split="train" if train else "test",
-        cache=cache,
-        pre_transform=pre_transform,
+    return _event_dataset(
+        info, reader, "train" if train else "test", frames, split_by, cache, pre_transform
     )
 
 
@@ -165,16 +173,14 @@ def cifar10_dvs(
         per_class, sources, missing = cifar10_dvs_files(folder, info.classes)
     checksum_warnings(info, folder, info.files)
     samples = cifar10_dvs_split(per_class, train, CIFAR10_DVS_SEED, CIFAR10_DVS_TRAIN_FRACTION)
-    return EventDataset(
-        "cifar10_dvs",
+    return _event_dataset(
+        info,
         cifar10_dvs_reader(folder, samples, sources),
-        num_classes=info.num_classes,
-        sensor=info.sensor,
-        frames=frames,
-        split_by=split_by,
-        split="train" if train else "test",
-        cache=cache,
-        pre_transform=pre_transform,
+        "train" if train else "test",
+        frames,
+        split_by,
+        cache,
+        pre_transform,
         extra_key={"split_seed": CIFAR10_DVS_SEED, "train_fraction": CIFAR10_DVS_TRAIN_FRACTION},
     )
 
@@ -202,17 +208,7 @@ def _audio(
             archive = folder / files[0].name
         checksum_warnings(info, folder, files)
         unpack_single(archive, h5)
-    return EventDataset(
-        name,
-        spike_h5_reader(h5),
-        num_classes=info.num_classes,
-        sensor=info.sensor,
-        frames=frames,
-        split_by=split_by,
-        split=split,
-        cache=cache,
-        pre_transform=pre_transform,
-    )
+    return _event_dataset(info, spike_h5_reader(h5), split, frames, split_by, cache, pre_transform)
 
 
 def shd(
