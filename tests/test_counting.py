@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from snnkit.analysis.counting import CostCounter, layer_label
-from snnkit.analysis.energy import DEFAULT_ENERGY, EnergyModel
 from snnkit.components.layers import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d
 from snnkit.components.neurons import LI
+from snnkit.costs.counting import CostCounter, layer_label
+from snnkit.costs.energy import DEFAULT_ENERGY, EnergyModel
 
 
 class Fire(nn.Module):

@@ -20,7 +20,9 @@ from snnkit.plugins.loader import build_registry
 # the catalogue registered by snnkit/builtins.py, sorted by name
 BUILTIN_LOSSES = [(c.name, c.factory) for c in build_registry(entry_points=False).list("loss")]
 
-LOSSES = dict(BUILTIN_LOSSES)
+# the task losses (on the output); penalties (rate_penalty) read the network's activity and
+# are tested in tests/test_penalties.py
+LOSSES = {name: f for name, f in BUILTIN_LOSSES if not getattr(f, "penalty", False)}
 
 
 def spikes() -> torch.Tensor:
@@ -41,6 +43,7 @@ def test_catalogue_lists_every_loss_once() -> None:
     assert list(LOSSES) == sorted(
         ["mse_rate", "ce_rate", "mse_count", "ce_count", "mse_membrane", "tet"]
     )
+    assert [name for name, _ in BUILTIN_LOSSES] == sorted([*LOSSES, "rate_penalty"])
 
 
 def test_mse_rate_by_hand() -> None:

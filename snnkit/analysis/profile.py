@@ -12,14 +12,15 @@ from pathlib import Path
 
 import torch
 
-from snnkit.analysis.counting import CostCounter, CostReport
-from snnkit.analysis.energy import DEFAULT_ENERGY, EnergyModel
 from snnkit.assembly.assemble import Experiment, on_device
+from snnkit.costs.counting import CostCounter, CostReport
+from snnkit.costs.energy import EnergyModel
 from snnkit.engine.checkpoint import seed_everything
+from snnkit.engine.evaluation import layer_types
 from snnkit.engine.restore import checkpoint_file, restore_experiment
 from snnkit.errors import CheckpointError, SnnkitError
 
-__all__ = ["checkpoint_of", "profile_experiment", "profile_run"]
+__all__ = ["checkpoint_of", "layer_types", "profile_experiment", "profile_run"]
 
 
 def checkpoint_of(run_dir: str | Path) -> Path:
@@ -34,30 +35,18 @@ def checkpoint_of(run_dir: str | Path) -> Path:
     return path
 
 
-def layer_types(exp: Experiment) -> dict[str, str]:
-    """Module name -> the recipe's name for it (``'1' -> 'linear'``) for ``model.layers``."""
-    layers = exp.recipe.model.get("layers")
-    if not isinstance(layers, list) or len(layers) != len(exp.model._modules):
-        return {}
-    names = {}
-    for i, spec in enumerate(layers):
-        name = (
-            spec if isinstance(spec, str) else spec.get("name") if isinstance(spec, dict) else None
-        )
-        if isinstance(name, str):
-            names[str(i)] = name
-    return names
-
-
 @torch.no_grad()
 def profile_experiment(
     exp: Experiment,
     batches: int | None = None,
     *,
-    fold_bn: bool = False,
-    energy: EnergyModel = DEFAULT_ENERGY,
+    fold_bn: bool | None = None,
+    energy: EnergyModel | None = None,
 ) -> CostReport:
-    """Counts over the test set (or its first ``batches`` evaluation batches)."""
+    """Counts over the test set (or its first ``batches`` evaluation batches).
+
+    ``fold_bn`` and ``energy`` default to the recipe's ``costs.fold_bn`` and
+    ``costs.energy``."""
     if batches is not None and batches < 1:
         raise SnnkitError(
             f"--batches {batches}: must be at least 1 — or leave it out to count the whole test set"
@@ -66,6 +55,11 @@ def profile_experiment(
     bs = exp.recipe.train.eval_batch_size or exp.recipe.train.batch_size
     seed_everything(exp.recipe.seed)
     exp.model.eval()
+    costs = exp.recipe.costs
+    if fold_bn is None:
+        fold_bn = costs.fold_bn
+    if energy is None:
+        energy = EnergyModel(ac_pj=costs.energy.ac_pj, mac_pj=costs.energy.mac_pj)
     counter = CostCounter(exp.model, fold_bn=fold_bn, energy=energy, types=layer_types(exp))
     try:
         with counter:
@@ -84,10 +78,11 @@ def profile_run(
     run_dir: str | Path,
     batches: int | None = None,
     *,
-    fold_bn: bool = False,
-    energy: EnergyModel = DEFAULT_ENERGY,
+    fold_bn: bool | None = None,
+    energy: EnergyModel | None = None,
     device: str | None = None,
 ) -> CostReport:
-    """Counts of a run folder's best checkpoint (else its last) over the test set."""
+    """Counts of a run folder's best checkpoint (else its last) over the test set; the
+    run's recipe's ``costs`` settings unless ``fold_bn``/``energy`` are given."""
     exp, _ = restore_experiment(checkpoint_of(run_dir), device=device)
     return profile_experiment(exp, batches, fold_bn=fold_bn, energy=energy)

@@ -30,6 +30,7 @@ from torch import nn
 
 from snnkit.assembly.data import build_data, data_loading, first_inputs, in_memory
 from snnkit.assembly.fast_input import build_forward
+from snnkit.assembly.losses import attach_penalties, build_loss, loss_label
 from snnkit.assembly.memory.choose import memory_forward, resolve_mode
 from snnkit.assembly.memory.estimate import MemoryEstimate, profile
 from snnkit.components.blocks import JoinShapeError
@@ -83,7 +84,7 @@ class Experiment:
         return (
             f"{r.label}: {r.dataset['name']} ({len(self.train_data)} train / "
             f"{len(self.test_data)} test) · {r.encoder['name']}(T={r.time_steps}) · "
-            f"{' → '.join(layers)} ({params:,} parameters) · {r.loss['name']} · "
+            f"{' → '.join(layers)} ({params:,} parameters) · {loss_label(r.loss)} · "
             f"{r.optimizer['name']} · {r.train.epochs} epochs × batch {r.train.batch_size} "
             f"on {self.device}"
         )
@@ -174,12 +175,11 @@ def _assemble(
     dev = resolve_device(device or recipe.train.device)
     train_data = build_data(recipe, registry, train=True)
     test_data = build_data(recipe, registry, train=False)
-    encoder = registry.build(
-        Kind.ENCODER, recipe.encoder, at="encoder", time_steps=recipe.time_steps
-    )
+    steps = recipe.time_steps
+    encoder = registry.build(Kind.ENCODER, recipe.encoder, at="encoder", time_steps=steps)
     model = registry.build(Kind.MODEL, recipe.model, at="model", build=make_builder(registry))
     check_delays(model, recipe.time_steps)
-    loss = registry.build(Kind.LOSS, recipe.loss, at="loss")
+    loss = build_loss(recipe, registry)
     check_memory(recipe, math.prod(train_data.input_shape), dev)  # the input alone, before encoding
     with reference_only():  # two samples on the CPU: no kernel needs compiling for that
         probe = check_encoder(encoder, recipe, train_data)
@@ -216,7 +216,7 @@ def _assemble(
         scheduler,
         train_data,
         test_data,
-        forward,
+        attach_penalties(loss, model, forward, memory, _PATHS),
         data_loading(recipe),
         memory,
         estimate,
@@ -285,7 +285,7 @@ def check_shapes(
                 loss(x.float(), target)
         except Exception as err:  # noqa: BLE001 - a loss refusing the output is a recipe problem
             raise RecipeError(
-                f"loss: '{recipe.loss['name']}' cannot take the model's output "
+                f"loss: '{loss_label(recipe.loss)}' cannot take the model's output "
                 f"[T, B, {x.shape[-1]}] ({one_line(err, 300, first_line=True)}) — pick a loss that "
                 "fits the model's last layer (snnkit show loss NAME)"
             ) from None

@@ -11,7 +11,9 @@ where ``event_linear`` (:mod:`snnkit.kernels.event_linear`) draws the Poisson sp
 model after that Linear; neuron state is cleared afterwards as in the time loop. The spikes are
 drawn from the same distribution as the encoder's (not the same numbers). Input the event layer
 cannot take (not uint8, not on the CPU, hooks on the model or the Linear, ...) runs the dense
-path instead.
+path instead — except the counting hooks of :mod:`snnkit.costs.counting` without gradients
+(``counts_events``): they are told the number of spikes the kernel drew (its spike masks'
+set bits) and the event path stays.
 
 :func:`build_forward` is what assembly calls: the :class:`FastInput` module where it fits and
 is asked for (``train.fast_input``, single-process training), else the dense
@@ -29,7 +31,7 @@ from snnkit.assembly.forward import EncodedForward
 from snnkit.components.encoders import PoissonEncoder
 from snnkit.components.functional import reset_net
 from snnkit.components.layers import Flatten, Linear
-from snnkit.kernels.event_linear import event_linear
+from snnkit.kernels.event_linear import event_linear, event_linear_counted
 
 
 class FastInput(nn.Module):
@@ -52,10 +54,12 @@ class FastInput(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         model, linear = self.model, self.linear
         w = linear.weight
+        counters: list[Any] = list(linear._forward_hooks.values())
+        counting = bool(counters) and all(getattr(h, "counts_events", False) for h in counters)
         plain = (
             not model._forward_hooks
             and not model._forward_pre_hooks
-            and not linear._forward_hooks
+            and (not linear._forward_hooks or (counting and not torch.is_grad_enabled()))
             and not linear._forward_pre_hooks
         )
         if (
@@ -68,7 +72,12 @@ class FastInput(nn.Module):
             or (not self.flatten and x.dim() != 2)
         ):
             return self.dense(x)
-        out = event_linear(x, w, linear.bias, self.time_steps, ext=self.ext)
+        if counters:  # counting hooks (snnkit.costs) take the number of input spikes instead
+            out, spikes = event_linear_counted(x, w, linear.bias, self.time_steps, self.ext)
+            for hook in counters:
+                hook.count_events(spikes, out)
+        else:
+            out = event_linear(x, w, linear.bias, self.time_steps, ext=self.ext)
         for module in self.rest:
             out = module(out)
         reset_net(model)

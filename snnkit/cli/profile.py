@@ -2,13 +2,15 @@
 
 The model is rebuilt from the run's ``best.pt`` (else ``last.pt``) and run over the test set
 (or its first ``--batches N`` evaluation batches) with counting hooks
-(:mod:`snnkit.analysis.counting`). ``--json`` prints a JSON list: one object per layer, in
+(:mod:`snnkit.costs.counting`). ``--json`` prints a JSON list: one object per layer, in
 forward order, with the keys ``layer`` (recipe path and type, e.g. ``"model.layers[1]
 linear"``), ``shape`` (one sample's output), ``rate`` and ``silent`` (neurons with binary
 output, else null), ``sops``, ``macs``, ``params``, ``energy_pj``; then one totals object with
 ``layer: "total"``, ``samples``, ``rate``, ``silent``, ``sops``, ``macs``, ``params``,
 ``energy_pj``, ``sops_per_sample``, ``macs_per_sample``, ``energy_pj_per_sample``, ``ac_pj``,
 ``mac_pj`` and ``bn_folded``. Counts are sums over the whole pass (all samples and steps).
+The energy constants and ``fold_bn`` are the run's recipe's ``costs`` section unless
+``--ac-pj``, ``--mac-pj`` or ``--fold-bn/--no-fold-bn`` override them.
 """
 
 from __future__ import annotations
@@ -30,32 +32,49 @@ def profile(
         typer.Option(help="Count only the first N test batches (default: the whole test set)."),
     ] = None,
     fold_bn: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--fold-bn", help="Count BatchNorm as folded into the previous layer (0 MACs)."
+            "--fold-bn/--no-fold-bn",
+            help="Count BatchNorm as folded into the previous layer (0 MACs), or not "
+            "(default: the run's costs.fold_bn).",
         ),
-    ] = False,
+    ] = None,
     ac_pj: Annotated[
-        float, typer.Option("--ac-pj", help="Energy of one accumulate (SOP) in pJ.")
-    ] = 0.9,
+        float | None,
+        typer.Option(
+            "--ac-pj", help="Energy of one accumulate (SOP) in pJ (default: the run's recipe)."
+        ),
+    ] = None,
     mac_pj: Annotated[
-        float, typer.Option("--mac-pj", help="Energy of one multiply-accumulate in pJ.")
-    ] = 4.6,
+        float | None,
+        typer.Option(
+            "--mac-pj",
+            help="Energy of one multiply-accumulate in pJ (default: the run's recipe).",
+        ),
+    ] = None,
     device: Annotated[
         str | None, typer.Option(help="auto, cpu, cuda or cuda:N (overrides train.device).")
     ] = None,
 ) -> None:
     """Per-layer firing rate, synaptic operations, MACs and energy of a trained run."""
-    from snnkit.analysis.energy import EnergyModel
-    from snnkit.analysis.profile import profile_run
+    from snnkit.analysis.profile import checkpoint_of, profile_experiment
+    from snnkit.costs.energy import EnergyModel
+    from snnkit.engine.restore import restore_experiment
     from snnkit.errors import SnnkitError
 
     with reported_errors():
-        try:
-            energy = EnergyModel(ac_pj=ac_pj, mac_pj=mac_pj)
-        except ValueError as err:
-            raise SnnkitError(f"--ac-pj/--mac-pj: {err}") from None
-        report = profile_run(run_dir, batches, fold_bn=fold_bn, energy=energy, device=device)
+        for flag, value in (("--ac-pj", ac_pj), ("--mac-pj", mac_pj)):
+            if value is not None and not value >= 0:
+                raise SnnkitError(
+                    f"{flag} {value}: must be a number >= 0 (picojoules per operation)"
+                )
+        exp, _ = restore_experiment(checkpoint_of(run_dir), device=device)
+        recipe_energy = exp.recipe.costs.energy
+        energy = EnergyModel(
+            ac_pj=recipe_energy.ac_pj if ac_pj is None else ac_pj,
+            mac_pj=recipe_energy.mac_pj if mac_pj is None else mac_pj,
+        )
+        report = profile_experiment(exp, batches, fold_bn=fold_bn, energy=energy)
     if as_json:
         typer.echo(json.dumps(report.as_json(), indent=2))
         return

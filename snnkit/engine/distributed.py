@@ -60,6 +60,11 @@ class World:
         dist.all_reduce(t)
         return t.tolist()
 
+    def sum_(self, t: torch.Tensor) -> None:
+        """Sum ``t`` over all ranks, in place."""
+        if self.distributed:
+            dist.all_reduce(t)
+
 
 def current_world() -> World:
     """The world described by torchrun's environment variables (a single process otherwise)."""

@@ -7,7 +7,7 @@ adds the experiment's weights, optimizer, scheduler and every global RNG state; 
 
     recipe, model, optimizer, scheduler (or None), rng, order_state, order_epoch_start,
     position: {epoch, batch, best_acc, best_epoch, global_step,
-               sums: {loss, correct, seen, seconds}}
+               sums: {loss, correct, seen, seconds, parts}}
 
 :meth:`TrainState.from_checkpoint` loads such a dict into an assembled experiment and returns
 the state; the optimizer hyperparameters that the resume overrides changed (e.g.
@@ -35,16 +35,31 @@ class Totals:
     correct: float = 0.0
     seen: float = 0.0
     seconds: float = 0.0
+    #: a composed loss's parts, each summed per sample (``loss/<part>``)
+    parts: dict[str, float] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, float]:
-        """The on-disk ``position.sums`` mapping."""
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        """The on-disk ``position.sums`` mapping (``parts`` only when there are some)."""
+        sums = asdict(self)
+        if not self.parts:
+            del sums["parts"]
+        return sums
 
     @classmethod
-    def from_dict(cls, sums: dict[str, float]) -> Totals:
+    def from_dict(cls, sums: dict[str, Any]) -> Totals:
         return cls(
-            float(sums["loss"]), float(sums["correct"]), float(sums["seen"]), float(sums["seconds"])
+            float(sums["loss"]),
+            float(sums["correct"]),
+            float(sums["seen"]),
+            float(sums["seconds"]),
+            {str(k): float(v) for k, v in (sums.get("parts") or {}).items()},
         )
+
+    def add_parts(self, parts: dict[str, Any]) -> None:
+        """Move device sums of loss parts into :attr:`parts` (one read each) and clear them."""
+        for name, value in parts.items():
+            self.parts[name] = self.parts.get(name, 0.0) + float(value)
+        parts.clear()
 
 
 @dataclass

@@ -3,10 +3,11 @@
 Written to ``<run folder>/tensorboard`` by the main process when ``output.tensorboard`` is on
 (:func:`open_log` returns None otherwise). A resumed run purges the events after its
 ``global_step`` so the curves continue without duplicates. Per epoch: ``epoch/{train_loss,
-train_acc, test_loss, test_acc, lr}``, ``firing_rate/<layer>``, ``weights/<parameter>``
-histograms and ``raster/output_layer``: the output activity of test sample 0 over time as an
-image ``[1, classes, T]`` scaled to [0, 1] (drawn under a forked RNG, so logging does not
-change the run).
+train_acc, test_loss, test_acc, lr}``, ``firing_rate/<layer>``, ``costs/<layer>/<key>`` and
+``costs/total/<key>`` (:func:`cost_scalars`), ``loss/<part>`` (:func:`loss_scalars`),
+``weights/<parameter>`` histograms and ``raster/output_layer``: the output activity of test
+sample 0 over time as an image ``[1, classes, T]`` scaled to [0, 1] (drawn under a forked RNG,
+so logging does not change the run).
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class TensorBoardLog:
             self.writer.add_scalar(f"epoch/{key}", row[key], e)
         for name, rate in row["firing_rates"].items():
             self.writer.add_scalar(f"firing_rate/{name}", rate, e)
+        for tag, value in cost_scalars(row.get("costs")):
+            self.writer.add_scalar(tag, value, e)
+        for tag, value in loss_scalars(row):
+            self.writer.add_scalar(tag, value, e)
         for name, param in exp.model.named_parameters():
             self.writer.add_histogram(f"weights/{name}", param.detach().float().cpu(), e)
         self.writer.add_image("raster/output_layer", raster(exp, test_x[:1]), e)
@@ -47,6 +52,29 @@ class TensorBoardLog:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def cost_scalars(costs: dict[str, Any] | None) -> list[tuple[str, float]]:
+    """TensorBoard tags of a metrics row's ``costs`` (per test sample):
+    ``costs/<layer>/<key>`` for each layer (its label with spaces as ``_``, e.g.
+    ``costs/model.layers[1]_linear/sops``) and ``costs/total/<key>``, for the keys rate,
+    silent, sops, macs, energy_pj and params that have a value."""
+    if not costs:
+        return []
+    rows = [(r["layer"].replace(" ", "_"), r) for r in costs["layers"]]
+    rows.append(("total", costs["totals"]))
+    return [
+        (f"costs/{label}/{key}", float(row[key]))
+        for label, row in rows
+        for key in ("rate", "silent", "sops", "macs", "energy_pj", "params")
+        if row.get(key) is not None
+    ]
+
+
+def loss_scalars(row: dict[str, Any]) -> list[tuple[str, float]]:
+    """``loss/<part>`` for each part of a composed loss (``train_loss_parts``), beside
+    ``epoch/train_loss``, their sum."""
+    return [(f"loss/{k}", float(v)) for k, v in (row.get("train_loss_parts") or {}).items()]
 
 
 def open_log(run_dir: Path, purge_step: int, *, enabled: bool) -> TensorBoardLog | None:

@@ -53,7 +53,7 @@ from snnkit.engine.blame import component_error
 from snnkit.engine.checkpoint import save_checkpoint
 from snnkit.engine.cuda_graphs import GraphStep
 from snnkit.engine.distributed import World, ddp_forward
-from snnkit.engine.evaluation import evaluate, predict
+from snnkit.engine.evaluation import evaluate, evaluate_counted, make_counter, predict
 from snnkit.engine.progress import Reporter
 from snnkit.engine.signals import StopRequest, stop_signals
 from snnkit.engine.state import Totals, TrainState
@@ -110,6 +110,7 @@ def choose_step(exp: Experiment, forward: nn.Module, world: World) -> TrainStep:
     autocast (``train.amp`` on CUDA), else eager."""
     train, cuda = exp.recipe.train, exp.device.type == "cuda"
     capturable = getattr(forward, "capturable", True)  # memory modes re-run the model in backward
+    capturable = capturable and getattr(exp.loss, "capturable", True)  # penalties record spikes
     if train.cuda_graphs and cuda and not world.distributed and not train.amp and capturable:
         return GraphStep(forward, exp.loss, predict, exp.optimizer)
     if train.amp and cuda:
@@ -249,10 +250,12 @@ class Trainer:
         read_every = 1 if self.device.type == "cpu" else r.train.log_every
         pending: torch.Tensor | None = None
         s = state.totals
+        parts: dict[str, torch.Tensor] = {}
         for b in range(state.batch, batches):
             t0 = time.perf_counter()
             x, y = next(source)
             loss, correct = self._train_step(x, y, epoch, b)
+            parts = self._loss_parts(parts, len(y))
             pending = correct if pending is None else pending + correct
             if (state.global_step + 1) % read_every == 0:
                 s.correct += int(pending)
@@ -270,15 +273,17 @@ class Trainer:
             if self._stop_requested() and b + 1 < batches:
                 if pending is not None:
                     s.correct += int(pending)
+                s.add_parts(parts)
                 self._check_finite(epoch, b)
                 self._save_last(state)
                 raise self._interrupted()
         if pending is not None:
             s.correct += int(pending)
+        s.add_parts(parts)
         self._check_finite(epoch, batches - 1)
         t0 = time.perf_counter()
         try:
-            test_loss, test_acc, rates = self.evaluate()
+            test_loss, test_acc, rates, costs = self.evaluate()
         except Exception as err:
             failure = self._component_failure(err, f"epoch {epoch}, evaluation")
             if failure is None:
@@ -297,6 +302,12 @@ class Trainer:
             "lr": exp.optimizer.param_groups[0]["lr"],
             "firing_rates": rates,
         }
+        if s.parts:  # a composed loss: each part's mean over the epoch's training samples
+            names = sorted(s.parts)
+            sums = self.world.sum([s.parts[k] for k in names], self.device)
+            row["train_loss_parts"] = {k: v / max(seen, 1.0) for k, v in zip(names, sums)}
+        if costs is not None:
+            row["costs"] = costs
         if exp.scheduler is not None:
             exp.scheduler.step()
         if self.log is not None:
@@ -328,6 +339,14 @@ class Trainer:
             self._fail(epoch, batch, f"the optimizer's update is non-finite ({one_line(err)})")
         return value, correct
 
+    def _loss_parts(self, parts: dict[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
+        """Add the batch's loss parts (a composed loss's ``last_parts``) times its size, on the
+        device: read back once per epoch."""
+        for name, value in getattr(self.exp.loss, "last_parts", {}).items():
+            part = value.double() * size
+            parts[name] = part if name not in parts else parts[name] + part
+        return parts
+
     def _check_finite(self, epoch: int, batch: int) -> None:
         """Stop before saving weights that an update made NaN or infinite."""
         for name, p in self.exp.model.named_parameters():
@@ -350,19 +369,30 @@ class Trainer:
         )
 
     @torch.no_grad()
-    def evaluate(self) -> tuple[float, float, dict[str, float]]:
-        """Test-set loss, accuracy and the mean firing rate of every spiking layer."""
-        loss, acc, rates = evaluate(self.exp, self.test_data)
-        if not self.world.distributed:
-            return loss, acc, rates
-        n = float(len(self.test_data))
-        names = sorted(rates)
-        totals = self.world.sum([loss * n, acc * n, n] + [rates[k] * n for k in names], self.device)
-        return (
-            totals[0] / totals[2],
-            totals[1] / totals[2],
-            {k: v / totals[2] for k, v in zip(names, totals[3:])},
-        )
+    def evaluate(self) -> tuple[float, float, dict[str, float], dict[str, Any] | None]:
+        """Test-set loss, accuracy, the firing rate of every spiking layer and, when
+        ``costs.enabled``, the pass's counts per test sample (``CostReport.per_sample``)."""
+        counter = make_counter(self.exp)
+        if counter is None:
+            loss, acc, rates = evaluate(self.exp, self.test_data)
+        else:
+            loss, acc = evaluate_counted(self.exp, self.test_data, counter)
+            rates = {}
+        costs = None
+        if self.world.distributed:
+            n = float(len(self.test_data))
+            names = sorted(rates)
+            sums = self.world.sum(
+                [loss * n, acc * n, n] + [rates[k] * n for k in names], self.device
+            )
+            loss, acc = sums[0] / sums[2], sums[1] / sums[2]
+            rates = {k: v / sums[2] for k, v in zip(names, sums[3:])}
+            if counter is not None:
+                counter.merge(self.world.sum_)
+        if counter is not None:
+            report = counter.report()
+            rates, costs = report.rates(), report.per_sample()
+        return loss, acc, rates, costs
 
     def _interrupted(self, saved: str = "now") -> Interrupted:
         """What stops the run after a signal (SIGINT when another rank received it)."""

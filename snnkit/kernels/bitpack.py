@@ -102,3 +102,20 @@ def binary_conv(x: Tensor, conv: torch.nn.Module) -> Tensor:
     """``conv(x)`` for an ``nn.Conv1d``/``nn.Conv2d`` with zero padding mode, saving x as bits
     (x must hold only 0 and 1)."""
     return _BinaryConv.apply(x, conv.weight, conv.bias, conv)
+
+
+_POPCOUNT: dict[torch.device, Tensor] = {}
+
+
+def popcount(words: Tensor) -> Tensor:
+    """The number of set bits in ``words`` (any integer dtype) as a 0-dim int64 tensor.
+
+    ``Σ_bytes popcount(byte)``: a histogram of the bytes (``bincount``, 256 bins) dotted with
+    the popcount of each byte value — one pass over the data, no host sync.
+    """
+    table = _POPCOUNT.get(words.device)
+    if table is None:
+        table = torch.tensor([bin(i).count("1") for i in range(256)], device=words.device)
+        _POPCOUNT[words.device] = table
+    data = words.contiguous().view(torch.uint8).reshape(-1)
+    return torch.dot(torch.bincount(data, minlength=256), table)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from snnkit.kernels.bitpack import popcount
 from snnkit.kernels.random_stream import draw_seed, poisson_spikes
 from snnkit.kernels.switches import reference_forced, triton_available
 
@@ -129,3 +130,26 @@ def event_linear(
         weight.requires_grad or (bias is not None and bias.requires_grad)
     )
     return _EventLinear.apply(x2, weight, bias, time_steps, seed, ext, needs)
+
+
+@torch.no_grad()
+def event_linear_counted(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    time_steps: int,
+    ext: Any,
+    seed: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """:func:`event_linear` without gradients, also returning the number of input spikes drawn.
+
+    ``(out [T, B, C], spikes)``: ``spikes`` (0-dim int64, on x's device, not read back) is
+    ``Σ_{t,b,d} S[t, b, d]``, the set bits of the kernel's spike masks (:func:`popcount`).
+    """
+    x2 = x.reshape(x.shape[0], -1).contiguous()
+    if seed is None:
+        seed = draw_seed(x.device)
+    out, masks = ext.event_forward(x2, weight.detach().contiguous(), time_steps, seed, True)
+    if bias is not None:
+        out += bias.detach().to(out.dtype)
+    return out, popcount(masks)

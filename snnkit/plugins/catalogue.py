@@ -14,6 +14,7 @@ from snnkit.components import (
     models,
     neurons,
     optim,
+    penalties,
     recurrent,
     surrogates,
     zoo,
@@ -73,6 +74,7 @@ def register_losses(register: Register) -> None:
     register("ce_count", losses.CECount)
     register("mse_membrane", losses.MSEMembrane)
     register("tet", losses.TETLoss)
+    register("rate_penalty", penalties.RatePenalty)
 
 
 @hookimpl

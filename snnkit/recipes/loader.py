@@ -40,6 +40,7 @@ SECTIONS = (
     "scheduler",
     "train",
     "output",
+    "costs",
 )
 REQUIRED = ("time_steps", "dataset", "encoder", "model", "loss", "optimizer")
 COMPONENT_SECTIONS = ("dataset", "encoder", "model", "loss", "optimizer", "scheduler")
@@ -79,6 +80,10 @@ HELP = {
     "train.cuda_graphs": "replay each CUDA training step as one CUDA graph (true/false)",
     "train.tbptt": "truncated BPTT: gradients flow back at most this many steps; null = all",
     "train.segment_steps": "checkpoint segment length in steps; null = about sqrt(time_steps)",
+    "costs.enabled": "count rates, SOPs, MACs and energy on every test pass (true/false)",
+    "costs.fold_bn": "count BatchNorm as folded into the previous layer: 0 MACs (true/false)",
+    "costs.energy.ac_pj": "picojoules per accumulate (SOP), e.g. 0.9",
+    "costs.energy.mac_pj": "picojoules per multiply-accumulate, e.g. 4.6",
 }
 
 
@@ -208,6 +213,25 @@ class OutputSettings(BaseModel):
     checkpoints: bool = True
 
 
+class EnergySettings(BaseModel):
+    """Picojoules per operation for the energy estimate ``E = SOPs · ac_pj + MACs · mac_pj``
+    (default 45 nm CMOS, Horowitz 2014)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ac_pj: float = Field(0.9, ge=0, allow_inf_nan=False)
+    mac_pj: float = Field(4.6, ge=0, allow_inf_nan=False)
+
+
+class CostSettings(BaseModel):
+    """What each test pass counts (docs/costs.md): ``enabled`` (default true), ``fold_bn``
+    (BatchNorm folded into the previous layer: 0 MACs) and the ``energy`` constants."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    enabled: bool = True
+    fold_bn: bool = False
+    energy: EnergySettings = EnergySettings()
+
+
 class Recipe(BaseModel):
     """A validated recipe. Component sections hold normalised specs ``{name: ..., **params}``."""
 
@@ -217,11 +241,12 @@ class Recipe(BaseModel):
     dataset: dict[str, Any]
     encoder: dict[str, Any]
     model: dict[str, Any]
-    loss: dict[str, Any]
+    loss: dict[str, Any] | list[dict[str, Any]]
     optimizer: dict[str, Any]
     scheduler: dict[str, Any] | None = None
     train: TrainSettings = TrainSettings()
     output: OutputSettings = OutputSettings()
+    costs: CostSettings = CostSettings()
     source: str | None = Field(None, exclude=True)
 
     _ints = field_validator("seed", "time_steps", mode="before")(
@@ -256,7 +281,9 @@ def load_recipe(
     raw = {k: v for k, v in raw.items() if v is not None}  # `train:` left empty = defaults
     try:
         for section in COMPONENT_SECTIONS:
-            if section in raw:
+            if section == "loss" and isinstance(raw.get(section), list):
+                raw[section] = _loss_list(raw[section])
+            elif section in raw:
                 raw[section] = normalize_spec(raw[section], at=section)
     except ParameterError as err:
         raise RecipeError(f"{where}: {err}") from None
@@ -271,6 +298,16 @@ def load_recipe(
         raise RecipeError(f"{where}: {_describe(err)}") from None
     _check_time_windows(recipe, where)
     return recipe
+
+
+def _loss_list(specs: list[Any]) -> list[dict[str, Any]]:
+    """``loss: [spec, ...]``: the parts of a composed loss (summed), each a loss spec."""
+    if not specs:
+        raise ParameterError(
+            "loss: an empty list — name a loss (loss: tet) or list its parts "
+            "(loss: [{name: tet}, {name: rate_penalty}])"
+        )
+    return [normalize_spec(s, at=f"loss[{i}]") for i, s in enumerate(specs)]
 
 
 def _check_time_windows(recipe: Recipe, where: str) -> None:
@@ -338,8 +375,14 @@ def _check_sections(raw: dict[str, Any], where: str) -> None:
                 f"{where}: unknown section '{key}'{_close(key, SECTIONS)} "
                 f"Sections: {', '.join(SECTIONS)}"
             )
-    for section, model in (("train", TrainSettings), ("output", OutputSettings)):
-        value = raw.get(section)
+    settings: list[tuple[str, Any, type[BaseModel]]] = [
+        ("train", raw.get("train"), TrainSettings),
+        ("output", raw.get("output"), OutputSettings),
+        ("costs", raw.get("costs"), CostSettings),
+    ]
+    if isinstance(raw.get("costs"), dict):
+        settings.append(("costs.energy", raw["costs"].get("energy"), EnergySettings))
+    for section, value, model in settings:
         if value is None:
             continue
         if not isinstance(value, dict):
