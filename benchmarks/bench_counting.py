@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from snnkit.assembly.assemble import assemble  # noqa: E402
 from snnkit.costs import counting  # noqa: E402
 from snnkit.engine.checkpoint import seed_everything  # noqa: E402
-from snnkit.engine.progress import Reporter  # noqa: E402
+from snnkit.engine.progress import SilentReporter  # noqa: E402
 from snnkit.engine.trainer import Trainer  # noqa: E402
 from snnkit.plugins.loader import get_registry  # noqa: E402
 from snnkit.recipes.loader import load_recipe  # noqa: E402
@@ -53,7 +53,7 @@ def _trainer(recipe_path: str, sets: list[str], out: Path) -> Trainer:
     recipe = load_recipe(recipe_path, sets)
     seed_everything(recipe.seed)
     exp = assemble(recipe, get_registry(), fast_input=True)  # as snnkit run assembles it
-    return Trainer(exp, out, Reporter())
+    return Trainer(exp, out, SilentReporter())
 
 
 def _pass(trainer: Trainer) -> float:
@@ -107,16 +107,13 @@ def main() -> None:
         f"{type(counted.exp.forward_module).__name__}, {args.repeats} rounds alternating, "
         f"torch threads {torch.get_num_threads()}"
     )
-    print(
-        f"test pass, costs.enabled false: {p:.3f} s (median; {', '.join(f'{t:.3f}' for t in p_times)})"
-    )
-    print(
-        f"test pass, counting (default):  {c:.3f} s (median; {', '.join(f'{t:.3f}' for t in c_times)})"
-    )
+    runs = {"costs.enabled false:": p_times, "counting (default):": c_times}
+    for label, times in runs.items():
+        each = ", ".join(f"{t:.3f}" for t in times)
+        print(f"test pass, {label:21} {statistics.median(times):.3f} s (median of {each})")
     print(f"overhead ratio: {c / p:.3f} (target <= 1.05)")
-    print(
-        f"time inside the counting hooks: {statistics.median(inside):.1%} of the plain pass (median)"
-    )
+    inner = statistics.median(inside)
+    print(f"time inside the counting hooks: {inner:.1%} of the plain pass (median)")
     total = costs["totals"]
     print(
         f"per sample: {total['sops']:,.0f} SOPs, {total['macs']:,.0f} MACs, "
