@@ -159,3 +159,35 @@ def test_merge_sums_the_counts_of_processes() -> None:
     report = counter.report()
     assert (report.samples, report.layers[0].sops) == (2, 30)
     assert report.totals["sops_per_sample"] == 15
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("sew_resnet", {"depth": 18, "width": 2, "connect": "add"}),
+        ("spiking_vgg", {"depth": 11, "width": 2}),
+        ("spikformer", {"depth": 1, "dim": 16, "heads": 2}),
+    ],
+)
+def test_zoo_models_count_every_synapse_and_neuron_that_runs(name: str, params: dict) -> None:
+    from snnkit.assembly.assemble import make_builder
+    from snnkit.plugins.loader import get_registry
+    from snnkit.plugins.registry import Kind
+
+    registry = get_registry()
+    spec = {"name": name, "num_classes": 5, **params}
+    model = registry.build(Kind.MODEL, spec, at="model", build=make_builder(registry)).eval()
+    torch.manual_seed(0)
+    with torch.no_grad(), CostCounter(model) as counter:
+        model(torch.rand(2, 1, 3, 32, 32) * 4)
+        counter.add_samples(1)
+    report = counter.report()
+    rows = {r.name: r for r in report.layers}
+    synapses = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    neurons = [n for n, m in model.named_modules() if hasattr(m, "surrogate")]
+    assert set(synapses) | set(neurons) <= set(rows)  # every one ran and has a row
+    assert all(rows[n].rate is not None for n in neurons)
+    assert rows[synapses[0]].macs > 0  # the stem reads the analogue image
+    if name == "spikformer":
+        assert any(r.layer.endswith(" ssa") for r in report.layers)
+    assert report.totals["sops"] == sum(r.sops for r in report.layers)

@@ -1,8 +1,9 @@
 """The ``loss`` section -> a loss module: one loss spec, or a list of them summed
 (:class:`~snnkit.components.penalties.ComposedLoss`), with each penalty's layers resolved.
 
-A penalty's ``layers`` are recipe paths of spiking layers (``model.layers[2]``; a counting
-label such as ``model.layers[2] lif`` is accepted too), default every spiking layer; a path
+A penalty's ``layers`` are recipe paths of spiking layers (``model.layers[2]``, or as ``--set``
+writes it, ``model.layers.2``, which needs no quotes in a YAML flow list; a counting label
+such as ``model.layers[2] lif`` is accepted too), default every spiking layer; a path
 that names no spiking layer is a one-line error with the closest paths. Penalties record the
 spikes of the training forward pass once, so they need ``train.memory: full`` (checkpoint,
 truncated and online modes re-run or cut the forward pass); anything else is refused.
@@ -10,6 +11,7 @@ truncated and online modes re-run or cut the forward pass); anything else is ref
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from torch import nn
@@ -76,7 +78,7 @@ def attach_penalties(
             continue
         chosen = []
         for j, path in enumerate(wanted):
-            key = path.strip().split(" ")[0]
+            key = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", path.strip().split(" ")[0])
             if key not in spiking:
                 hint = did_you_mean(key, list(spiking), n=2) or " —"
                 raise RecipeError(
