@@ -157,3 +157,20 @@ def test_resume_may_change_costs(tmp_path: Path) -> None:
     result = engine_run(resume=run, overrides=["train.epochs=2", "costs.energy.ac_pj=1.5"])
     rows = read_metrics(result.run_dir)
     assert rows[1]["costs"]["ac_pj"] == 1.5 and rows[0]["costs"]["ac_pj"] == 0.9
+
+
+def test_tensorboard_holds_costs_and_loss_parts(tmp_path: Path) -> None:
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    spec = recipe(tmp_path)
+    spec["output"]["tensorboard"] = True
+    spec["loss"] = [{"name": "mse_rate"}, {"name": "rate_penalty", "layers": ["model.layers.2"]}]
+    run = snnkit.run(spec, out=tmp_path / "run").run_dir
+    (row,) = read_metrics(run)
+    events = accumulator.EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"costs/total/sops", "costs/model.layers[0]_conv2d/macs", "loss/rate_penalty"} <= tags
+    (macs,) = events.Scalars("costs/model.layers[0]_conv2d/macs")
+    assert macs.value == pytest.approx(row["costs"]["layers"][0]["macs"])
+    (tet,) = events.Scalars("loss/mse_rate")
+    assert tet.value == pytest.approx(row["train_loss_parts"]["mse_rate"])
