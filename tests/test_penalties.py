@@ -171,3 +171,12 @@ def test_loss_parts_survive_a_checkpoint() -> None:
     assert Totals.from_dict(totals.to_dict()) == totals
     assert "parts" not in Totals().to_dict()  # a single loss keeps the old on-disk sums
     assert Totals.from_dict(Totals().to_dict()) == Totals()
+
+
+def test_records_of_another_batch_size_are_dropped() -> None:
+    lif = N.LIF(Sigmoid(alpha=ALPHA))
+    penalty = RatePenalty(target=0.0, weight=1.0)
+    penalty.watch([lif])
+    lif(torch.full((1, 2, 2), 3.0))  # a stale pass (B = 2, every neuron fires)
+    out = lif(torch.zeros(1, 3, 2))  # this batch: B = 3, silent -> rates 0, penalty 0
+    assert float(penalty(out, torch.zeros(3, dtype=torch.int64))) == 0.0

@@ -83,7 +83,11 @@ class RatePenalty(nn.Module):
 
     def _record(self, module: nn.Module, _inputs: Any, output: Any) -> None:
         if torch.is_grad_enabled() and isinstance(output, Tensor):
-            self._seen[module].append(output)
+            seen = self._seen[module]
+            axis = 0 if getattr(module, "step_mode", "m") == "s" else 1
+            if seen and seen[-1].shape[axis] != output.shape[axis]:
+                seen.clear()  # another batch size: what was kept belongs to another pass
+            seen.append(output)
 
     def rates(self) -> list[Tensor]:
         """Per layer, the per-neuron rates r_l = mean over (T, B) of the recorded spikes."""
