@@ -1,1 +1,6 @@
-"""Cost analysis: per-layer spike rates, synaptic operations, MACs, parameters and energy."""
+"""Cost analysis of trained runs: :mod:`snnkit.analysis.profile` (``snnkit profile``).
+
+The counting hooks and the energy model live in :mod:`snnkit.costs`, below the engine, which
+counts every test pass with them; ``snnkit.analysis.counting`` and ``snnkit.analysis.energy``
+re-export them.
+"""
