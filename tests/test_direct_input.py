@@ -118,6 +118,22 @@ def test_repeated_batch_norm_equals_batch_norm_over_the_copies(momentum, mode: s
         torch.testing.assert_close(bb, ba, rtol=1e-12, atol=1e-12)
 
 
+def test_repeated_batch_norm_with_one_value_per_channel_runs_the_copies() -> None:
+    # x [1, 2]: one value per channel, so torch could not normalise x alone; over 3 copies
+    # μ = x, σ² = 0: out = β, r_μ = 0.1 x, r_σ² = 0.9 (σ² n / (n − 1) = 0)
+    bn = layers.BatchNorm1d(2).double()
+    with torch.no_grad():
+        bn.bias.copy_(torch.tensor([0.5, -0.5]))
+    x = torch.tensor([[2.0, -4.0]], dtype=torch.float64, requires_grad=True)
+    out = batch_norm_repeated(bn, x, 3)
+    torch.testing.assert_close(out, torch.tensor([[0.5, -0.5]], dtype=torch.float64))
+    torch.testing.assert_close(bn.running_mean, torch.tensor([0.2, -0.4], dtype=torch.float64))
+    torch.testing.assert_close(bn.running_var, torch.full((2,), 0.9, dtype=torch.float64))
+    out.sum().backward()
+    assert x.grad is not None  # Σ of normalised values is constant: zero gradient
+    torch.testing.assert_close(x.grad, torch.zeros_like(x), rtol=0, atol=1e-10)
+
+
 def test_direct_input_equals_dense_path() -> None:
     enc = encoders.DirectEncoder(time_steps=T)
     x = torch.rand(6, 1, 8, 8, dtype=torch.float64) * 2
