@@ -1,7 +1,8 @@
 """``csnn_mnist``'s network per training batch: snnkit vs the same network as a plain ANN vs
 SpikingJelly 2.0 (when importable), measured alternately in one run.
 
-- snnkit: the recipe's model and TET loss as ``snnkit run`` assembles them (direct input over
+- snnkit: the recipe's model and TET loss through the forward module ``snnkit run`` assembles
+  (its fast paths: the direct-input prefix once per sample, channels-last; direct input over
   T = 4 steps, Conv-BN-LIF-MaxPool x 2, Linear-LIF, Linear-LI), AdamW.
 - plain ANN: the same convolutions, batch norms, pools and linear layers with ReLU in place of
   LIF (and no LI readout), run once over the T·B images ``[T*B, 1, 28, 28]``, cross-entropy,
@@ -13,7 +14,12 @@ Each round times one batch of each (forward + loss + backward + optimizer step) 
 load on a shared machine falls on all of them alike; the script prints the median ms per batch
 over the rounds and the ratios. Usage::
 
-    python benchmarks/bench_conv.py --threads 2 --rounds 20 [--batch 64] [--channels-last]
+    python benchmarks/bench_conv.py --threads 2 --rounds 20 [--batch 64] [--dense]
+        [--ann-channels-last] [--bf16]
+
+``--dense`` adds snnkit's dense path (encoder then model over T·B copies, contiguous layout:
+what ran before issue 17), ``--ann-channels-last`` the plain ANN with channels-last weights,
+``--bf16`` snnkit under CPU bf16 autocast.
 """
 
 from __future__ import annotations
@@ -33,21 +39,27 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "csnn_mnist.yaml"
 
 
-def snnkit_step(batch: int) -> Callable[[torch.Tensor, torch.Tensor], None]:
-    """One training step of the recipe's model (as assembled by snnkit)."""
+def snnkit_step(
+    batch: int, fast: bool = True, bf16: bool = False
+) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """One training step of the recipe's model through ``forward_module`` as ``snnkit run``
+    assembles it (``fast``: its fast paths, as in single-process training; else the dense
+    encoder-then-model path; ``bf16``: forward and loss under CPU bf16 autocast, as
+    ``train.amp`` runs them)."""
     from snnkit.assembly.assemble import assemble
     from snnkit.components.functional import reset_net
     from snnkit.plugins.loader import get_registry
     from snnkit.recipes.loader import load_recipe
 
     recipe = load_recipe(str(RECIPE), ["train.device=cpu", f"train.batch_size={batch}"])
-    exp = assemble(recipe, get_registry())
+    exp = assemble(recipe, get_registry(), fast_input=fast)
     exp.model.train()
+    forward = exp.forward_module
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
         exp.optimizer.zero_grad(set_to_none=True)
-        out = exp.model(exp.encoder(x))
-        loss = exp.loss(out, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = exp.loss(forward(x), y)
         loss.backward()
         exp.optimizer.step()
         reset_net(exp.model)
@@ -74,8 +86,12 @@ def ann_network() -> nn.Module:
     )
 
 
-def ann_step(steps: int) -> Callable[[torch.Tensor, torch.Tensor], None]:
+def ann_step(
+    steps: int, channels_last: bool = False
+) -> Callable[[torch.Tensor, torch.Tensor], None]:
     net = ann_network().train()
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -139,6 +155,17 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument(
+        "--dense", action="store_true", help="also time snnkit's dense path (no fast paths)"
+    )
+    ap.add_argument(
+        "--ann-channels-last",
+        action="store_true",
+        help="also time the plain ANN with channels-last weights (a tuned baseline)",
+    )
+    ap.add_argument(
+        "--bf16", action="store_true", help="also time snnkit under CPU bf16 autocast (opt-in)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -148,6 +175,12 @@ def main() -> None:
         "snnkit": snnkit_step(args.batch),
         "plain ANN over T*B images": ann_step(args.steps),
     }
+    if args.dense:
+        runners["snnkit, dense path (before #17)"] = snnkit_step(args.batch, fast=False)
+    if args.bf16:
+        runners["snnkit, bf16 autocast (opt-in)"] = snnkit_step(args.batch, bf16=True)
+    if args.ann_channels_last:
+        runners["plain ANN, channels-last"] = ann_step(args.steps, channels_last=True)
     sj = sj_step(args.steps)
     if sj is not None:
         runners["SpikingJelly 2.0 (torch backend)"] = sj

@@ -16,8 +16,10 @@ path instead — except the counting hooks of :mod:`snnkit.costs.counting` witho
 set bits) and the event path stays.
 
 :func:`build_forward` is what assembly calls: the :class:`FastInput` module where it fits and
-is asked for (``train.fast_input``, single-process training), else the dense
-:class:`~snnkit.assembly.forward.EncodedForward`.
+is asked for (``train.fast_input``, single-process training), else for direct input the
+:class:`~snnkit.assembly.direct_input.DirectInput` rewrite where it fits, else the dense
+:class:`~snnkit.assembly.forward.EncodedForward`; with the switch on, plain conv nets on the
+CPU are also put in channels-last format.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from snnkit.assembly.direct_input import direct_input_module, prefer_channels_last
 from snnkit.assembly.forward import EncodedForward
 from snnkit.components.encoders import PoissonEncoder
 from snnkit.components.functional import reset_net
@@ -116,8 +119,18 @@ def fast_input_module(encoder: nn.Module, model: nn.Module) -> FastInput | None:
 
 
 def build_forward(encoder: nn.Module, model: nn.Module, *, fast_input: bool) -> nn.Module:
-    """The forward module ``x [B, *] -> [T, B, C]``: fast input if asked for and it fits."""
-    fast = fast_input_module(encoder, model) if fast_input else None
+    """The forward module ``x [B, *] -> [T, B, C]``: a fast path if asked for and one fits.
+
+    Fast paths: the Poisson event layer (:class:`FastInput`), or for direct input the prefix
+    once per sample (:class:`~snnkit.assembly.direct_input.DirectInput`); and a plain conv net
+    on the CPU runs channels-last (:func:`~snnkit.assembly.direct_input.prefer_channels_last`).
+    """
+    if not fast_input:
+        return EncodedForward.dense(encoder, model)
+    prefer_channels_last(model)
+    fast: nn.Module | None = fast_input_module(encoder, model) or direct_input_module(
+        encoder, model
+    )
     return fast if fast is not None else EncodedForward.dense(encoder, model)
 
 

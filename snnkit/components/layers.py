@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from snnkit.components.functional import check_step_mode
+from snnkit.kernels import channels_last_steps
 
 __all__ = [
     "AdaptiveAvgPool2d",
@@ -127,7 +128,27 @@ class Conv1d(StepModeMixin, nn.Conv1d):
 
 
 class Conv2d(StepModeMixin, nn.Conv2d):
-    """2-D convolution of [C_in, H, W] samples (torch.nn.Conv2d); sizes int or [h, w]."""
+    """2-D convolution of [C_in, H, W] samples (torch.nn.Conv2d); sizes int or [h, w].
+
+    With ``channels_last`` set (:meth:`use_channels_last`; the assembly does it for plain conv
+    nets on the CPU) input and output are in channels-last memory format, the layout oneDNN,
+    batch norm and pooling run fastest in; the values are the same.
+    """
+
+    channels_last: bool = False
+
+    def use_channels_last(self, on: bool = True) -> None:
+        """Run in channels-last memory format (weights included) from now on, or not."""
+        self.channels_last = on
+        fmt = torch.channels_last if on else torch.contiguous_format
+        self.weight.data = self.weight.data.contiguous(memory_format=fmt)
+
+    def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if not self.channels_last or x.dim() != 4:
+            return super()._conv_forward(x, weight, bias)
+        cl = torch.channels_last
+        y = super()._conv_forward(x.contiguous(memory_format=cl), weight, bias)
+        return y.contiguous(memory_format=cl)  # one input channel: oneDNN answers NCHW
 
     def __init__(
         self,
@@ -279,10 +300,30 @@ class Flatten(nn.Flatten):
 
     def forward(self, x: Tensor) -> Tensor:
         # flatten(2) keeps T and B without the [T*B] round trip (a view for contiguous input).
-        return x.flatten(2) if self.step_mode == "m" else x.flatten(1)
+        if self.step_mode == "m":
+            if x.requires_grad and channels_last_steps(x):
+                return _FlattenChannelsLast.apply(x)
+            return x.flatten(2)
+        return x.flatten(1)
 
     def extra_repr(self) -> str:
         return f"step_mode={self.step_mode!r}"
+
+
+class _FlattenChannelsLast(torch.autograd.Function):
+    """``x.flatten(2)`` of channels-last steps, whose gradient is handed back channels-last,
+    the layout of the layers before (max pooling's backward converts both of its inputs
+    otherwise)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        ctx.shape = x.shape
+        return x.flatten(2)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        g = grad.reshape(ctx.shape).flatten(0, 1).contiguous(memory_format=torch.channels_last)
+        return g.unflatten(0, ctx.shape[:2])
 
 
 class _SharedMaskDropout:

@@ -34,6 +34,7 @@ KERNEL_NAMES = ("auto", "reference", "cpp", "triton")
 
 __all__ = [
     "KERNEL_NAMES",
+    "channels_last_steps",
     "check_kernel",
     "kernel_names",
     "multi_step",
@@ -124,6 +125,13 @@ def multi_step(neuron: Any, x_seq: Tensor) -> tuple[Tensor, Tensor | None]:
     """
     record = bool(getattr(neuron, "record_v", False))
     name, form = select_kernel(neuron, x_seq)
+    if name != "reference" and channels_last_steps(x_seq):
+        # The fused kernels run over the flat memory of a contiguous [T, *] tensor, element by
+        # element through T: the [T, B, H, W, C] view of a channels-last sequence is one, so the
+        # kernel runs on it and the result is viewed back (no layout copy either way).
+        out, v = multi_step(neuron, x_seq.permute(0, 1, 3, 4, 2))
+        back = (0, 1, 4, 2, 3)
+        return out.permute(back), (None if v is None else v.permute(back))
     if name == "cpp":
         from snnkit.kernels.cpu.build import cpu_extension
         from snnkit.kernels.cpu.neuron import cpp_multi_step
@@ -137,3 +145,15 @@ def multi_step(neuron: Any, x_seq: Tensor) -> tuple[Tensor, Tensor | None]:
         assert form is not None
         return triton_multi_step(form, x_seq, record)
     return reference_multi_step(neuron, x_seq, record)
+
+
+def channels_last_steps(x_seq: Tensor) -> bool:
+    """Whether ``x_seq [T, B, C, H, W]`` holds each step channels-last (and not plain contiguous).
+
+    True for the output of a channels-last convolution or batch norm run over ``[T*B, ...]``
+    and for such a step broadcast over T (``expand``).
+    """
+    if x_seq.dim() != 5:
+        return False
+    step = x_seq[0]
+    return step.is_contiguous(memory_format=torch.channels_last) and not step.is_contiguous()
