@@ -302,8 +302,9 @@ def test_estimate_matches_measured(steps: int) -> None:
 
 def test_fallback_warning_names_the_layer() -> None:
     model = nn.Sequential(L.Linear(4, 4), N.LIF(kernel="reference"), L.BatchNorm1d(4), N.LI())
-    lines = fallback_warnings(model, "checkpoint")
-    assert len(lines) == 1 and lines[0].startswith("layer 2 (BatchNorm1d)")
+    lines = fallback_warnings(model, "checkpoint")  # kernel: reference is no fallback
+    assert len(lines) == 2 and lines[0].startswith("layer 3 (LI): it has no fused kernel")
+    assert lines[1].startswith("layer 2 (BatchNorm1d)")
 
 
 # -- recipes, engine and the plan command -----------------------------------------------------
