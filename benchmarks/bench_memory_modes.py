@@ -134,7 +134,7 @@ def one_batch(fwd: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, x: 
 def run_modes(modes: dict[str, tuple[Any, nn.Module]], x: torch.Tensor, repeats: int) -> None:
     """Warm each mode up, then ``repeats`` rounds of all modes in turn; print one row each."""
     results: dict[str, list[tuple[int, int, float]]] = {name: [] for name in modes}
-    for name, (fwd, model) in modes.items():
+    for fwd, model in modes.values():
         one_batch(fwd, model, x)
     for _ in range(repeats):
         for name, (fwd, model) in modes.items():
@@ -152,6 +152,18 @@ def run_modes(modes: dict[str, tuple[Any, nn.Module]], x: torch.Tensor, repeats:
             f"{rss / 2**20:>9.0f}{sec:>9.3f}{sec / base[1]:>8.2f}x  "
             f"(times: {', '.join(f'{r[2]:.2f}' for r in rows)})"
         )
+
+
+def profile_modes(modes: dict[str, tuple[Any, nn.Module]], x: torch.Tensor, rows: int) -> None:
+    """One batch of each mode under ``torch.profiler``: the ops with the most self CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for name, (fwd, model) in modes.items():
+        one_batch(fwd, model, x)  # warm-up
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            one_batch(fwd, model, x)
+        print(f"-- {name}")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
 
 
 def snnkit_modes(
@@ -232,6 +244,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--no-sj", action="store_true", help="skip SpikingJelly even if importable")
+    ap.add_argument("--profile", type=int, default=0, help="print the top N ops of each mode")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     if args.threads:
@@ -265,7 +278,10 @@ def main() -> None:
             if not sj:
                 print("SpikingJelly memopt: not importable here (no SpikingJelly 2.0)")
             modes.update(sj)
-        run_modes(modes, x, args.repeats)
+        if args.profile:
+            profile_modes(modes, x, args.profile)
+        else:
+            run_modes(modes, x, args.repeats)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ Packing: ``packed[i] = Σ_{j<8} x[8i + j] · 2^j`` (uint8; the tail padded with 
 
 :func:`binary_linear` and :func:`binary_conv` compute the same forward and the same gradients
 as ``F.linear`` / ``F.conv{1,2}d`` (y = x W^T + b; dL/dx = dL/dy W, dL/dW = dL/dy^T x,
-dL/db = Σ dL/dy) but keep x for the backward pass as bits: 1/32 of float32's bytes. They are
+dL/db = Σ dL/dy) but keep x for the backward pass as bits: 1/32 of float32's bytes.
+:func:`binary_maxpool` is ``F.max_pool2d`` keeping x as bits instead of x and the int64
+indices of the maxima (1/96 of the bytes for a 2×2 pool): backward recomputes the indices from
+x (the same input, so the same first maximum of each window) and routes dL/dy to them. They are
 exact only for input whose values are all 0 or 1 (spikes): callers use them where the input is
 known to come from a spiking neuron.
 """
@@ -102,3 +105,40 @@ def binary_conv(x: Tensor, conv: torch.nn.Module) -> Tensor:
     """``conv(x)`` for an ``nn.Conv1d``/``nn.Conv2d`` with zero padding mode, saving x as bits
     (x must hold only 0 and 1)."""
     return _BinaryConv.apply(x, conv.weight, conv.bias, conv)
+
+
+class _BinaryMaxPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, pool: torch.nn.Module) -> Tensor:
+        ctx.save_for_backward(pack_bits(x))
+        ctx.shape, ctx.dtype = x.shape, x.dtype
+        ctx.args = (pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode)
+        return F.max_pool2d(x, *ctx.args)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None]:
+        (packed,) = ctx.saved_tensors
+        x = unpack_bits(packed, ctx.shape, ctx.dtype)
+        kernel, stride, padding, dilation, ceil = ctx.args
+        _, indices = F.max_pool2d(x, kernel, stride, padding, dilation, ceil, return_indices=True)
+        gx = torch.ops.aten.max_pool2d_with_indices_backward(
+            grad.contiguous(),
+            x,
+            _pair(kernel),
+            _pair(stride or kernel),
+            _pair(padding),
+            _pair(dilation),
+            ceil,
+            indices,
+        )
+        return gx, None
+
+
+def _pair(value: Any) -> list[int]:
+    return list(value) if isinstance(value, (tuple, list)) else [int(value)] * 2
+
+
+def binary_maxpool(x: Tensor, pool: torch.nn.Module) -> Tensor:
+    """``pool(x)`` for an ``nn.MaxPool2d`` (no ``return_indices``), saving x as bits (x must
+    hold only 0 and 1)."""
+    return _BinaryMaxPool.apply(x, pool)

@@ -18,7 +18,8 @@ steps would:
   same calls as the multi-step layers make (so the same RNG state gives the same mask as the full
   pass) and kept in :attr:`SegmentRunner.draws`.
 - **1-bit storage**: a Linear or Conv layer whose input comes from a spiking neuron (through
-  Flatten or pooling by max only) saves that input as bits (:mod:`snnkit.kernels.bitpack`).
+  Flatten or pooling by max only), and a 2-D max pooling right after a spiking neuron, save
+  that input as bits (:mod:`snnkit.kernels.bitpack`).
 
 Batch normalisation in multi-step mode pools its statistics over the ``T_seg * B`` samples of
 a segment instead of all ``T * B``: the mode is then not exact, which the warnings say.
@@ -38,7 +39,7 @@ from snnkit.assembly.memory.segment_kernels import run_neuron, run_recurrent, se
 from snnkit.components.layers import Dropout, Dropout2d, Flatten, MaxPool2d, RandomShift, translate
 from snnkit.components.neurons import BaseNeuron, SpikingNeuron
 from snnkit.components.recurrent import Recurrent
-from snnkit.kernels.bitpack import binary_conv, binary_linear
+from snnkit.kernels.bitpack import binary_conv, binary_linear, binary_maxpool
 
 #: Layers that keep a {0, 1} input binary.
 _KEEPS_BINARY = (Flatten, MaxPool2d, nn.Identity, nn.Flatten, nn.MaxPool1d, nn.MaxPool2d)
@@ -47,13 +48,17 @@ States = dict[str, Any]
 
 
 def binary_input_layers(model: nn.Module) -> list[str]:
-    """Names of the Linear / Conv layers of an ``nn.Sequential`` whose input is spikes."""
+    """Names of the Linear / Conv / 2-D max-pooling layers of an ``nn.Sequential`` whose
+    input is spikes."""
     if not isinstance(model, nn.Sequential):
         return []
     names, binary = [], False
     for name, module in model.named_children():
         if isinstance(module, (SpikingNeuron, Recurrent)):
             binary = True
+        elif isinstance(module, nn.MaxPool2d) and not module.return_indices:
+            if binary:
+                names.append(name)
         elif isinstance(module, _KEEPS_BINARY) and not isinstance(module, nn.Dropout):
             continue
         elif binary and _bit_packable(module):
@@ -240,6 +245,8 @@ def _bit_stored(module: nn.Module) -> Any:
         flat = x.flatten(0, 1)
         if isinstance(module, nn.Linear):
             y = binary_linear(flat, module.weight, module.bias)
+        elif isinstance(module, nn.MaxPool2d):
+            y = binary_maxpool(flat, module)
         else:
             y = binary_conv(flat, module)
         return y.unflatten(0, x.shape[:2])

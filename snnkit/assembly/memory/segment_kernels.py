@@ -55,9 +55,10 @@ def run_neuron(neuron: Any, x_seg: Tensor, state: Any) -> tuple[Tensor, Any, str
 
     ext = cpu_extension()
     assert ext is not None
+    initial = state is None
     if state is None:
         state = neuron.initial_state(x_seg[0])
-    out, v_end = cpp_segment(form, ext, x_seg, state[0])
+    out, v_end = cpp_segment(form, ext, x_seg, state[0], initial)
     return out, type(state)(v_end), "cpp"
 
 
@@ -66,6 +67,7 @@ def run_recurrent(layer: Any, x_seg: Tensor, state: FlatState | None) -> tuple[T
     ``(*neuron state, S(t−1))`` (None: the layer's start, V = v0 and S = 0)."""
     name, form = recurrent_kernels.select_kernel(layer, x_seg)
     neuron = layer.neuron
+    initial = state is None
     if state is None:
         first = x_seg[0]
         state = FlatState(*neuron.initial_state(first), torch.zeros_like(first))
@@ -77,7 +79,7 @@ def run_recurrent(layer: Any, x_seg: Tensor, state: FlatState | None) -> tuple[T
         ext = cpu_extension()
         assert ext is not None
         out, v_end = cpp_recurrent_segment(
-            form, ext, x_seg, layer.weight, layer.bias, (neuron_state[0], s_prev)
+            form, ext, x_seg, layer.weight, layer.bias, (neuron_state[0], s_prev), initial
         )
         return out, FlatState(v_end, out[-1]), "cpp"
     kind = type(neuron.initial_state(x_seg[0][:0]))

@@ -74,10 +74,13 @@ class _FusedNeuron(torch.autograd.Function):
         form: NeuronForm,
         ext: ModuleType,
         record: bool,
+        initial: bool = False,
     ) -> tuple[Tensor, Tensor, Tensor]:
         a = _leak_value(form, w)
         out, _, v, v_end = _forward(ext, form, x, a, False, record, v_init)
-        ctx.save_for_backward(x, v_init)
+        # a v_init equal to v0 everywhere (``initial``) need not be kept: backward uses v0
+        ctx.save_for_backward(x, None if initial else v_init)
+        ctx.has_end = v_init is not None
         ctx.form, ctx.ext, ctx.a = form, ext, a
         v = v if record else out.new_empty(0)
         v_end = v_end if v_init is not None else out.new_empty(0)
@@ -102,7 +105,7 @@ class _FusedNeuron(torch.autograd.Function):
             h = _forward(ext, form, x, a, True, False, v_init)[1]
             gpre = form.derivative(h - form.v_threshold).to(x.dtype).contiguous()
         grad_out = torch.zeros_like(x) if grad_out is None else grad_out.to(x.dtype).contiguous()
-        if v_init is None or grad_v_end is None or grad_v_end.numel() == 0:
+        if not ctx.has_end or grad_v_end is None or grad_v_end.numel() == 0:
             grad_v_end = None
         else:
             grad_v_end = grad_v_end.to(x.dtype).contiguous()
@@ -130,8 +133,8 @@ class _FusedNeuron(torch.autograd.Function):
         if form.w is not None and ctx.needs_input_grad[1]:
             grad_w = (gk * (a * (1.0 - a))).to(form.w.dtype).reshape(form.w.shape)
         gx = gx if ctx.needs_input_grad[0] else None
-        gv0 = gv0 if ctx.needs_input_grad[2] else None
-        return gx, grad_w, gv0, None, None, None
+        gv0 = gv0 if ctx.needs_input_grad[2] and v_init is not None else None
+        return gx, grad_w, gv0, None, None, None, None
 
 
 def cpp_multi_step(
@@ -152,11 +155,13 @@ def cpp_multi_step(
 
 
 def cpp_segment(
-    form: NeuronForm, ext: ModuleType, x_seg: Tensor, v_init: Tensor
+    form: NeuronForm, ext: ModuleType, x_seg: Tensor, v_init: Tensor, initial: bool = False
 ) -> tuple[Tensor, Tensor]:
     """``(spikes [T, B, *], V(T−1) [B, *])`` of the fused CPU kernel over ``x_seg`` from
     ``V(−1) = v_init`` (one time segment); gradients reach ``x_seg``, PLIF's ``w`` and
-    ``v_init``. Only ``x_seg`` and ``v_init`` are saved (the backward recomputes H)."""
+    ``v_init``. Only ``x_seg`` and ``v_init`` are saved (the backward recomputes H); with
+    ``initial`` (``v_init`` is the neuron's initial state, v0 everywhere, without a gradient)
+    only ``x_seg``."""
     x = x_seg.contiguous()
     v0 = v_init.to(x.dtype).contiguous()
     w = form.w
@@ -168,5 +173,5 @@ def cpp_segment(
         return out, v_end.view_as(v_init)
     if w is not None and not w.requires_grad:
         form = form._replace(charge=form.charge.without_grad_k())
-    out, _, v_end = _FusedNeuron.apply(x, w, v0, form, ext, False)
+    out, _, v_end = _FusedNeuron.apply(x, w, v0, form, ext, False, initial and not v0.requires_grad)
     return out, v_end.view_as(v_init)

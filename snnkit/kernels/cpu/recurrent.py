@@ -43,6 +43,7 @@ class _FusedRecurrent(torch.autograd.Function):
         s_init: Tensor | None,
         form: NeuronForm,
         ext: ModuleType,
+        initial: bool = False,
     ) -> tuple[Tensor, Tensor]:
         a = _leak_value(form, w_k)
         spikes, h, i, v_end = ext.recurrent_forward(
@@ -60,9 +61,12 @@ class _FusedRecurrent(torch.autograd.Function):
             v_init,
             s_init,
         )
+        if initial:  # (v0, 0) everywhere: backward needs neither (it uses v0 and S(−1) = 0)
+            v_init = s_init = None
         ctx.save_for_backward(h, spikes, i, w_rec, v_init, s_init)
+        ctx.has_end = not initial and v_init is not None
         ctx.form, ctx.ext, ctx.a, ctx.has_bias = form, ext, a, b_rec is not None
-        if v_init is None:
+        if v_end is None:
             v_end = spikes.new_empty(0)
             ctx.mark_non_differentiable(v_end)
         return spikes, v_end
@@ -74,7 +78,7 @@ class _FusedRecurrent(torch.autograd.Function):
         assert form.derivative is not None
         gpre = form.derivative(h - form.v_threshold).to(h.dtype).contiguous()
         grad_out = torch.zeros_like(h) if grad_out is None else grad_out.to(h.dtype).contiguous()
-        if v_init is None or grad_v_end is None or grad_v_end.numel() == 0:
+        if grad_v_end is None or grad_v_end.numel() == 0:
             grad_v_end = None
         else:
             grad_v_end = grad_v_end.to(h.dtype).contiguous()
@@ -112,8 +116,8 @@ class _FusedRecurrent(torch.autograd.Function):
             grad_k = (gk * (ctx.a * (1.0 - ctx.a))).to(form.w.dtype).reshape(form.w.shape)
         if s_init is not None and ctx.needs_input_grad[5]:
             grad_s0 = g_in[0] @ w_rec if all_to_all else g_in[0] * w_rec
-        gv0 = gv0 if ctx.needs_input_grad[4] else None
-        return g_in, grad_w, grad_b, grad_k, gv0, grad_s0, None, None
+        gv0 = gv0 if ctx.needs_input_grad[4] and v_init is not None else None
+        return g_in, grad_w, grad_b, grad_k, gv0, grad_s0, None, None, None
 
 
 def _prepared(
@@ -141,10 +145,13 @@ def cpp_recurrent_segment(
     w_rec: Tensor,
     b_rec: Tensor | None,
     state: tuple[Tensor, Tensor],
+    initial: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """``(spikes [T, B, ..., N], V(T−1) [B, ..., N])`` of the fused CPU kernel from ``state =
-    (V(−1), S(−1))`` (a time segment's start); gradients reach both parts of the state."""
+    (V(−1), S(−1))`` (a time segment's start); gradients reach both parts of the state.
+    ``initial``: the state is the layer's start (v0, 0) without gradient; it is not kept."""
     form, x, w, b = _prepared(form, x_seq, w_rec, b_rec)
     v0, s0 = (st.to(x.dtype).reshape(x.shape[1:]).contiguous() for st in state)
-    spikes, v_end = _FusedRecurrent.apply(x, w, b, form.w, v0, s0, form, ext)
+    initial = initial and not (v0.requires_grad or s0.requires_grad)
+    spikes, v_end = _FusedRecurrent.apply(x, w, b, form.w, v0, s0, form, ext, initial)
     return spikes.reshape(x_seq.shape), v_end.reshape(x_seq.shape[1:])
