@@ -14,7 +14,9 @@ which the fused recurrent kernel runs); ``mlp`` a small feed-forward net.
 Per mode: activation memory counted exactly (the peak of the bytes autograd keeps saved for
 backward, ``torch.autograd.graph.saved_tensors_hooks`` in
 :class:`snnkit.assembly.memory.meter.SavedTensorMeter`, recomputed segments included), the peak
-resident set size above the one before the batch (sampled every 2 ms from ``/proc/self/statm``),
+resident set size above the one before the batch (sampled every 2 ms from ``/proc/self/statm``;
+memory the allocator kept from an earlier batch does not show, so run one mode per process,
+``--modes checkpoint``, for its own figure: the process's peak RSS is printed at the end),
 on CUDA ``torch.cuda.max_memory_allocated``, and the median time of forward + backward over
 ``--repeats`` rounds after a warm-up; the modes run alternately within each round, so a load
 change hits them alike. With SpikingJelly 2.0 importable (run this script with its Python),
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import threading
 import time
@@ -282,6 +285,8 @@ def main() -> None:
             profile_modes(modes, x, args.profile)
         else:
             run_modes(modes, x, args.repeats)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
+    print(f"process peak RSS: {peak:.0f} MiB (all modes above)")
 
 
 if __name__ == "__main__":

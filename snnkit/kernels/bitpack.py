@@ -16,6 +16,7 @@ known to come from a spiking neuron.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
@@ -25,24 +26,39 @@ from torch import Tensor
 _SHIFTS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
+_MAGIC = 0x0102040810204080
+"""(8 bytes b_0..b_7 ∈ {0, 1} of a little-endian int64 v) · _MAGIC >> 56 = Σ b_j 2^j (mod 2^64)."""
+_LUTS: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+
+def _pack_slow(flat: Tensor) -> Tensor:
+    weights = torch.tensor(_SHIFTS, dtype=torch.uint8, device=flat.device)
+    return (flat.to(torch.uint8).view(-1, 8) * weights).sum(1, dtype=torch.uint8)
+
+
 def pack_bits(x: Tensor) -> Tensor:
     """``x`` with values in {0, 1} as a flat uint8 tensor of ⌈numel / 8⌉ bytes."""
-    flat = x.detach().reshape(-1).to(torch.uint8)
+    flat = x.detach().reshape(-1).ne(0)
     pad = (-flat.numel()) % 8
     if pad:
         flat = torch.cat([flat, flat.new_zeros(pad)])
-    weights = torch.tensor(_SHIFTS, dtype=torch.uint8, device=flat.device)
-    return (flat.view(-1, 8) * weights).sum(1, dtype=torch.uint8)
+    if sys.byteorder != "little":
+        return _pack_slow(flat)
+    words = flat.view(torch.uint8).view(torch.int64)  # 8 values per word, value j in byte j
+    return torch.bitwise_right_shift(words * _MAGIC, 56).to(torch.uint8)
 
 
 def unpack_bits(packed: Tensor, shape: torch.Size, dtype: torch.dtype) -> Tensor:
     """The tensor of ``shape`` and ``dtype`` that :func:`pack_bits` packed."""
-    weights = torch.tensor(_SHIFTS, dtype=torch.uint8, device=packed.device)
-    bits = (packed.unsqueeze(1) & weights).ne(0).reshape(-1)
+    key = (dtype, packed.device)
+    lut = _LUTS.get(key)
+    if lut is None:  # row p: the 8 bits of p, least significant first
+        codes = torch.arange(256, device=packed.device).unsqueeze(1)
+        lut = _LUTS[key] = (codes >> torch.arange(8, device=packed.device) & 1).to(dtype)
     numel = 1
     for size in shape:
         numel *= size
-    return bits[:numel].to(dtype).reshape(shape)
+    return lut[packed.long()].reshape(-1)[:numel].reshape(shape)
 
 
 class _BinaryLinear(torch.autograd.Function):

@@ -138,8 +138,11 @@ def unsupported_modules(model: nn.Module) -> list[str]:
 
 
 def warn_fallbacks(model: nn.Module, mode: str) -> None:
-    """Issue :func:`fallback_warnings` as ``UserWarning`` s (one per layer)."""
-    for line in fallback_warnings(model, mode):
+    """Issue :func:`fallback_warnings` as ``UserWarning`` s (one per layer), for input on the
+    device of the model's parameters (on CUDA: the Triton kernels, which take no state)."""
+    param = next(model.parameters(), None)
+    probe = None if param is None else torch.zeros(1, 1, device=param.device)
+    for line in fallback_warnings(model, mode, probe):
         warnings.warn(line, UserWarning, stacklevel=3)
 
 

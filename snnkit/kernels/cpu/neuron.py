@@ -150,7 +150,7 @@ def cpp_multi_step(
         return out, (v if record else None)
     if w is not None and not (torch.is_grad_enabled() and w.requires_grad):
         form = form._replace(charge=form.charge.without_grad_k())  # no dL/dk to accumulate
-    out, v, _ = _FusedNeuron.apply(x, w, None, form, ext, record)
+    out, v, _ = _FusedNeuron.apply(x, w, None, form, ext, record, False)
     return out, (v if record else None)
 
 

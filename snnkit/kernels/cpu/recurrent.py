@@ -135,7 +135,9 @@ def cpp_recurrent(
 ) -> Tensor:
     """Spikes ``[T, B, ..., N]`` of the recurrent layer from the fused CPU kernel."""
     form, x, w, b = _prepared(form, x_seq, w_rec, b_rec)
-    return _FusedRecurrent.apply(x, w, b, form.w, None, None, form, ext)[0].reshape(x_seq.shape)
+    return _FusedRecurrent.apply(x, w, b, form.w, None, None, form, ext, False)[0].reshape(
+        x_seq.shape
+    )
 
 
 def cpp_recurrent_segment(
