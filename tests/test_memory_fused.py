@@ -194,3 +194,23 @@ def test_initial_state_gradient_by_hand() -> None:
     assert math.isclose(float(v_end), 0.2, rel_tol=1e-6)
     assert math.isclose(float(v0.grad), g_v, rel_tol=1e-6)
     assert torch.allclose(x.grad.flatten(), torch.tensor(g_x), rtol=1e-6)
+
+
+def test_recurrent_checkpoint_keeps_only_the_boundary_state() -> None:
+    """The handed-over S(T−1) is its own tensor, not a view keeping a segment's spikes alive:
+    checkpoint saves far less than full (here the estimate's terms: the input, 7 boundary
+    states and one segment)."""
+    from snnkit.assembly.memory.meter import SavedTensorMeter
+
+    torch.manual_seed(4)
+    model = nn.Sequential(L.Linear(6, 64), Recurrent(64, N.LIF()), L.Linear(64, 4), N.LI())
+    x = torch.randn(8, 6)
+    peaks = {}
+    for name, fwd in (
+        ("full", EncodedForward.dense(Ramp(64), model)),
+        ("checkpoint", SegmentedForward(Ramp(64), model, SegmentPlan("checkpoint", 8))),
+    ):
+        with SavedTensorMeter(model.parameters()) as meter:
+            (fwd(x) ** 2).sum().backward()
+        peaks[name] = meter.peak
+    assert peaks["checkpoint"] < peaks["full"] / 3

@@ -81,7 +81,8 @@ def run_recurrent(layer: Any, x_seg: Tensor, state: FlatState | None) -> tuple[T
         out, v_end = cpp_recurrent_segment(
             form, ext, x_seg, layer.weight, layer.bias, (neuron_state[0], s_prev), initial
         )
-        return out, FlatState(v_end, out[-1]), "cpp"
+        # S(T−1) as its own tensor: a view would keep the whole segment's spikes alive
+        return out, FlatState(v_end, out[-1].clone()), "cpp"
     kind = type(neuron.initial_state(x_seg[0][:0]))
     step_state: Any = (kind(*neuron_state), s_prev)
     outs = []
