@@ -20,7 +20,13 @@ from snnkit.cli.app import app
 from snnkit.components import layers as L
 from snnkit.components import neurons as N
 from snnkit.errors import RecipeError
-from snnkit.kernels.bitpack import binary_conv, binary_linear, pack_bits, unpack_bits
+from snnkit.kernels.bitpack import (
+    binary_conv,
+    binary_linear,
+    binary_maxpool,
+    pack_bits,
+    unpack_bits,
+)
 from snnkit.recipes.loader import load_recipe
 from snnkit.recipes.sizes import parse_size
 
@@ -159,12 +165,28 @@ def test_binary_layers_have_the_dense_gradients() -> None:
         assert meter.saved == math.ceil(x.numel() / 8)  # the input as bits, nothing else
 
 
+def test_binary_maxpool_has_the_dense_gradient_and_saves_bits() -> None:
+    torch.manual_seed(0)
+    x = (torch.rand(3, 4, 7, 8) > 0.6).float().requires_grad_()  # ties in most windows
+    for pool in (nn.MaxPool2d(2), nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)):
+        g = torch.randn_like(pool(x))
+        (want,) = torch.autograd.grad(pool(x), x, g)
+        y = binary_maxpool(x, pool)
+        assert torch.equal(y, pool(x))
+        (got,) = torch.autograd.grad(y, x, g)
+        assert torch.equal(got, want)  # each window's gradient goes to the same element
+        with SavedTensorMeter() as meter:
+            binary_maxpool(x, pool)
+        assert meter.saved == math.ceil(x.numel() / 8)
+
+
 def test_binary_input_layers_follow_spiking_neurons() -> None:
     model = nn.Sequential(
         L.Conv2d(1, 4, 3), N.LIF(), L.MaxPool2d(2), L.Conv2d(4, 4, 3), L.BatchNorm2d(4),
         N.LIF(), L.Flatten(), L.Dropout(0.5), L.Linear(4, 4), N.LI(),
     )  # fmt: skip
-    assert binary_input_layers(model) == ["3"]  # not the first conv, not after dropout
+    # the pool after a neuron and the conv after it, not the first conv, not after dropout
+    assert binary_input_layers(model) == ["2", "3"]
 
 
 # -- gradients ----------------------------------------------------------------------------------
@@ -302,8 +324,9 @@ def test_estimate_matches_measured(steps: int) -> None:
 
 def test_fallback_warning_names_the_layer() -> None:
     model = nn.Sequential(L.Linear(4, 4), N.LIF(kernel="reference"), L.BatchNorm1d(4), N.LI())
-    lines = fallback_warnings(model, "checkpoint")
-    assert len(lines) == 1 and lines[0].startswith("layer 2 (BatchNorm1d)")
+    lines = fallback_warnings(model, "checkpoint")  # kernel: reference is no fallback
+    assert len(lines) == 2 and lines[0].startswith("layer 3 (LI): it has no fused kernel")
+    assert lines[1].startswith("layer 2 (BatchNorm1d)")
 
 
 # -- recipes, engine and the plan command -----------------------------------------------------

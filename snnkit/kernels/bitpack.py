@@ -6,13 +6,17 @@ Packing: ``packed[i] = Σ_{j<8} x[8i + j] · 2^j`` (uint8; the tail padded with 
 
 :func:`binary_linear` and :func:`binary_conv` compute the same forward and the same gradients
 as ``F.linear`` / ``F.conv{1,2}d`` (y = x W^T + b; dL/dx = dL/dy W, dL/dW = dL/dy^T x,
-dL/db = Σ dL/dy) but keep x for the backward pass as bits: 1/32 of float32's bytes. They are
+dL/db = Σ dL/dy) but keep x for the backward pass as bits: 1/32 of float32's bytes.
+:func:`binary_maxpool` is ``F.max_pool2d`` keeping x as bits instead of x and the int64
+indices of the maxima (1/96 of the bytes for a 2×2 pool): backward recomputes the indices from
+x (the same input, so the same first maximum of each window) and routes dL/dy to them. They are
 exact only for input whose values are all 0 or 1 (spikes): callers use them where the input is
 known to come from a spiking neuron.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -23,24 +27,39 @@ from torch import Tensor
 _SHIFTS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
+_MAGIC = 0x0102040810204080
+"""(8 bytes b_0..b_7 ∈ {0, 1} of a little-endian int64 v) · _MAGIC >> 56 = Σ b_j 2^j (mod 2^64)."""
+_LUTS: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+
+def _pack_slow(flat: Tensor) -> Tensor:
+    weights = torch.tensor(_SHIFTS, dtype=torch.uint8, device=flat.device)
+    return (flat.to(torch.uint8).view(-1, 8) * weights).sum(1, dtype=torch.uint8)
+
+
 def pack_bits(x: Tensor) -> Tensor:
     """``x`` with values in {0, 1} as a flat uint8 tensor of ⌈numel / 8⌉ bytes."""
-    flat = x.detach().reshape(-1).to(torch.uint8)
+    flat = x.detach().reshape(-1).ne(0)
     pad = (-flat.numel()) % 8
     if pad:
         flat = torch.cat([flat, flat.new_zeros(pad)])
-    weights = torch.tensor(_SHIFTS, dtype=torch.uint8, device=flat.device)
-    return (flat.view(-1, 8) * weights).sum(1, dtype=torch.uint8)
+    if sys.byteorder != "little":
+        return _pack_slow(flat)
+    words = flat.view(torch.uint8).view(torch.int64)  # 8 values per word, value j in byte j
+    return torch.bitwise_right_shift(words * _MAGIC, 56).to(torch.uint8)
 
 
 def unpack_bits(packed: Tensor, shape: torch.Size, dtype: torch.dtype) -> Tensor:
     """The tensor of ``shape`` and ``dtype`` that :func:`pack_bits` packed."""
-    weights = torch.tensor(_SHIFTS, dtype=torch.uint8, device=packed.device)
-    bits = (packed.unsqueeze(1) & weights).ne(0).reshape(-1)
+    key = (dtype, packed.device)
+    lut = _LUTS.get(key)
+    if lut is None:  # row p: the 8 bits of p, least significant first
+        codes = torch.arange(256, device=packed.device).unsqueeze(1)
+        lut = _LUTS[key] = (codes >> torch.arange(8, device=packed.device) & 1).to(dtype)
     numel = 1
     for size in shape:
         numel *= size
-    return bits[:numel].to(dtype).reshape(shape)
+    return lut[packed.long()].reshape(-1)[:numel].reshape(shape)
 
 
 class _BinaryLinear(torch.autograd.Function):
@@ -125,3 +144,40 @@ def popcount(words: Tensor) -> Tensor:
         _POPCOUNT[words.device] = table
     data = words.contiguous().view(torch.uint8).reshape(-1)
     return torch.dot(torch.bincount(data, minlength=256), table)
+
+
+class _BinaryMaxPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, pool: torch.nn.Module) -> Tensor:
+        ctx.save_for_backward(pack_bits(x))
+        ctx.shape, ctx.dtype = x.shape, x.dtype
+        ctx.args = (pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode)
+        return F.max_pool2d(x, *ctx.args)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None]:
+        (packed,) = ctx.saved_tensors
+        x = unpack_bits(packed, ctx.shape, ctx.dtype)
+        kernel, stride, padding, dilation, ceil = ctx.args
+        _, indices = F.max_pool2d(x, kernel, stride, padding, dilation, ceil, return_indices=True)
+        gx = torch.ops.aten.max_pool2d_with_indices_backward(
+            grad.contiguous(),
+            x,
+            _pair(kernel),
+            _pair(stride or kernel),
+            _pair(padding),
+            _pair(dilation),
+            ceil,
+            indices,
+        )
+        return gx, None
+
+
+def _pair(value: Any) -> list[int]:
+    return list(value) if isinstance(value, (tuple, list)) else [int(value)] * 2
+
+
+def binary_maxpool(x: Tensor, pool: torch.nn.Module) -> Tensor:
+    """``pool(x)`` for an ``nn.MaxPool2d`` (no ``return_indices``), saving x as bits (x must
+    hold only 0 and 1)."""
+    return _BinaryMaxPool.apply(x, pool)

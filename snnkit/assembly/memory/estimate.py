@@ -8,19 +8,22 @@ activations grow linearly in T and B, so for the recipe's T and batch B
 (:class:`MemoryEstimate`)::
 
     full        = Σ_layers a_l · T · B
-    checkpoint  = i · T · B + (⌈T/L⌉ − 1) · s · B + a_seg · L · B       (L segment steps)
-    tbptt K     = i · T · B + s · B + a_seg · K · B
-    online      = i · T · B + s · B + a_seg · B
+    checkpoint  = i · T · B + (⌈T/L⌉ − 1) · s · B + (a_seg · L + r) · B       (L segment steps)
+    tbptt K     = i · T · B + s · B + (a_seg · K + r) · B
+    online      = i · T · B + s · B + (a_seg + r) · B
 
 with ``i`` the stored input per step and sample (1 bit per value when it is spikes), ``s`` the
-neuron state and ``a_seg`` a recomputed step. The rest of a batch's memory is the parameters,
+neuron state and ``a_seg · L + r`` the peak of the bytes a recomputed segment of L steps saves
+through its forward and backward pass (a neuron on the step-by-step path builds one step's
+graph while the layers before it still hold theirs): a line through the peaks measured on one
+step and on all ``T_p`` steps of the probe. The rest of a batch's memory is the parameters,
 their gradients and the optimizer's state (:data:`OPTIMIZER_SLOTS` tensors per parameter).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +66,7 @@ class MemoryEstimate:
     optimizer_slots: int
     segment: int
     tbptt: int | None = None
+    backward_extra_bytes: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -79,13 +83,17 @@ class MemoryEstimate:
             length = min(self.segment, t)
             starts = math.ceil(t / length) - 1
             held = starts * self.state_bytes * b  # the recomputed segment's start is one of them
-            return stored + held + self.segment_step_bytes * length * b
+            return stored + held + self._segment(length) * b
         if mode == "tbptt":
             length = min(self.tbptt or t, t)
-            return stored + self.state_bytes * b + self.segment_step_bytes * length * b
+            return stored + self.state_bytes * b + self._segment(length) * b
         if mode == "online":
-            return stored + self.state_bytes * b + self.segment_step_bytes * b
+            return stored + self.state_bytes * b + self._segment(1) * b
         raise ValueError(f"unknown memory mode {mode!r}")
+
+    def _segment(self, length: int) -> float:
+        """Peak saved bytes per sample of one segment of ``length`` steps in its backward."""
+        return self.segment_step_bytes * length + self.backward_extra_bytes
 
     @property
     def fixed_bytes(self) -> int:
@@ -168,10 +176,8 @@ def profile(
                 reset_net(model)
             del out
             runner = SegmentRunner(model)
-            seg_meter = SavedTensorMeter(params)
-            with seg_meter:
-                out, states = runner.run(seq, {})
-            del out
+            one, _ = _segment_peak(runner, seq[:1], params)
+            peak, states = _segment_peak(runner, seq, params)
             state_bytes = {
                 name: sum(t.numel() * t.element_size() for t in st) / samples
                 for name, st in states.items()
@@ -197,6 +203,7 @@ def profile(
         rows.append(
             LayerRow("model", type(model).__name__, meter.saved / per, sum(state_bytes.values()))
         )
+    slope = (peak - one) / (steps - 1) if steps > 1 else float(one)
     binary = seq.is_floating_point() and bool(((seq == 0) | (seq == 1)).all())
     values = seq[0, 0].numel()
     input_bytes = values / 8 if binary else values * seq.element_size()
@@ -205,12 +212,29 @@ def profile(
         batch=batch,
         layers=rows,
         input_bytes=input_bytes,
-        segment_step_bytes=seg_meter.saved / per,
+        segment_step_bytes=slope / samples,
+        backward_extra_bytes=(one - slope) / samples,
         param_bytes=_param_bytes(model),
         optimizer_slots=OPTIMIZER_SLOTS.get(optimizer, 2),
         segment=segment or default_segment(time_steps),
         tbptt=tbptt,
     )
+
+
+def _segment_peak(
+    runner: SegmentRunner, seq: Tensor, params: Sequence[Tensor]
+) -> tuple[int, dict[str, Any]]:
+    """(peak saved bytes through forward and backward, end states) of one segment over ``seq``
+    from the initial states, the input left out (the mode stores it once: ``i``); the backward
+    pass accumulates into the probe only."""
+    leaf = seq.detach().requires_grad_()
+    meter = SavedTensorMeter([*params, leaf])
+    with meter:
+        out, states = runner.run(leaf, {})
+        if out.requires_grad:
+            torch.autograd.backward(out, torch.ones_like(out), inputs=[leaf])
+    runner.new_sequence()
+    return meter.peak, states
 
 
 def _run(model: nn.Module, seq: Tensor) -> Tensor:

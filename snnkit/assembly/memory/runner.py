@@ -4,19 +4,22 @@ A :class:`SegmentRunner` lets the memory modes (:mod:`snnkit.assembly.memory.seg
 a sequence into time segments and run the model on each in turn, exactly as one pass over all T
 steps would:
 
-- **Neuron state** is handed over between segments (single-step style): every neuron runs its
-  pure ``step_fn`` step by step from the state given for it (None: its initial state), and the
-  state after the segment's last step is returned, with its autograd history
-  (:mod:`snnkit.assembly.memory.neuron_segment`: saves only the segment's input and start
-  state). The layers in between still run once over ``[T_seg * B, *]``. Fused kernels take no
-  initial state, so a neuron that would run one (cpp, triton) runs its step function here
-  instead: one warning per layer when the mode is built (:func:`fallback_warnings`).
+- **Neuron state** is handed over between segments: every neuron (and recurrent layer) runs
+  the segment from the state given for it (None: its initial state), and the state after the
+  segment's last step is returned, with its autograd history. A neuron the fused CPU kernel
+  runs in ``full`` runs it here too, from the state
+  (:mod:`snnkit.assembly.memory.segment_kernels`); any other runs its pure ``step_fn`` step by
+  step (:mod:`snnkit.assembly.memory.neuron_segment`: saves only the segment's input and start
+  state), with one warning per layer when the mode is built (:func:`fallback_warnings`).
+  :attr:`SegmentRunner.kernels` says which ran. The layers in between still run once over
+  ``[T_seg * B, *]``.
 - **Per-sequence randomness** is drawn once and reused by every segment: Dropout masks (one per
   sample, shared by all steps) and RandomShift offsets are drawn on the first segment with the
   same calls as the multi-step layers make (so the same RNG state gives the same mask as the full
   pass) and kept in :attr:`SegmentRunner.draws`.
 - **1-bit storage**: a Linear or Conv layer whose input comes from a spiking neuron (through
-  Flatten or pooling by max only) saves that input as bits (:mod:`snnkit.kernels.bitpack`).
+  Flatten or pooling by max only), and a 2-D max pooling right after a spiking neuron, save
+  that input as bits (:mod:`snnkit.kernels.bitpack`).
 
 Batch normalisation in multi-step mode pools its statistics over the ``T_seg * B`` samples of
 a segment instead of all ``T * B``: the mode is then not exact, which the warnings say.
@@ -32,11 +35,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from snnkit.assembly.memory.neuron_segment import neuron_segment
+from snnkit.assembly.memory.segment_kernels import run_neuron, run_recurrent, segment_kernel
 from snnkit.components.layers import Dropout, Dropout2d, Flatten, MaxPool2d, RandomShift, translate
 from snnkit.components.neurons import BaseNeuron, SpikingNeuron
-from snnkit.kernels import select_kernel
-from snnkit.kernels.bitpack import binary_conv, binary_linear
+from snnkit.components.recurrent import Recurrent
+from snnkit.kernels.bitpack import binary_conv, binary_linear, binary_maxpool
 
 #: Layers that keep a {0, 1} input binary.
 _KEEPS_BINARY = (Flatten, MaxPool2d, nn.Identity, nn.Flatten, nn.MaxPool1d, nn.MaxPool2d)
@@ -45,13 +48,17 @@ States = dict[str, Any]
 
 
 def binary_input_layers(model: nn.Module) -> list[str]:
-    """Names of the Linear / Conv layers of an ``nn.Sequential`` whose input is spikes."""
+    """Names of the Linear / Conv / 2-D max-pooling layers of an ``nn.Sequential`` whose
+    input is spikes."""
     if not isinstance(model, nn.Sequential):
         return []
     names, binary = [], False
     for name, module in model.named_children():
-        if isinstance(module, SpikingNeuron):
+        if isinstance(module, (SpikingNeuron, Recurrent)):
             binary = True
+        elif isinstance(module, nn.MaxPool2d) and not module.return_indices:
+            if binary:
+                names.append(name)
         elif isinstance(module, _KEEPS_BINARY) and not isinstance(module, nn.Dropout):
             continue
         elif binary and _bit_packable(module):
@@ -72,23 +79,42 @@ def _bit_packable(module: nn.Module) -> bool:
     )
 
 
-def fallback_warnings(model: nn.Module, mode: str, probe: Tensor | None = None) -> list[str]:
-    """One line per layer that cannot run ``mode`` as it runs in ``full``: fused-kernel neurons
-    (reference loop instead), multi-step batch norm (statistics per segment) and stateful
-    modules that are not snnkit neurons (cannot hand state over: the mode is refused for them
-    by :func:`unsupported_modules`)."""
-    lines = []
+def _stateful_layers(model: nn.Module) -> dict[str, Any]:
+    """The multi-step neurons and recurrent layers whose state segments hand over, by name (a
+    neuron inside a recurrent layer belongs to the layer)."""
+    found: dict[str, Any] = {}
     for name, module in model.named_modules():
-        if isinstance(module, BaseNeuron) and module.step_mode == "m":
-            x = probe if probe is not None else torch.zeros(1, 1)
-            kernel, _ = select_kernel(module, x)
-            if kernel != "reference":
-                lines.append(
-                    f"layer {name} ({type(module).__name__}): the fused {kernel} kernel "
-                    f"takes no initial state, so train.memory={mode} runs its step "
-                    "function segment by segment instead (same values, slower)"
-                )
-        elif (
+        inside = any(name.startswith(f"{outer}.") for outer in found)
+        if not inside and isinstance(module, (BaseNeuron, Recurrent)):
+            found[name] = module
+    return found
+
+
+def fallback_warnings(model: nn.Module, mode: str, probe: Tensor | None = None) -> list[str]:
+    """One line per layer that cannot run ``mode`` as it runs in ``full``: neurons and
+    recurrent layers without a kernel that runs fused from a given state (the step function step
+    by step instead; not said for ``kernel: reference``, which runs that way in ``full`` too) and
+    multi-step batch norm (statistics per segment). Stateful modules that are not snnkit neurons
+    cannot hand state over: the mode is refused for them (:func:`unsupported_modules`)."""
+    lines = []
+    x = probe if probe is not None else torch.zeros(1, 1)
+    for name, module in _stateful_layers(model).items():
+        if module.step_mode != "m" or getattr(module, "kernel", "auto") == "reference":
+            continue
+        kernel = segment_kernel(module, x.expand(1, 1, getattr(module, "features", 1)))
+        if kernel == "cpp":
+            continue
+        why = (
+            f"the {kernel} kernel takes no initial state"
+            if kernel != "reference"
+            else "it has no fused kernel"
+        )
+        lines.append(
+            f"layer {name} ({type(module).__name__}): {why}, so train.memory={mode} runs its "
+            "step function step by step in each segment (same values, slower)"
+        )
+    for name, module in model.named_modules():
+        if (
             isinstance(module, nn.modules.batchnorm._BatchNorm)
             and getattr(module, "step_mode", "s") == "m"
         ):
@@ -103,7 +129,7 @@ def fallback_warnings(model: nn.Module, mode: str, probe: Tensor | None = None) 
 def unsupported_modules(model: nn.Module) -> list[str]:
     """Modules with per-sequence state that a segment cannot hand over (not snnkit neurons,
     Dropout or RandomShift, but with a ``reset`` method)."""
-    known = (BaseNeuron, Dropout, Dropout2d, RandomShift)
+    known = (BaseNeuron, Recurrent, Dropout, Dropout2d, RandomShift)
     return [
         f"{name} ({type(m).__name__})"
         for name, m in model.named_modules()
@@ -112,22 +138,27 @@ def unsupported_modules(model: nn.Module) -> list[str]:
 
 
 def warn_fallbacks(model: nn.Module, mode: str) -> None:
-    """Issue :func:`fallback_warnings` as ``UserWarning`` s (one per layer)."""
-    for line in fallback_warnings(model, mode):
+    """Issue :func:`fallback_warnings` as ``UserWarning`` s (one per layer), for input on the
+    device of the model's parameters (on CUDA: the Triton kernels, which take no state)."""
+    param = next(model.parameters(), None)
+    probe = None if param is None else torch.zeros(1, 1, device=param.device)
+    for line in fallback_warnings(model, mode, probe):
         warnings.warn(line, UserWarning, stacklevel=3)
 
 
 class SegmentRunner:
     """``run(x_seg, states) -> (out_seg, states)`` for ``model`` over one time segment.
 
-    ``states`` maps each neuron's module name to its state (a tuple of tensors) or None (the
-    initial state). :attr:`draws` holds the per-sequence random draws; :meth:`new_sequence`
-    clears them.
+    ``states`` maps each neuron's (or recurrent layer's) module name to its state (a tuple of
+    tensors) or None (the initial state). :attr:`draws` holds the per-sequence random draws;
+    :meth:`new_sequence` clears them. :attr:`kernels` maps each of those layers to the kernel
+    that ran its last segment (``cpp``: fused from the state; ``reference``: step by step).
     """
 
     def __init__(self, model: nn.Module, *, bits: bool = True) -> None:
         self.model = model
-        self.neurons = {n: m for n, m in model.named_modules() if isinstance(m, BaseNeuron)}
+        self.neurons = _stateful_layers(model)
+        self.kernels: dict[str, str] = {}
         self.random = {
             n: m
             for n, m in model.named_modules()
@@ -160,9 +191,9 @@ class SegmentRunner:
     def _patched(self) -> Iterator[None]:
         saved: list[nn.Module] = []
         try:
-            for neuron in self.neurons.values():
+            for name, neuron in self.neurons.items():
                 if neuron.step_mode == "m":
-                    neuron.forward = _stepped(neuron)  # type: ignore[method-assign]
+                    neuron.forward = _stepped(neuron, name, self.kernels)
                     saved.append(neuron)
             for name, module in self.random.items():
                 if module.training and getattr(module, "step_mode", "m") == "m":
@@ -178,9 +209,13 @@ class SegmentRunner:
                 del patched.forward
 
 
-def _stepped(neuron: BaseNeuron) -> Any:
+def _stepped(neuron: Any, name: str, kernels: dict[str, str]) -> Any:
+    """The multi-step forward of a neuron or recurrent layer over one segment from
+    ``.state`` (left in ``.state`` after it), recording the kernel that ran."""
+    run = run_recurrent if isinstance(neuron, Recurrent) else run_neuron
+
     def forward(x_seq: Tensor) -> Tensor:
-        out, neuron.state = neuron_segment(neuron, x_seq, neuron.state)
+        out, neuron.state, kernels[name] = run(neuron, x_seq, neuron.state)
         return out
 
     return forward
@@ -213,6 +248,8 @@ def _bit_stored(module: nn.Module) -> Any:
         flat = x.flatten(0, 1)
         if isinstance(module, nn.Linear):
             y = binary_linear(flat, module.weight, module.bias)
+        elif isinstance(module, nn.MaxPool2d):
+            y = binary_maxpool(flat, module)
         else:
             y = binary_conv(flat, module)
         return y.unflatten(0, x.shape[:2])

@@ -10,7 +10,9 @@ segment's activations exist at a time:
   segment's RNG state); backward walks the segments from the last to the first, feeding the
   gradient of each segment's start state into the previous segment's end state. With
   L ≈ √T the memory is O(√T · one step) instead of O(T · one step), the gradients equal full
-  BPTT (up to float32 rounding from the order of the sums), for one more forward pass.
+  BPTT (up to float32 rounding from the order of the sums), for one more forward pass of all
+  segments but the last: the last segment runs with a graph in the forward pass already, and
+  backward starts from that graph (the peak memory is one segment's graph either way).
 - ``tbptt`` K (truncated BPTT, Williams & Peng 1990): segments of K steps whose start states are
   detached: dL/dθ = Σ_s ∂L/∂θ |_s where each segment's term stops at its first step.
 - ``online`` (SLTT, Meng et al., "Towards Memory- and Time-Efficient Backpropagation for
@@ -144,11 +146,16 @@ class _Segmented(torch.autograd.Function):
         rngs = []
         states: States = {}
         outs = []
+        ctx.kept = None
         with torch.no_grad():
-            for t0, t1 in bounds:
+            for i, (t0, t1) in enumerate(bounds):
                 if plan.exact:
                     starts.append(states)
                     rngs.append(_rng_state(seq.device))
+                if plan.exact and i == len(bounds) - 1:
+                    ctx.kept = _run_with_graph(runner, seq, t0, t1, states, ctx.needs_input_grad[2])
+                    outs.append(ctx.kept[2].detach())
+                    continue
                 out, states = runner.run(seq[t0:t1], states)
                 outs.append(out)
         ctx.rng_end = _rng_state(seq.device)
@@ -217,6 +224,22 @@ def _segment_input(seq: Any, t0: int, t1: int, want: bool) -> Tensor:
     return x.requires_grad_() if want else x
 
 
+Kept = tuple[States, Tensor, Tensor]
+"""A segment run with a graph: (start-state leaves, input leaf, output)."""
+
+
+def _run_with_graph(
+    runner: SegmentRunner, seq: Any, t0: int, t1: int, states: States, want_seq: bool
+) -> Kept:
+    """Segment ``[t0, t1)`` from ``states`` with a graph (leaves for the start state and the
+    input), for backward to start from."""
+    start = _leaves(states, grad=True)
+    x = _segment_input(seq, t0, t1, want_seq)
+    with torch.enable_grad():
+        out, _ = runner.run(x, start)
+    return start, x, out
+
+
 def _backward_exact(
     runner: SegmentRunner,
     ctx: Any,
@@ -226,16 +249,22 @@ def _backward_exact(
     grad_seq: Tensor | None,
 ) -> None:
     carry: dict[str, tuple[Tensor | None, ...]] = {}
+    kept: Kept | None = ctx.kept
+    ctx.kept = None
     for i in reversed(range(len(ctx.bounds))):
         t0, t1 = ctx.bounds[i]
-        _set_rng_state(ctx.rngs[i], seq.device)
-        start = _leaves(starts[i], grad=True)
-        x = _segment_input(seq, t0, t1, grad_seq is not None)
-        with torch.enable_grad():
-            out, end = runner.run(x, start)
+        end: States = {}
+        if kept is not None:  # the last segment: its graph is from the forward pass
+            (start, x, out), kept = kept, None
+        else:
+            _set_rng_state(ctx.rngs[i], seq.device)
+            start = _leaves(starts[i], grad=True)
+            x = _segment_input(seq, t0, t1, grad_seq is not None)
+            with torch.enable_grad():
+                out, end = runner.run(x, start)
         tensors, grads = [out], [grad_out[t0:t1]]
         for name, g in carry.items():
-            for t, gt in zip(end[name], g, strict=True):
+            for t, gt in zip(end.get(name) or (), g, strict=True):
                 if gt is not None and t.requires_grad:
                     tensors.append(t)
                     grads.append(gt)

@@ -9,6 +9,11 @@ Backward (t = T−1 … 0), with gV the gradient reaching V(t) from step t+1::
     gX(t) = gH ∂H/∂X;  gV(t−1) = gH ∂H/∂V
     PLIF: dL/dk += gH ∂H/∂k;  dL/dw = dL/dk k (1 − k)
 
+From a given state V(−1) (a time segment of the memory modes, :func:`cpp_segment`), the loop
+starts there instead of at v0, returns V(T−1) too, and its backward starts gV at dL/dV(T−1)
+(from after the segment) and returns dL/dV(−1) = the last gV(t−1). Without a state, V(−1) = v0
+and gV(T−1) = 0 (bit-identical to the stateless kernel).
+
 g' is compiled in for the closed-form :class:`~snnkit.kernels.forms.SurrogateKind` values and
 evaluated by the surrogate's ``derivative`` for ``GENERIC``.
 Only the input X is kept for the backward pass: it recomputes H block by block into a small
@@ -36,7 +41,13 @@ def _leak_value(form: NeuronForm, w: Tensor | None) -> float:
 
 
 def _forward(
-    ext: ModuleType, form: NeuronForm, x: Tensor, a: float, save: bool, record: bool
+    ext: ModuleType,
+    form: NeuronForm,
+    x: Tensor,
+    a: float,
+    save: bool,
+    record: bool,
+    v_init: Tensor | None = None,
 ) -> list[Tensor]:
     return ext.neuron_forward(
         x,
@@ -49,39 +60,57 @@ def _forward(
         form.v0,
         save,
         record,
+        v_init,
     )
 
 
 class _FusedNeuron(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx: Any, x: Tensor, w: Tensor | None, form: NeuronForm, ext: ModuleType, record: bool
-    ) -> tuple[Tensor, Tensor]:
+        ctx: Any,
+        x: Tensor,
+        w: Tensor | None,
+        v_init: Tensor | None,
+        form: NeuronForm,
+        ext: ModuleType,
+        record: bool,
+        initial: bool = False,
+    ) -> tuple[Tensor, Tensor, Tensor]:
         a = _leak_value(form, w)
-        out, _, v = _forward(ext, form, x, a, False, record)
-        ctx.save_for_backward(x)
+        out, _, v, v_end = _forward(ext, form, x, a, False, record, v_init)
+        # a v_init equal to v0 everywhere (``initial``) need not be kept: backward uses v0
+        ctx.save_for_backward(x, None if initial else v_init)
+        ctx.has_end = v_init is not None
         ctx.form, ctx.ext, ctx.a = form, ext, a
         v = v if record else out.new_empty(0)
+        v_end = v_end if v_init is not None else out.new_empty(0)
         ctx.mark_non_differentiable(v)
-        return out, v
+        if v_init is None:
+            ctx.mark_non_differentiable(v_end)
+        return out, v, v_end
 
     @staticmethod
     def backward(
         ctx: Any,
-        grad_out: Tensor,
-        _grad_v: Tensor,
+        grad_out: Tensor | None,
+        _grad_v: Tensor | None,
+        grad_v_end: Tensor | None,
     ) -> tuple[Any, ...]:
-        (x,) = ctx.saved_tensors
+        x, v_init = ctx.saved_tensors
         form: NeuronForm = ctx.form
         sur, ext, a = form.surrogate, ctx.ext, ctx.a
         gpre = None
         if sur.kind == SurrogateKind.GENERIC:
             assert form.derivative is not None
-            _, h, _ = _forward(ext, form, x, a, True, False)
+            h = _forward(ext, form, x, a, True, False, v_init)[1]
             gpre = form.derivative(h - form.v_threshold).to(x.dtype).contiguous()
-        grad_out = grad_out.to(x.dtype).contiguous()
+        grad_out = torch.zeros_like(x) if grad_out is None else grad_out.to(x.dtype).contiguous()
+        if not ctx.has_end or grad_v_end is None or grad_v_end.numel() == 0:
+            grad_v_end = None
+        else:
+            grad_v_end = grad_v_end.to(x.dtype).contiguous()
         c1, c2, c3 = sur.constants
-        gx, gk = ext.neuron_backward(
+        gx, gk, gv0 = ext.neuron_backward(
             grad_out,
             x,
             gpre,
@@ -97,11 +126,15 @@ class _FusedNeuron(torch.autograd.Function):
             form.v_threshold,
             form.v_reset,
             form.v0,
+            v_init,
+            grad_v_end,
         )
         grad_w = None
         if form.w is not None and ctx.needs_input_grad[1]:
             grad_w = (gk * (a * (1.0 - a))).to(form.w.dtype).reshape(form.w.shape)
-        return (gx if ctx.needs_input_grad[0] else None), grad_w, None, None, None
+        gx = gx if ctx.needs_input_grad[0] else None
+        gv0 = gv0 if ctx.needs_input_grad[2] and v_init is not None else None
+        return gx, grad_w, gv0, None, None, None, None
 
 
 def cpp_multi_step(
@@ -113,9 +146,32 @@ def cpp_multi_step(
     w_grad = w is not None and w.requires_grad
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or w_grad)
     if not needs_grad:
-        out, _, v = _forward(ext, form, x.detach(), _leak_value(form, w), False, record)
+        out, _, v, _ = _forward(ext, form, x.detach(), _leak_value(form, w), False, record)
         return out, (v if record else None)
     if w is not None and not (torch.is_grad_enabled() and w.requires_grad):
         form = form._replace(charge=form.charge.without_grad_k())  # no dL/dk to accumulate
-    out, v = _FusedNeuron.apply(x, w, form, ext, record)
+    out, v, _ = _FusedNeuron.apply(x, w, None, form, ext, record, False)
     return out, (v if record else None)
+
+
+def cpp_segment(
+    form: NeuronForm, ext: ModuleType, x_seg: Tensor, v_init: Tensor, initial: bool = False
+) -> tuple[Tensor, Tensor]:
+    """``(spikes [T, B, *], V(T−1) [B, *])`` of the fused CPU kernel over ``x_seg`` from
+    ``V(−1) = v_init`` (one time segment); gradients reach ``x_seg``, PLIF's ``w`` and
+    ``v_init``. Only ``x_seg`` and ``v_init`` are saved (the backward recomputes H); with
+    ``initial`` (``v_init`` is the neuron's initial state, v0 everywhere, without a gradient)
+    only ``x_seg``."""
+    x = x_seg.contiguous()
+    v0 = v_init.to(x.dtype).contiguous()
+    w = form.w
+    grad = torch.is_grad_enabled() and (
+        x.requires_grad or v0.requires_grad or (w is not None and w.requires_grad)
+    )
+    if not grad:
+        out, _, _, v_end = _forward(ext, form, x.detach(), _leak_value(form, w), False, False, v0)
+        return out, v_end.view_as(v_init)
+    if w is not None and not w.requires_grad:
+        form = form._replace(charge=form.charge.without_grad_k())
+    out, _, v_end = _FusedNeuron.apply(x, w, v0, form, ext, False, initial and not v0.requires_grad)
+    return out, v_end.view_as(v_init)

@@ -96,14 +96,14 @@ template <int64_t CH, bool HARD, bool DETACH, typename S>
 void backward_range(const S* __restrict gout, const S* __restrict x, S* __restrict gx,
                     const S* __restrict gpre, int64_t sur, S c1, S c2, S c3, int64_t T,
                     int64_t N, S a, S rest, S vth, S vr, S v0, double* gk_blocks,
-                    int64_t begin, int64_t end) {
+                    BackwardState<S> st, int64_t begin, int64_t end) {
   constexpr bool PLIF = charge_learns_k(CH);  // accumulates dL/dk
     std::vector<S> hbuf(static_cast<size_t>(T * BLK));
     S* hb = hbuf.data();
     S gv[BLK], d[BLK], sg[BLK], v[BLK], vp[BLK], gkl[BLK];
     for (int64_t i0 = begin; i0 < end; i0 += BLK) {
       const int64_t n = std::min<int64_t>(BLK, end - i0);
-      for (int64_t j = 0; j < n; ++j) v[j] = v0;
+      init_block(v, st.v_init, v0, i0, n);
       for (int64_t t = 0; t < T; ++t) {
         const S* xt = x + t * N + i0;
         S* ht = hb + t * BLK;
@@ -114,7 +114,10 @@ void backward_range(const S* __restrict gout, const S* __restrict x, S* __restri
           v[j] = reset_v<HARD, S>(h, s, vth, vr);
         }
       }
-      for (int64_t j = 0; j < n; ++j) { gv[j] = S(0); gkl[j] = S(0); }
+      for (int64_t j = 0; j < n; ++j) {
+        gv[j] = st.gv_end != nullptr ? st.gv_end[i0 + j] : S(0);
+        gkl[j] = S(0);
+      }
       for (int64_t t = T - 1; t >= 0; --t) {
         const int64_t off = t * N + i0;
         const S* ht = hb + t * BLK;
@@ -138,7 +141,7 @@ void backward_range(const S* __restrict gout, const S* __restrict x, S* __restri
               vp[j] = reset_v<HARD, S>(hh, ss, vth, vr);
             }
           } else {
-            for (int64_t j = 0; j < n; ++j) vp[j] = v0;
+            init_block(vp, st.v_init, v0, i0, n);
           }
         }
         for (int64_t j = 0; j < n; ++j) {
@@ -165,6 +168,7 @@ void backward_range(const S* __restrict gout, const S* __restrict x, S* __restri
           gv[j] = gvp;
         }
       }
+      if (st.gv_init != nullptr) std::copy(gv, gv + n, st.gv_init + i0);
       if constexpr (PLIF) {
         double gk = 0.0;
         for (int64_t j = 0; j < n; ++j) gk += static_cast<double>(gkl[j]);
@@ -176,17 +180,18 @@ void backward_range(const S* __restrict gout, const S* __restrict x, S* __restri
 template <int64_t CH, bool HARD, bool DETACH, typename S>
 void backward_impl(const S* gout, const S* x, S* gx, const S* gpre, int64_t sur, S c1, S c2,
                    S c3, int64_t T, int64_t N, S a, S rest, S vth, S vr, S v0,
-                   double* gk_blocks) {
+                   double* gk_blocks, BackwardState<S> st) {
   for_blocks(N, T, [=](int64_t begin, int64_t end) {
     backward_range<CH, HARD, DETACH, S>(gout, x, gx, gpre, sur, c1, c2, c3, T, N, a, rest, vth,
-                                        vr, v0, gk_blocks, begin, end);
+                                        vr, v0, gk_blocks, st, begin, end);
   });
 }
 
 template <typename S>
 double backward_typed(const at::Tensor& gout, const at::Tensor& x, at::Tensor& gx,
                       const at::Tensor& gpre, int64_t ch, bool hard, bool detach, int64_t sur,
-                      S c1, S c2, S c3, S a, S rest, S vth, S vr, S v0) {
+                      S c1, S c2, S c3, S a, S rest, S vth, S vr, S v0, const at::Tensor& v_init,
+                      const at::Tensor& gv_end, at::Tensor& gv_init) {
   const int64_t T = x.size(0);
   const int64_t N = x.numel() / T;
   const int64_t nblocks = (N + BLK - 1) / BLK;
@@ -195,8 +200,11 @@ double backward_typed(const at::Tensor& gout, const at::Tensor& x, at::Tensor& g
   const S* xp = x.data_ptr<S>();
   S* gp = gx.data_ptr<S>();
   const S* pre = gpre.defined() ? gpre.data_ptr<S>() : nullptr;
+  const BackwardState<S> st{v_init.defined() ? v_init.data_ptr<S>() : nullptr,
+                            gv_end.defined() ? gv_end.data_ptr<S>() : nullptr,
+                            gv_init.defined() ? gv_init.data_ptr<S>() : nullptr};
 #define SNN_BWD(CH, HARD, DET) \
-  backward_impl<CH, HARD, DET, S>(go, xp, gp, pre, sur, c1, c2, c3, T, N, a, rest, vth, vr, v0, gk.data());
+  backward_impl<CH, HARD, DET, S>(go, xp, gp, pre, sur, c1, c2, c3, T, N, a, rest, vth, vr, v0, gk.data(), st);
 #define SNN_BWD_CH(CH)                                   \
   if (hard) { if (detach) { SNN_BWD(CH, true, true) } else { SNN_BWD(CH, true, false) } } \
   else { if (detach) { SNN_BWD(CH, false, true) } else { SNN_BWD(CH, false, false) } }
@@ -223,23 +231,29 @@ std::vector<at::Tensor> neuron_backward(at::Tensor gout, at::Tensor x,
                                         c10::optional<at::Tensor> gpre, int64_t charge_mode,
                                         bool hard, bool detach, int64_t sur, double c1, double c2,
                                         double c3, double a, double rest, double vth, double vr,
-                                        double v0) {
+                                        double v0, c10::optional<at::Tensor> v_init,
+                                        c10::optional<at::Tensor> gv_end) {
   check_seq(x, "x");
   check_seq(gout, "grad_output");
   TORCH_CHECK(gout.sizes() == x.sizes(), "snnkit cpp kernel: shape mismatch");
   TORCH_CHECK(gout.scalar_type() == x.scalar_type(), "snnkit cpp kernel: dtype mismatch");
   at::Tensor pre = gpre.has_value() ? *gpre : at::Tensor();
   if (pre.defined()) check_seq(pre, "surrogate derivative");
+  const at::Tensor vi = v_init.has_value() ? *v_init : at::Tensor();
+  const at::Tensor ge = gv_end.has_value() ? *gv_end : at::Tensor();
+  if (vi.defined()) check_state(vi, x, "initial V");
+  if (ge.defined()) check_state(ge, x, "gradient of the last V");
   auto gx = pooled_empty_like(x);
+  auto gv_init = vi.defined() ? at::empty_like(vi) : at::Tensor();
   double gk;
   if (x.scalar_type() == at::kFloat)
     gk = backward_typed<float>(gout, x, gx, pre, charge_mode, hard, detach, sur, (float)c1,
                                (float)c2, (float)c3, (float)a, (float)rest, (float)vth,
-                               (float)vr, (float)v0);
+                               (float)vr, (float)v0, vi, ge, gv_init);
   else
     gk = backward_typed<double>(gout, x, gx, pre, charge_mode, hard, detach, sur, c1, c2, c3, a,
-                                rest, vth, vr, v0);
-  return {gx, at::scalar_tensor(gk, x.options().dtype(at::kDouble))};
+                                rest, vth, vr, v0, vi, ge, gv_init);
+  return {gx, at::scalar_tensor(gk, x.options().dtype(at::kDouble)), gv_init};
 }
 
 }  // namespace snnkit

@@ -39,6 +39,28 @@ inline S reset_v(S h, S s, S vth, S vr) {
   else return h - vth * s;
 }
 
+// A segment's state, for running a neuron from a given V and handing its last V on (all null:
+// V starts at the scalar v0 and nothing is kept). Element i of the [N] state belongs to
+// column i of the [T, N] sequence.
+template <typename S>
+struct ForwardState {
+  const S* v_init;  // V(−1) per element, or null
+  S* v_end;         // V(T−1) out, or null
+};
+template <typename S>
+struct BackwardState {
+  const S* v_init;  // V(−1) per element, or null
+  const S* gv_end;  // dL/dV(T−1) from after the sequence, or null (0)
+  S* gv_init;       // dL/dV(−1) out, or null
+};
+
+// v[0:n) = v_init[i0:i0+n), or the scalar v0 when there is no initial state.
+template <typename S>
+inline void init_block(S* v, const S* v_init, S v0, int64_t i0, int64_t n) {
+  if (v_init != nullptr) std::copy(v_init + i0, v_init + i0 + n, v);
+  else for (int64_t j = 0; j < n; ++j) v[j] = v0;
+}
+
 // Work is split in whole BLK-element blocks (about 32k element-steps per task at least), so
 // block b always covers elements [b*BLK, (b+1)*BLK) whatever the thread count.
 template <typename F>
@@ -58,6 +80,16 @@ inline void check_seq(const at::Tensor& t, const char* what) {
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble,
               "snnkit cpp kernel: ", what, " must be float32 or float64");
   TORCH_CHECK(t.dim() >= 1 && t.size(0) >= 1, "snnkit cpp kernel: ", what, " must be [T, ...]");
+}
+
+// A state tensor: contiguous, on the CPU, the sequence's dtype, one value per element of a step.
+inline void check_state(const at::Tensor& st, const at::Tensor& x, const char* what) {
+  TORCH_CHECK(st.device().is_cpu() && st.is_contiguous(), "snnkit cpp kernel: ", what,
+              " must be a contiguous CPU tensor");
+  TORCH_CHECK(st.scalar_type() == x.scalar_type(), "snnkit cpp kernel: ", what,
+              " must have the input's dtype");
+  TORCH_CHECK(st.numel() * x.size(0) == x.numel(), "snnkit cpp kernel: ", what,
+              " must have one value per element of a step");
 }
 
 }  // namespace neuron_detail

@@ -1,7 +1,8 @@
 // Fused recurrent layer: one forward and one backward pass through time, per step the product
 // W_rec S(t-1) by at::matmul (BLAS) and the neuron's charge, fire and reset in one loop.
 //
-//   I(t) = (X(t) + W_rec S(t-1)) + b_rec      (all-to-all: S W^T; one-to-one: S * w); S(0) = 0
+//   I(t) = (X(t) + W_rec S(t-1)) + b_rec      (all-to-all: S W^T; one-to-one: S * w)
+//   S(-1) = 0 and V(-1) = v0, or a given state (V(-1), S(-1)) (a time segment's start)
 //   H(t) = charge(V(t-1), I(t));  S(t) = Θ(H(t) - V_th);  V(t) = reset(H(t), S(t))
 //
 // The float operations mirror snnkit.components.functional.recurrent_input and the neuron step
@@ -18,7 +19,9 @@
 //   dL/dI(t) = gH dH/dI;  gV(t-1) = gH dH/dV;  PLIF: dL/dk += gH dH/dk
 // g'(H - V_th) is passed in (the surrogate's derivative evaluated once over all steps in
 // PyTorch); dL/dX = dL/dI, and dL/dW_rec, dL/db_rec are one product / sum over all steps,
-// formed by the caller from dL/dI and the spikes.
+// formed by the caller from dL/dI and the spikes. From a given state, gV starts at dL/dV(T-1)
+// (the gradient of the end V, from after the segment; that of S(T-1) arrives in grad_out) and
+// the returned gV is dL/dV(-1); the caller forms dL/dS(-1) = dL/dI(0) W_rec.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -76,14 +79,15 @@ void forward_step(const S* __restrict x, const S* __restrict fed, const S* __res
 
 template <int64_t CH, bool HARD, typename S>
 std::vector<at::Tensor> forward_typed(const at::Tensor& x, const at::Tensor& w,
-                                      const at::Tensor& b, const Consts& c, bool save) {
+                                      const at::Tensor& b, const Consts& c, bool save,
+                                      const at::Tensor& v_init, const at::Tensor& s_init) {
   const int64_t T = x.size(0), M = x.size(1), N = x.size(2);
   const bool all = w.dim() == 2;
   auto spk = at::empty_like(x);
   auto hs = save ? at::empty_like(x) : at::Tensor();
   auto is = save && charge_learns_k(CH) ? at::empty_like(x) : at::Tensor();
-  auto v = at::full({M, N}, c.v0, x.options());
-  auto zeros = at::zeros({M, N}, x.options());
+  auto v = v_init.defined() ? v_init.clone() : at::full({M, N}, c.v0, x.options());
+  auto zeros = s_init.defined() ? s_init : at::zeros({M, N}, x.options());
   const at::Tensor wt = all ? w.t() : w;
   for (int64_t t = 0; t < T; ++t) {
     const at::Tensor sprev = t == 0 ? zeros : spk[t - 1];
@@ -96,7 +100,7 @@ std::vector<at::Tensor> forward_typed(const at::Tensor& x, const at::Tensor& w,
                               is.defined() ? is[t].data_ptr<S>() : nullptr, M, N, S(c.a),
                               S(c.rest), S(c.vth), S(c.vr));
   }
-  return {spk, hs, is};
+  return {spk, hs, is, v_init.defined() ? v : at::Tensor()};
 }
 
 // One backward step over the M*N elements of step t; writes dL/dI(t), updates gV and gk.
@@ -104,9 +108,9 @@ template <int64_t CH, bool HARD, typename S>
 void backward_step(const S* __restrict gout, const S* __restrict grec, const S* __restrict gin_next,
                    const S* __restrict w1, const S* __restrict h, const S* __restrict spk,
                    const S* __restrict gpre, const S* __restrict hprev, const S* __restrict sprv,
-                   const S* __restrict it, S* __restrict gin, S* __restrict gv,
-                   double* __restrict gk, bool detach, int64_t M, int64_t N, S a, S rest, S vth,
-                   S vr, S v0) {
+                   const S* __restrict it, const S* __restrict vinit, S* __restrict gin,
+                   S* __restrict gv, double* __restrict gk, bool detach, int64_t M, int64_t N, S a,
+                   S rest, S vth, S vr, S v0) {
   at::parallel_for(0, M * N, GRAIN, [=](int64_t begin, int64_t end) {
     for (int64_t e = begin; e < end; ++e) {
       const S hh = h[e], s = spk[e], g_v = gv[e];
@@ -126,7 +130,9 @@ void backward_step(const S* __restrict gout, const S* __restrict grec, const S* 
       S gxx, gvp;
       charge_backward<CH>(gh, S(a), gxx, gvp);
       if constexpr (charge_learns_k(CH)) {
-        const S vp = hprev != nullptr ? reset_v<HARD, S>(hprev[e], sprv[e], vth, vr) : v0;
+        const S vp = hprev != nullptr   ? reset_v<HARD, S>(hprev[e], sprv[e], vth, vr)
+                     : vinit != nullptr ? vinit[e]
+                                        : v0;
         if constexpr (charge_decays_input(CH)) gk[e] += static_cast<double>(gh * (it[e] - (vp - rest)));
         else gk[e] += static_cast<double>(-(gh * (vp - rest)));
       }
@@ -140,11 +146,12 @@ template <int64_t CH, bool HARD, typename S>
 std::vector<at::Tensor> backward_typed(const at::Tensor& gout, const at::Tensor& hs,
                                        const at::Tensor& spk, const at::Tensor& gpre,
                                        const at::Tensor& is, const at::Tensor& w, bool detach,
-                                       const Consts& c) {
+                                       const Consts& c, const at::Tensor& v_init,
+                                       const at::Tensor& gv_end) {
   const int64_t T = hs.size(0), M = hs.size(1), N = hs.size(2);
   const bool all = w.dim() == 2;
   auto gin = at::empty_like(hs);
-  auto gv = at::zeros({M, N}, hs.options());
+  auto gv = gv_end.defined() ? gv_end.clone() : at::zeros({M, N}, hs.options());
   auto gk = at::zeros({M, N}, hs.options().dtype(at::kDouble));
   for (int64_t t = T - 1; t >= 0; --t) {
     at::Tensor grec;
@@ -154,10 +161,11 @@ std::vector<at::Tensor> backward_typed(const at::Tensor& gout, const at::Tensor&
         (!all && t < T - 1) ? gin[t + 1].data_ptr<S>() : nullptr, all ? nullptr : w.data_ptr<S>(),
         hs[t].data_ptr<S>(), spk[t].data_ptr<S>(), gpre[t].data_ptr<S>(),
         t > 0 ? hs[t - 1].data_ptr<S>() : nullptr, t > 0 ? spk[t - 1].data_ptr<S>() : nullptr,
-        is.defined() ? is[t].data_ptr<S>() : nullptr, gin[t].data_ptr<S>(), gv.data_ptr<S>(),
+        is.defined() ? is[t].data_ptr<S>() : nullptr,
+        v_init.defined() ? v_init.data_ptr<S>() : nullptr, gin[t].data_ptr<S>(), gv.data_ptr<S>(),
         gk.data_ptr<double>(), detach, M, N, S(c.a), S(c.rest), S(c.vth), S(c.vr), S(c.v0));
   }
-  return {gin, gk.sum()};
+  return {gin, gk.sum(), v_init.defined() ? gv : at::Tensor()};
 }
 
 void check(const at::Tensor& t, const at::Tensor& like, const char* what) {
@@ -165,6 +173,15 @@ void check(const at::Tensor& t, const at::Tensor& like, const char* what) {
               " must be a contiguous CPU tensor");
   TORCH_CHECK(t.scalar_type() == like.scalar_type(), "snnkit recurrent kernel: ", what,
               " must have the input's dtype");
+}
+
+// An optional [M, N] state argument (undefined when absent), checked against the [T, M, N] input.
+at::Tensor state_arg(const c10::optional<at::Tensor>& st, const at::Tensor& like, const char* what) {
+  if (!st.has_value()) return at::Tensor();
+  check(*st, like, what);
+  TORCH_CHECK(st->dim() == 2 && st->size(0) == like.size(1) && st->size(1) == like.size(2),
+              "snnkit recurrent kernel: ", what, " must be [M, N]");
+  return *st;
 }
 
 #define SNN_REC_DISPATCH(FN, ...)                                                          \
@@ -186,7 +203,9 @@ void check(const at::Tensor& t, const at::Tensor& like, const char* what) {
 
 std::vector<at::Tensor> recurrent_forward(at::Tensor x, at::Tensor w, c10::optional<at::Tensor> b,
                                           int64_t charge_mode, bool hard, double a, double rest,
-                                          double vth, double vr, double v0, bool save) {
+                                          double vth, double vr, double v0, bool save,
+                                          c10::optional<at::Tensor> v_init,
+                                          c10::optional<at::Tensor> s_init) {
   TORCH_CHECK(x.dim() == 3, "snnkit recurrent kernel: x must be [T, M, N]");
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
               "snnkit recurrent kernel: x must be float32 or float64");
@@ -194,23 +213,28 @@ std::vector<at::Tensor> recurrent_forward(at::Tensor x, at::Tensor w, c10::optio
   check(w, x, "w_rec");
   at::Tensor bias = b.has_value() ? *b : at::Tensor();
   if (bias.defined()) check(bias, x, "b_rec");
+  const at::Tensor vi = state_arg(v_init, x, "initial V");
+  const at::Tensor si = state_arg(s_init, x, "initial spikes");
   const bool dbl = x.scalar_type() == at::kDouble;
   const Consts c{a, rest, vth, vr, v0};
-  SNN_REC_DISPATCH(forward_typed, x, w, bias, c, save)
+  SNN_REC_DISPATCH(forward_typed, x, w, bias, c, save, vi, si)
 }
 
 std::vector<at::Tensor> recurrent_backward(at::Tensor gout, at::Tensor h, at::Tensor spk,
                                            at::Tensor gpre, c10::optional<at::Tensor> i,
                                            at::Tensor w, int64_t charge_mode, bool hard,
                                            bool detach, double a, double rest, double vth,
-                                           double vr, double v0) {
+                                           double vr, double v0, c10::optional<at::Tensor> v_init,
+                                           c10::optional<at::Tensor> gv_end) {
   for (const at::Tensor* t : {&gout, &spk, &gpre, &w}) check(*t, h, "a saved tensor");
+  const at::Tensor vi = state_arg(v_init, h, "initial V");
+  const at::Tensor gve = state_arg(gv_end, h, "gradient of the last V");
   at::Tensor is = i.has_value() ? *i : at::Tensor();
   TORCH_CHECK(!charge_learns_k(charge_mode) || is.defined(),
               "snnkit recurrent kernel: PLIF needs the saved input");
   const bool dbl = h.scalar_type() == at::kDouble;
   const Consts c{a, rest, vth, vr, v0};
-  SNN_REC_DISPATCH(backward_typed, gout, h, spk, gpre, is, w, detach, c)
+  SNN_REC_DISPATCH(backward_typed, gout, h, spk, gpre, is, w, detach, c, vi, gve)
 }
 
 #undef SNN_REC_HARD

@@ -1,0 +1,92 @@
+"""Which kernel runs a neuron or a recurrent layer over one time segment from a given state.
+
+A memory mode (:mod:`snnkit.assembly.memory.segmented`) runs each neuron segment by segment,
+handing the state over. Where the fused CPU kernel runs the neuron in ``full`` (``cpp``), it
+runs each segment too, from the handed-over state (:func:`snnkit.kernels.cpu.neuron.cpp_segment`:
+forward without a graph; backward = one fused recompute of H and one fused backward pass, which
+also returns dL/dV(−1)). Every other neuron runs its step function step by step
+(:func:`~snnkit.assembly.memory.neuron_segment.neuron_segment`, the reference path), which
+:func:`segment_kernel` names so that the fallback can be warned about once per layer.
+
+A recurrent layer's state is ``(neuron state, S(t−1))``; with a fused neuron form on the CPU it
+runs :func:`snnkit.kernels.cpu.recurrent.cpp_recurrent_segment` from ``(V, S)``, else its
+``step`` loop from the state (the segment's graph is built only when the segment is recomputed
+for backward).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from snnkit.assembly.memory.neuron_segment import neuron_segment
+from snnkit.kernels import recurrent as recurrent_kernels
+from snnkit.kernels import select_kernel
+
+
+class FlatState(tuple):  # type: ignore[type-arg]
+    """A state as a flat tuple of tensors built like a NamedTuple (``FlatState(*tensors)``), for
+    the recurrent layer's ``(*neuron state, S(t−1))``."""
+
+    def __new__(cls, *items: Tensor) -> FlatState:
+        return super().__new__(cls, items)
+
+
+def segment_kernel(module: Any, probe: Tensor) -> str:
+    """``cpp`` when ``module`` (a neuron or a recurrent layer) runs a segment fused from a given
+    state on input like ``probe``; else the kernel it would run in ``full`` (``reference`` or
+    ``triton``), which in a segment is replaced by the step-by-step reference path."""
+    is_recurrent = hasattr(module, "neuron") and hasattr(module, "reference_multi_step")
+    select = recurrent_kernels.select_kernel if is_recurrent else select_kernel
+    return select(module, probe)[0]
+
+
+def run_neuron(neuron: Any, x_seg: Tensor, state: Any) -> tuple[Tensor, Any, str]:
+    """``(out [T_seg, B, *], end state, kernel)`` of ``neuron`` over ``x_seg`` from ``state``
+    (None: its initial state); ``kernel`` is ``cpp`` (fused) or ``reference`` (step by step)."""
+    name, form = select_kernel(neuron, x_seg)
+    if name != "cpp" or form is None:
+        out, end = neuron_segment(neuron, x_seg, state)
+        return out, end, "reference"
+    from snnkit.kernels.cpu.build import cpu_extension
+    from snnkit.kernels.cpu.neuron import cpp_segment
+
+    ext = cpu_extension()
+    assert ext is not None
+    initial = state is None
+    if state is None:
+        state = neuron.initial_state(x_seg[0])
+    out, v_end = cpp_segment(form, ext, x_seg, state[0], initial)
+    return out, type(state)(v_end), "cpp"
+
+
+def run_recurrent(layer: Any, x_seg: Tensor, state: FlatState | None) -> tuple[Tensor, Any, str]:
+    """``(spikes, end state, kernel)`` of a recurrent layer over ``x_seg`` from the flat state
+    ``(*neuron state, S(t−1))`` (None: the layer's start, V = v0 and S = 0)."""
+    name, form = recurrent_kernels.select_kernel(layer, x_seg)
+    neuron = layer.neuron
+    initial = state is None
+    if state is None:
+        first = x_seg[0]
+        state = FlatState(*neuron.initial_state(first), torch.zeros_like(first))
+    *neuron_state, s_prev = state
+    if name == "cpp" and form is not None and len(neuron_state) == 1:
+        from snnkit.kernels.cpu.build import cpu_extension
+        from snnkit.kernels.cpu.recurrent import cpp_recurrent_segment
+
+        ext = cpu_extension()
+        assert ext is not None
+        out, v_end = cpp_recurrent_segment(
+            form, ext, x_seg, layer.weight, layer.bias, (neuron_state[0], s_prev), initial
+        )
+        # S(T−1) as its own tensor: a view would keep the whole segment's spikes alive
+        return out, FlatState(v_end, out[-1].clone()), "cpp"
+    kind = type(neuron.initial_state(x_seg[0][:0]))
+    step_state: Any = (kind(*neuron_state), s_prev)
+    outs = []
+    for x in x_seg:
+        out, step_state = layer.step(step_state, x)
+        outs.append(out)
+    return torch.stack(outs), FlatState(*step_state[0], step_state[1]), "reference"
