@@ -56,49 +56,58 @@ inline uint32_t pack8(const uint8_t* f) {
   return static_cast<uint32_t>((x * 0x0102040810204080ull) >> 56);
 }
 
-// Fired steps of pixel (b, d) as a bitmask words[NW] (bit t%64 of word t/64), 32 steps at a
-// time: the chunk's 8 hash words (words past Q belong to no step and are masked off), their
-// 16-bit lanes (lane t = draw of step t, little-endian) compared with thr, the 32 flags packed
-// into a 32-bit mask. The hashes of up to 8 chunks are computed first (independent vectors the
-// CPU overlaps), their keys as start + k·kGolden (mod 2^64, the same numbers with one 64-bit
-// multiply fewer per vector), only as many vectors as cover the Q words.
-inline void draw_bits_chunked(uint64_t seed, int64_t b, int64_t d, int64_t D, int64_t T,
-                              uint32_t thr, uint64_t* __restrict words) {
+// Fired steps of up to P pixels (b, d[p]) as bitmasks words[p][NW] (bit t%64 of word t/64), 32
+// steps (one chunk) at a time: the chunk's 8 hash words (words past Q belong to no step and are
+// masked off), their 16-bit lanes (lane t = draw of step t, little-endian) compared with thr, the
+// 32 flags packed into a 32-bit mask. The hashes of up to 8 chunks of all P pixels are computed
+// first, the pixels' vectors interleaved (independent multiply chains the CPU overlaps), their
+// keys as start + k·kGolden (mod 2^64: the same numbers with one 64-bit multiply fewer), only as
+// many vectors as cover the Q words. Only the first np pixels are real (and written).
+template <int P>
+inline void draw_bits(uint64_t seed, int64_t b, const int64_t* d, int np, int64_t D, int64_t T,
+                      const uint32_t* thr, uint64_t* const* words) {
   const int64_t Q = (T + 3) / 4;
   const int64_t NW = (T + 63) / 64;
   const int64_t chunks = (T + kChunkSteps - 1) / kChunkSteps;
-  if (thr > 0xFFFFu) {  // v = 255: every step fires
-    for (int64_t w = 0; w < NW; ++w) {
-      const int64_t left = T - 64 * w;
-      words[w] = left >= 64 ? ~0ull : (1ull << left) - 1;
-    }
-    return;
-  }
-  const uint64_t base = static_cast<uint64_t>(b * D + d) * static_cast<uint64_t>(Q) + 1;
-  for (int64_t w = 0; w < NW; ++w) words[w] = 0;
+  for (int p = 0; p < np; ++p)
+    for (int64_t w = 0; w < NW; ++w) words[p][w] = 0;
   U64v lane;
   for (int k = 0; k < kL64; ++k) lane[k] = static_cast<uint64_t>(k);
-  const uint16_t thr16 = static_cast<uint16_t>(thr);
   constexpr int64_t kPass = 8;  // chunks per hashing pass
-  alignas(64) uint64_t z[8 * kPass] = {};
+  alignas(64) uint64_t z[P][8 * kPass];
   alignas(64) uint8_t f[kChunkSteps];
   for (int64_t c0 = 0; c0 < chunks; c0 += kPass) {
     const int64_t cn = std::min(kPass, chunks - c0);
     const int64_t need = std::min(8 * cn, Q - 8 * c0);  // hash words of this pass that are used
-    const U64v start = seed + (base + 8 * static_cast<uint64_t>(c0) + lane) * kGolden;
-    for (int64_t k = 0; k < need; k += kL64)
-      simd::store<kL64, uint64_t>(z + k, mix64<U64v>(start + static_cast<uint64_t>(k) * kGolden));
-    for (int64_t c = c0; c < c0 + cn; ++c) {
-      const uint16_t* r = reinterpret_cast<const uint16_t*>(z + 8 * (c - c0));
-      for (int i = 0; i < kChunkSteps; i += kL16) {
-        const I16v lt = simd::load<kL16, uint16_t>(r + i) < thr16;  // -1 where the step fires
-        simd::store<kL16, uint8_t>(f + i, __builtin_convertvector(lt, U8v) & 1);
+    U64v start[P];
+    for (int p = 0; p < P; ++p) {
+      const uint64_t key = static_cast<uint64_t>(b * D + d[p < np ? p : 0]) *
+                               static_cast<uint64_t>(Q) + 1 + 8 * static_cast<uint64_t>(c0);
+      start[p] = seed + (key + lane) * kGolden;
+    }
+    int64_t k = 0;
+    for (; k < need; k += kL64)
+      for (int p = 0; p < P; ++p)
+        simd::store<kL64, uint64_t>(z[p] + k,
+                                    mix64<U64v>(start[p] + static_cast<uint64_t>(k) * kGolden));
+    for (int p = 0; p < P; ++p)  // words no step uses: zero, so nothing indeterminate is read
+      for (int64_t j = k; j < 8 * cn; ++j) z[p][j] = 0;
+    for (int p = 0; p < np; ++p) {
+      const bool all = thr[p] > 0xFFFFu;  // v = 255: every step fires
+      const uint16_t thr16 = static_cast<uint16_t>(all ? 0xFFFFu : thr[p]);
+      for (int64_t c = c0; c < c0 + cn; ++c) {
+        const uint16_t* r = reinterpret_cast<const uint16_t*>(z[p] + 8 * (c - c0));
+        for (int i = 0; i < kChunkSteps; i += kL16) {
+          const I16v lt = simd::load<kL16, uint16_t>(r + i) < thr16;  // -1 where it fires
+          simd::store<kL16, uint8_t>(f + i, __builtin_convertvector(lt, U8v) & 1);
+        }
+        uint64_t m = all ? 0xFFFFFFFFull
+                         : (pack8(f) | pack8(f + 8) << 8 | pack8(f + 16) << 16 |
+                            static_cast<uint64_t>(pack8(f + 24)) << 24);
+        const int64_t left = T - kChunkSteps * c;
+        if (left < kChunkSteps) m &= (1ull << left) - 1;
+        words[p][c >> 1] |= m << (32 * (c & 1));
       }
-      uint64_t m = pack8(f) | pack8(f + 8) << 8 | pack8(f + 16) << 16 |
-                   static_cast<uint64_t>(pack8(f + 24)) << 24;
-      const int64_t left = T - kChunkSteps * c;
-      if (left < kChunkSteps) m &= (1ull << left) - 1;
-      words[c >> 1] |= m << (32 * (c & 1));
     }
   }
 }
@@ -173,19 +182,20 @@ void event_forward_range(const uint8_t* __restrict x, const S* __restrict wt, S*
       n += xb[d] != 0;
     }
     for (int64_t i = 0; i < n; i += kQuad) {
+      const int np = static_cast<int>(std::min<int64_t>(kQuad, n - i));
+      const int64_t* d = lit.data() + i;
+      uint64_t* out_words[kQuad];
+      uint32_t thr[kQuad];
+      for (int k = 0; k < np; ++k) {
+        out_words[k] = masks != nullptr ? masks + (b * D + d[k]) * NW : local.data() + k * NW;
+        thr[k] = threshold16(xb[d[k]]);
+      }
+      draw_bits<kQuad>(seed, b, d, np, D, T, thr, out_words);
       const uint64_t* words[kQuad];
       std::fill(tab, tab + CP, S(0));
       for (int k = 0; k < kQuad; ++k) {
-        const S* row = zero.data();
-        if (i + k < n) {
-          const int64_t d = lit[i + k];
-          uint64_t* wk = masks != nullptr ? masks + (b * D + d) * NW : local.data() + k * NW;
-          draw_bits_chunked(seed, b, d, D, T, threshold16(xb[d]), wk);
-          words[k] = wk;
-          row = wt + d * CP;
-        } else {
-          words[k] = none.data();
-        }
+        words[k] = k < np ? out_words[k] : none.data();
+        const S* row = k < np ? wt + d[k] * CP : zero.data();
         for (int j = 0; j < (1 << k); ++j)
           sum_row<CPT, S>(tab + ((1 << k) + j) * CP, tab + j * CP, row, CP);
       }
@@ -369,7 +379,9 @@ at::Tensor event_spikes(at::Tensor x, int64_t T, int64_t seed) {
     for (int64_t d = 0; d < D; ++d) {
       const uint32_t v = xp[b * D + d];
       if (v == 0) continue;
-      draw_bits_chunked(static_cast<uint64_t>(seed), b, d, D, T, threshold16(v), words.data());
+      uint64_t* w = words.data();
+      const uint32_t thr = threshold16(v);
+      draw_bits<1>(static_cast<uint64_t>(seed), b, &d, 1, D, T, &thr, &w);
       for (int64_t t = 0; t < T; ++t)
         if ((words[t >> 6] >> (t & 63)) & 1u) o[(t * B + b) * D + d] = 1.0f;
     }
