@@ -93,6 +93,48 @@ def _as_float(x: Tensor) -> Tensor:
     return x.to(torch.float32).div_(255.0) if x.dtype == torch.uint8 else x.float()
 
 
+class Baseline:
+    """SpikingJelly's network, encoder and Adam, trained one timed batch at a time.
+
+    ``step(x, y)`` runs one full training step on a batch (``x [64, 1, 28, 28]`` uint8 or float
+    in [0, 1], ``y [64]`` labels) and returns its four phases in seconds: encode, forward + loss,
+    backward, Adam step + reset.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from spikingjelly.activation_based import encoding, functional
+
+        try:
+            self.version = version("spikingjelly")
+        except PackageNotFoundError:
+            self.version = "?"
+        torch.manual_seed(seed)
+        self.net = build_network()
+        self.encoder = encoding.PoissonEncoder(step_mode="m")
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=1e-3)
+        self.reset = functional.reset_net
+        self.net.train()
+
+    def step(self, x: Tensor, y: Tensor) -> tuple[float, float, float, float]:
+        """One training step on ``(x, y)``: ``(encode, forward + loss, backward, Adam + reset)``."""
+        t0 = time.perf_counter()
+        img = _as_float(x)
+        x_seq = self.encoder(img.unsqueeze(0).expand(TIME_STEPS, *img.shape))  # [T, B, 1, 28, 28]
+        t1 = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        out_fr = self.net(x_seq).mean(0)
+        loss = F.mse_loss(out_fr, F.one_hot(y, 10).float())
+        t2 = time.perf_counter()
+        loss.backward()
+        t3 = time.perf_counter()
+        self.optimizer.step()
+        self.reset(self.net)
+        t4 = time.perf_counter()
+        return (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+
+
 def time_baseline(
     xs: Tensor, ys: Tensor, batches: int = 30, *, seed: int = 0, epoch_batches: int | None = None
 ) -> BaselineTiming:
@@ -110,45 +152,20 @@ def time_baseline(
         raise ValueError(
             f"batches must be <= {len(ys) // BATCH_SIZE} for {len(ys)} samples, got {batches}"
         )
-    from importlib.metadata import PackageNotFoundError, version
-
-    from spikingjelly.activation_based import encoding, functional
-
-    try:
-        sj_version = version("spikingjelly")
-    except PackageNotFoundError:
-        sj_version = "?"
-
-    torch.manual_seed(seed)
-    net = build_network()
-    encoder = encoding.PoissonEncoder(step_mode="m")
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    net.train()
+    base = Baseline(seed)
     rows: list[tuple[float, float, float, float]] = []
     for b in range(batches):
         x = xs[b * BATCH_SIZE : (b + 1) * BATCH_SIZE]
         y = ys[b * BATCH_SIZE : (b + 1) * BATCH_SIZE]
-        t0 = time.perf_counter()
-        img = _as_float(x)
-        x_seq = encoder(img.unsqueeze(0).expand(TIME_STEPS, *img.shape))  # [T, B, 1, 28, 28]
-        t1 = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        out_fr = net(x_seq).mean(0)
-        loss = F.mse_loss(out_fr, F.one_hot(y, 10).float())
-        t2 = time.perf_counter()
-        loss.backward()
-        t3 = time.perf_counter()
-        optimizer.step()
-        functional.reset_net(net)
-        t4 = time.perf_counter()
+        row = base.step(x, y)
         if b >= WARMUP_BATCHES:
-            rows.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3))
+            rows.append(row)
     totals = [sum(r) for r in rows]
     med = [statistics.median(col) for col in zip(*rows)]
     per_batch = statistics.median(totals)
     n_epoch = epoch_batches if epoch_batches is not None else math.ceil(len(ys) / BATCH_SIZE)
     return BaselineTiming(
-        version=sj_version,
+        version=base.version,
         timed_batches=len(rows),
         batch_s=per_batch,
         epoch_s=per_batch * n_epoch,
