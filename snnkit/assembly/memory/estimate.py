@@ -22,6 +22,7 @@ their gradients and the optimizer's state (:data:`OPTIMIZER_SLOTS` tensors per p
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -232,7 +233,10 @@ def _segment_peak(
     with meter:
         out, states = runner.run(leaf, {})
         if out.requires_grad:
-            torch.autograd.backward(out, torch.ones_like(out), inputs=[leaf])
+            # A component's broken backward is not the probe's to report: the first training
+            # step fails on it and names the layer (engine.blame); the forward peak stays.
+            with contextlib.suppress(Exception):
+                torch.autograd.backward(out, torch.ones_like(out), inputs=[leaf])
     runner.new_sequence()
     return meter.peak, states
 
