@@ -125,3 +125,17 @@ def test_kernels_build_reports_the_build() -> None:
     res = CliRunner().invoke(app, ["kernels", "build"])
     assert res.exit_code == 0, res.output
     assert "already built" in res.output and build.extension_name() in res.output
+
+
+def test_another_torch_installation_gets_its_own_build_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second environment's torch (other headers) must not silently rebuild this one's."""
+    import torch
+
+    from snnkit.kernels.cpu.build import extension_name
+
+    here = extension_name("generic")
+    assert extension_name("generic") == here
+    monkeypatch.setattr(torch, "__version__", torch.__version__ + "+other")
+    assert extension_name("generic") != here

@@ -68,13 +68,18 @@ def build_flags(isa: str) -> tuple[str, ...]:
 
 def extension_name(isa: str | None = None) -> str:
     """Module name of the build for ``isa`` (default: ``SNNKIT_CPU_ISA``): changes with any
-    csrc file, the flags, the ISA and the CPU's features."""
+    csrc file, the flags, the ISA, the CPU's features and the torch installation (its folder and
+    version: another environment's torch has other headers, so it gets its own build, announced,
+    instead of a silent rebuild of this one)."""
+    import torch
+
     isa = resolve_isa(isa)
     key = hashlib.sha1()
     for path in sorted(CSRC.iterdir()):
         if path.is_file():
             key.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     key.update((" ".join(build_flags(isa) + LDFLAGS) + cpu_feature_line()).encode())
+    key.update(f"{Path(torch.__file__).parent}\0{torch.__version__}".encode())
     return f"snnkit_cpu_{isa}_{key.hexdigest()[:12]}"
 
 
