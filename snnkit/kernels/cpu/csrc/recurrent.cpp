@@ -22,8 +22,12 @@
 // formed by the caller from dL/dI and the spikes. From a given state, gV starts at dL/dV(T-1)
 // (the gradient of the end V, from after the segment; that of S(T-1) arrives in grad_out) and
 // the returned gV is dL/dV(-1); the caller forms dL/dS(-1) = dL/dI(0) W_rec.
-#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>  // the Tensor class and its methods; the ops below one by one
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/matmul.h>
+#include <ATen/ops/zeros.h>
 
 #include <cstdint>
 #include <vector>
