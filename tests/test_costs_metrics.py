@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_cli_profile import recipe as profile_recipe
 from typer.testing import CliRunner
 
 import snnkit
@@ -23,37 +24,10 @@ pytestmark = pytest.mark.usefixtures("only_builtins")
 
 
 def recipe(tmp_path: Path, **costs: Any) -> dict[str, Any]:
-    """Direct (deterministic) input, 1 epoch, 32 test samples in 2 batches."""
-    return {
-        "seed": 1,
-        "time_steps": 3,
-        "dataset": {"name": "synthetic", "num_samples": 32, "shape": [1, 4, 4], "num_classes": 3},
-        "encoder": "direct",
-        "model": {
-            "name": "sequential",
-            "layers": [
-                {
-                    "name": "conv2d",
-                    "in_channels": 1,
-                    "out_channels": 2,
-                    "kernel_size": 3,
-                    "padding": 1,
-                    "stride": 2,
-                    "bias": False,
-                },
-                {"name": "batchnorm2d", "num_features": 2},
-                "lif",
-                "flatten",
-                {"name": "linear", "in_features": 8, "out_features": 3},
-                "lif",
-            ],
-        },
-        "loss": "mse_rate",
-        "optimizer": {"name": "adam", "lr": 0.01},
-        "train": {"epochs": 1, "batch_size": 16, "device": "cpu"},
-        "output": {"dir": str(tmp_path / "runs"), "tensorboard": False},
-        **({"costs": costs} if costs else {}),
-    }
+    """``test_cli_profile``'s tiny run with direct (deterministic) input, plus a ``costs``
+    section when given."""
+    spec = profile_recipe(tmp_path, encoder="direct")
+    return {**spec, **({"costs": costs} if costs else {})}
 
 
 def test_metrics_row_holds_costs_per_test_sample(tmp_path: Path) -> None:
