@@ -139,3 +139,14 @@ def test_another_torch_installation_gets_its_own_build_name(
     assert extension_name("generic") == here
     monkeypatch.setattr(torch, "__version__", torch.__version__ + "+other")
     assert extension_name("generic") != here
+
+
+def test_loading_the_kernels_prints_no_torch_cuda_notice() -> None:
+    """torch's "No CUDA runtime is found" log line (a CUDA build of torch on a CPU machine, as
+    here) is not shown when snnkit loads its CPU kernels: a user of ``snnkit run`` sees only
+    snnkit's own lines."""
+    code = "from snnkit.kernels.cpu.build import cpu_extension; cpu_extension()"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True
+    )
+    assert "No CUDA runtime" not in done.stderr, done.stderr

@@ -84,10 +84,15 @@ def extension_name(isa: str | None = None) -> str:
     return f"snnkit_cpu_{isa}_{key.hexdigest()[:12]}"
 
 
+def _quiet_cpp_extension_log() -> None:
+    """torch logs "No CUDA runtime is found" when ``torch.utils.cpp_extension`` is first
+    imported on a machine without CUDA: not news for a CPU build; call before that import."""
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
+
 def build_dir(name: str) -> Path:
     """The folder torch builds the extension ``name`` in."""
-    # torch logs "No CUDA runtime is found" at import on CPU-only machines: not our news
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    _quiet_cpp_extension_log()
     from torch.utils.cpp_extension import _get_build_directory
 
     return Path(_get_build_directory(name, verbose=False))
@@ -127,6 +132,7 @@ def _watch(folder: Path, done: threading.Event, start: float) -> None:
 
 def _compile(isa: str, name: str) -> ModuleType:
     """Load (compiling first, with the notice and progress lines, if needed) the build."""
+    _quiet_cpp_extension_log()
     from torch.utils.cpp_extension import load
 
     folder = build_dir(name)
