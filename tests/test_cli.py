@@ -106,3 +106,25 @@ def test_bad_input_exits_2_with_one_error_line(args: list[str], expected: str) -
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0]
     assert "Traceback" not in result.output
+
+
+def test_warnings_print_as_one_line_and_in_full_under_debug() -> None:
+    """A Python warning during a command reads ``warning: <message>`` (no file position or
+    source line); ``--debug`` restores the full form."""
+    import warnings
+
+    from snnkit.cli.errors import one_line_warnings, set_debug
+
+    saved = warnings.formatwarning
+    try:
+        set_debug(False)
+        one_line_warnings()
+        line = warnings.formatwarning("layer 6: a note", UserWarning, "x.py", 3, "code()")
+        assert line == "warning: layer 6: a note\n"
+        set_debug(True)
+        one_line_warnings()
+        full = warnings.formatwarning("layer 6: a note", UserWarning, "x.py", 3, "code()")
+        assert "x.py:3: UserWarning: layer 6: a note" in full
+    finally:
+        set_debug(False)
+        warnings.formatwarning = saved

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from snnkit.cli.data import data_app
-from snnkit.cli.errors import reported_errors, set_debug
+from snnkit.cli.errors import one_line_warnings, reported_errors, set_debug
 from snnkit.cli.kernels import kernels_app
 from snnkit.cli.plan import plan
 from snnkit.cli.profile import profile
@@ -75,6 +75,7 @@ def main(
 ) -> None:
     """Train and evaluate spiking neural networks from YAML recipes."""
     set_debug(debug)
+    one_line_warnings()
 
 
 @app.command()

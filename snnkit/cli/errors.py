@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import traceback
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,6 +14,9 @@ from snnkit.errors import SnnkitError
 
 #: Set by ``--debug`` for the command being run (``SNNKIT_DEBUG=1`` does the same).
 _debug = False
+
+
+_default_formatwarning = warnings.formatwarning
 
 
 def set_debug(flag: bool) -> None:
@@ -45,3 +49,16 @@ def reported_errors() -> Iterator[None]:
             raise
         typer.echo(f"error: {failure}", err=True)
         raise typer.Exit(failure.exit_code) from None
+
+
+def one_line_warnings() -> None:
+    """Show Python warnings as ``warning: <message>`` (one line, no source line or file
+    position) unless ``--debug`` / ``SNNKIT_DEBUG`` asks for the full form."""
+    if debugging():
+        warnings.formatwarning = _default_formatwarning
+        return
+
+    def fmt(message: Warning | str, *_: object, **__: object) -> str:
+        return f"warning: {message}\n"
+
+    warnings.formatwarning = fmt
