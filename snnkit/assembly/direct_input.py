@@ -38,42 +38,28 @@ import torch
 from torch import Tensor, nn
 
 from snnkit.assembly.forward import EncodedForward
+from snnkit.components import layers
 from snnkit.components.encoders import DirectEncoder
 from snnkit.components.functional import reset_net
-from snnkit.components.layers import (
-    AdaptiveAvgPool2d,
-    AvgPool2d,
-    BatchNorm1d,
-    BatchNorm2d,
-    Conv1d,
-    Conv2d,
-    Dropout,
-    Dropout2d,
-    Flatten,
-    Identity,
-    Linear,
-    MaxPool2d,
-    RandomShift,
-)
 from snnkit.components.neuron_base import BaseNeuron
 from snnkit.kernels import channels_last_steps
 from snnkit.kernels.forms import form_of
 
 #: layers whose multi-step output for T identical steps is their output for one step, repeated
 PER_SAMPLE = (
-    AdaptiveAvgPool2d,
-    AvgPool2d,
-    BatchNorm1d,
-    BatchNorm2d,
-    Conv1d,
-    Conv2d,
-    Dropout,
-    Dropout2d,
-    Flatten,
-    Identity,
-    Linear,
-    MaxPool2d,
-    RandomShift,
+    layers.AdaptiveAvgPool2d,
+    layers.AvgPool2d,
+    layers.BatchNorm1d,
+    layers.BatchNorm2d,
+    layers.Conv1d,
+    layers.Conv2d,
+    layers.Dropout,
+    layers.Dropout2d,
+    layers.Flatten,
+    layers.Identity,
+    layers.Linear,
+    layers.MaxPool2d,
+    layers.RandomShift,
 )
 
 
@@ -170,7 +156,15 @@ def direct_input_module(encoder: nn.Module, model: nn.Module) -> DirectInput | N
         if type(module) not in PER_SAMPLE or getattr(module, "step_mode", "m") != "m":
             break
         index += 1
-    computes = (Conv1d, Conv2d, Linear, BatchNorm1d, BatchNorm2d, AvgPool2d, MaxPool2d)
+    computes = (
+        layers.Conv1d,
+        layers.Conv2d,
+        layers.Linear,
+        layers.BatchNorm1d,
+        layers.BatchNorm2d,
+        layers.AvgPool2d,
+        layers.MaxPool2d,
+    )
     if not any(isinstance(m, computes) for m in list(model)[:index]):
         return None
     return DirectInput(encoder, model, index)
@@ -185,7 +179,7 @@ def prefer_channels_last(model: nn.Module) -> bool:
     parameter on the CPU. Parameters keep their identity (only their storage layout changes),
     so an optimizer built before keeps working. Returns whether it converted.
     """
-    if not _plain_sequential(model) or not any(type(m) is Conv2d for m in model):
+    if not _plain_sequential(model) or not any(type(m) is layers.Conv2d for m in model):
         return False
     for module in model:
         if getattr(module, "step_mode", "m") != "m":
@@ -197,7 +191,7 @@ def prefer_channels_last(model: nn.Module) -> bool:
     if any(p.device.type != "cpu" for p in model.parameters()):
         return False
     for module in model:
-        if type(module) is Conv2d:
+        if type(module) is layers.Conv2d:
             module.use_channels_last()
     return True
 
