@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_counting import Fire
 from torch import nn
 
 from snnkit.components import neurons as N
@@ -13,18 +14,6 @@ from snnkit.components.recurrent import Recurrent
 from snnkit.components.zoo.spikformer import SSA
 from snnkit.costs.counting import CostCounter
 from snnkit.kernels.bitpack import popcount
-
-
-class Fire(nn.Module):
-    """A 'neuron' that passes its (binary) input on: has a surrogate and a step mode."""
-
-    def __init__(self, step_mode: str = "m") -> None:
-        super().__init__()
-        self.surrogate = nn.Identity()
-        self.step_mode = step_mode
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
 
 
 class Const(nn.Module):
