@@ -103,7 +103,8 @@ def test_kernels_status_compiles_nothing(monkeypatch: pytest.MonkeyPatch) -> Non
     assert res.exit_code == 0, res.output
     info = json.loads(res.output)
     assert info["active_isa"] == isa.resolve_isa()
-    assert [b["isa"] for b in info["builds"]] == list(isa.runnable_isas())
+    want = [(i, part) for i in isa.runnable_isas() for part in build.PARTS]
+    assert [(b["isa"], b["part"]) for b in info["builds"]] == want
     paths = {row["neuron"]: row["cpu float32"] for row in info["neurons"]}
     assert paths["lif"].startswith(("cpp", "reference until built"))
     assert paths["qif"].startswith("reference (not fusable")
@@ -125,6 +126,39 @@ def test_kernels_build_reports_the_build() -> None:
     res = CliRunner().invoke(app, ["kernels", "build"])
     assert res.exit_code == 0, res.output
     assert "already built" in res.output and build.extension_name() in res.output
+
+
+def test_kernels_build_bad_part_is_exit_2() -> None:
+    res = CliRunner().invoke(app, ["kernels", "build", "--part", "everything"])
+    assert res.exit_code == 2
+    assert "--part 'everything': use one of core, recurrent" in res.output
+
+
+def test_a_recipe_compiles_only_the_parts_it_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A LIF network loads the core build only; a recurrent layer loads its own build too."""
+    if build.cpu_extension() is None:
+        pytest.skip("the C++ kernels cannot be built here")
+    import torch
+
+    from snnkit.components import neurons as N
+    from snnkit.components.recurrent import Recurrent
+
+    loaded: list[str] = []
+    original = build._compile
+
+    def record(isa_name: str, name: str, part: str):
+        loaded.append(part)
+        return original(isa_name, name, part)
+
+    build._load.cache_clear()
+    monkeypatch.setattr(build, "_compile", record)
+    try:
+        N.LIF()(torch.randn(4, 2, 8, requires_grad=True)).sum().backward()
+        assert loaded == ["core"]
+        Recurrent(8, neuron=N.LIF())(torch.randn(4, 2, 8)).sum()
+        assert loaded == ["core", "recurrent"]
+    finally:
+        build._load.cache_clear()
 
 
 def test_another_torch_installation_gets_its_own_build_name(

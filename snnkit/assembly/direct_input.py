@@ -37,12 +37,12 @@ from typing import TypeGuard
 import torch
 from torch import Tensor, nn
 
+from snnkit import kernels
 from snnkit.assembly.forward import EncodedForward
 from snnkit.components import layers
 from snnkit.components.encoders import DirectEncoder
 from snnkit.components.functional import reset_net
 from snnkit.components.neuron_base import BaseNeuron
-from snnkit.kernels import channels_last_steps
 from snnkit.kernels.forms import form_of
 
 #: layers whose multi-step output for T identical steps is their output for one step, repeated
@@ -124,20 +124,28 @@ class DirectInput(nn.Module):
                 out = flat.unflatten(0, out.shape[:2])
             else:
                 out = module(out)
-        out = _repeat(out, T)
-        for module in self.rest:
+        first, *rest = self.rest
+        if _plain_neuron(first):  # the fused kernel reads the one step T times
+            out, v_seq = kernels.multi_step_repeated(first, out, T)
+            first._v_seq = v_seq
+        else:
+            out = first(kernels.repeat_steps(out, T))
+        for module in rest:
             out = module(out)
         reset_net(self.model)
         return out
 
 
-def _repeat(x: Tensor, times: int) -> Tensor:
-    """``x [1, B, *]`` broadcast to ``[times, B, *]`` (a view); a channels-last ``x`` is
-    broadcast in its NHWC order, so the backward's sum over T stays channels-last too."""
-    if channels_last_steps(x):
-        nhwc = x.permute(0, 1, 3, 4, 2)
-        return nhwc.expand(times, *nhwc.shape[1:]).permute(0, 1, 4, 2, 3)
-    return x.expand(times, *x.shape[1:])
+def _plain_neuron(module: nn.Module) -> TypeGuard[BaseNeuron]:
+    """A multi-step neuron of snnkit's base class whose forward is the base one, without hooks
+    (whose call :func:`~snnkit.kernels.multi_step_repeated` may stand for)."""
+    return (
+        isinstance(module, BaseNeuron)
+        and type(module).forward is BaseNeuron.forward
+        and type(module)._multi_step is BaseNeuron._multi_step
+        and module.step_mode == "m"
+        and not (module._forward_hooks or module._forward_pre_hooks)
+    )
 
 
 def direct_input_module(encoder: nn.Module, model: nn.Module) -> DirectInput | None:

@@ -1,9 +1,10 @@
 """``snnkit kernels``: build the C++ CPU kernels ahead of time, and show what is built.
 
-- ``build [--isa X]`` — compile the kernels for this machine now (e.g. in a container image),
-  with the same notice and progress lines as the first use; exit 1 if the build fails;
+- ``build [--isa X] [--part core|recurrent]`` — compile the kernels for this machine now (e.g.
+  in a container image): every part (the core kernels, the recurrent layer's), or one, with the
+  same notice and progress lines as the first use; exit 1 if a build fails;
 - ``status [--json]`` — the CPU, its SIMD flags, the instruction set each build targets, which
-  builds exist, and which kernel each registered neuron runs on a CPU float32 input.
+  builds exist (per part), and which kernel each registered neuron runs on a CPU float32 input.
 
 An unknown or unsupported ``--isa`` / ``SNNKIT_CPU_ISA`` is one ``error:`` line and exit 2.
 """
@@ -72,7 +73,13 @@ def _neuron_paths(built: bool) -> list[dict[str, str]]:
 
 def kernel_status() -> dict[str, Any]:
     """Everything ``snnkit kernels status`` shows, as a dict (compiles nothing)."""
-    from snnkit.kernels.cpu.build import build_dir, build_flags, cpp_disabled, extension_name
+    from snnkit.kernels.cpu.build import (
+        PARTS,
+        build_dir,
+        build_flags,
+        cpp_disabled,
+        extension_name,
+    )
     from snnkit.kernels.cpu.isa import (
         arch,
         cpu_features,
@@ -85,17 +92,21 @@ def kernel_status() -> dict[str, Any]:
     active = resolve_isa()
     builds = []
     for isa in runnable_isas():
-        name = extension_name(isa)
-        so = build_dir(name) / f"{name}.so"
-        builds.append(
-            {
-                "isa": isa,
-                "built": so.is_file(),
-                "flags": " ".join(build_flags(isa)),
-                "path": str(so),
-            }
-        )
-    built = not cpp_disabled() and any(b["built"] for b in builds if b["isa"] == active)
+        for part in PARTS:
+            name = extension_name(isa, part)
+            so = build_dir(name) / f"{name}.so"
+            builds.append(
+                {
+                    "isa": isa,
+                    "part": part,
+                    "built": so.is_file(),
+                    "flags": " ".join(build_flags(isa)),
+                    "path": str(so),
+                }
+            )
+    built = not cpp_disabled() and any(
+        b["built"] for b in builds if b["isa"] == active and b["part"] == "core"
+    )
     return {
         "cpu": _cpu_model(),
         "arch": arch(),
@@ -128,7 +139,7 @@ def status(
         typer.echo("C++ kernels: off (SNNKIT_NO_CPP)")
     for b in info["builds"]:
         mark = "built" if b["built"] else "not built"
-        typer.echo(f"  {b['isa']:8} {mark:9} flags: {b['flags']}")
+        typer.echo(f"  {b['isa']:8} {b['part']:9} {mark:9} flags: {b['flags']}")
         if b["built"]:
             typer.echo(f"           {b['path']}")
     typer.echo("neurons on CPU float32:")
@@ -136,24 +147,34 @@ def status(
         typer.echo(f"  {row['neuron']:14} {row['cpu float32']}")
 
 
+PartOpt = Annotated[
+    str | None,
+    typer.Option("--part", help="core or recurrent (default: every part)."),
+]
+
+
 @kernels_app.command()
-def build(isa: IsaOpt = None) -> None:
+def build(isa: IsaOpt = None, part: PartOpt = None) -> None:
     """Compile the C++ CPU kernels for this machine now (a no-op when already built)."""
     import warnings
 
-    from snnkit.kernels.cpu.build import cpu_extension, extension_name, is_built
+    from snnkit.kernels.cpu.build import PARTS, extension_name, is_built, load_part
 
-    try:
-        was_built = is_built(isa)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            ext = cpu_extension(isa)
-    except SnnkitError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(err.exit_code) from None
-    if ext is None:
-        why = str(caught[-1].message) if caught else "SNNKIT_NO_CPP is set"
-        typer.echo(f"error: kernels build failed: {why}", err=True)
-        raise typer.Exit(1)
-    state = "already built" if was_built else "built"
-    typer.echo(f"{extension_name(isa)}: {state} ({ext.__file__})")
+    if part is not None and part not in PARTS:
+        typer.echo(f"error: --part {part!r}: use one of {', '.join(PARTS)}", err=True)
+        raise typer.Exit(2)
+    for name in (part,) if part is not None else tuple(PARTS):
+        try:
+            was_built = is_built(isa, name)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                ext = load_part(name, isa)
+        except SnnkitError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(err.exit_code) from None
+        if ext is None:
+            why = str(caught[-1].message) if caught else "SNNKIT_NO_CPP is set"
+            typer.echo(f"error: kernels build failed: {why}", err=True)
+            raise typer.Exit(1)
+        state = "already built" if was_built else "built"
+        typer.echo(f"{extension_name(isa, name)}: {state} ({ext.__file__})")

@@ -15,6 +15,8 @@ from torch import Tensor, nn
 
 from snnkit.components.functional import check_step_mode
 from snnkit.kernels import channels_last_steps
+from snnkit.kernels import pool as pool_kernel
+from snnkit.kernels.cpu.build import cpu_extension
 
 __all__ = [
     "AdaptiveAvgPool2d",
@@ -251,6 +253,15 @@ class MaxPool2d(StepModeMixin, nn.MaxPool2d):
             kernel_size, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode
         )
         self.step_mode = check_step_mode(step_mode)
+
+    def forward(self, x: Tensor) -> Tensor:
+        flat = x.flatten(0, 1) if self.step_mode == "m" and x.dim() == 5 else x
+        if pool_kernel.fits(self, flat):
+            ext = cpu_extension()
+            if ext is not None:
+                y = pool_kernel.maxpool2(ext, flat)
+                return y.unflatten(0, x.shape[:2]) if flat is not x else y
+        return super().forward(x)
 
 
 class AvgPool2d(StepModeMixin, nn.AvgPool2d):

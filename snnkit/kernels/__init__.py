@@ -38,8 +38,10 @@ __all__ = [
     "check_kernel",
     "kernel_names",
     "multi_step",
+    "multi_step_repeated",
     "reference_forced",
     "reference_only",
+    "repeat_steps",
     "select_kernel",
     "triton_available",
 ]
@@ -145,6 +147,40 @@ def multi_step(neuron: Any, x_seq: Tensor) -> tuple[Tensor, Tensor | None]:
         assert form is not None
         return triton_multi_step(form, x_seq, record)
     return reference_multi_step(neuron, x_seq, record)
+
+
+def multi_step_repeated(neuron: Any, x_step: Tensor, steps: int) -> tuple[Tensor, Tensor | None]:
+    """:func:`multi_step` of ``neuron`` over ``x_step [1, B, *]`` repeated ``steps`` times.
+
+    The fused C++ kernel reads the one step at every t (no ``[T, B, *]`` copy of the input) and
+    its backward hands back ``Σ_t dL/dX(t)``, what the repetition's gradient is; other kernels
+    run on the broadcast view (:func:`repeat_steps`).
+    """
+    x_seq = repeat_steps(x_step, steps)
+    name, form = select_kernel(neuron, x_seq)
+    if name != "cpp" or form is None:
+        return multi_step(neuron, x_seq)
+    from snnkit.kernels.cpu.build import cpu_extension
+    from snnkit.kernels.cpu.neuron import cpp_multi_step_repeated
+
+    ext = cpu_extension()
+    assert ext is not None
+    record = bool(getattr(neuron, "record_v", False))
+    step = x_step.squeeze(0)  # a view both ways (indexing would copy the gradient back NCHW)
+    if channels_last_steps(x_seq):  # run on the NHWC view, as multi_step does
+        out, v = cpp_multi_step_repeated(form, ext, step.permute(0, 2, 3, 1), steps, record)
+        back = (0, 1, 4, 2, 3)
+        return out.permute(back), (None if v is None else v.permute(back))
+    return cpp_multi_step_repeated(form, ext, step, steps, record)
+
+
+def repeat_steps(x: Tensor, steps: int) -> Tensor:
+    """``x [1, B, *]`` broadcast to ``[steps, B, *]`` (a view); a channels-last ``x`` is
+    broadcast in its NHWC order, so the backward's sum over T stays channels-last too."""
+    if channels_last_steps(x):
+        nhwc = x.permute(0, 1, 3, 4, 2)
+        return nhwc.expand(steps, *nhwc.shape[1:]).permute(0, 1, 4, 2, 3)
+    return x.expand(steps, *x.shape[1:])
 
 
 def channels_last_steps(x_seq: Tensor) -> bool:

@@ -52,19 +52,19 @@ def select_kernel(layer: Any, x_seq: Tensor) -> tuple[str, NeuronForm | None]:
         return "triton", form
     if not cpu_ok:
         return "reference", None
-    from snnkit.kernels.cpu.build import cpu_extension
+    from snnkit.kernels.cpu.build import recurrent_extension
 
-    return ("cpp", form) if cpu_extension() is not None else ("reference", None)
+    return ("cpp", form) if recurrent_extension() is not None else ("reference", None)
 
 
 def multi_step(layer: Any, x_seq: Tensor) -> Tensor:
     """Spikes ``[T, B, ..., N]`` of ``layer`` over ``x_seq`` with its selected kernel."""
     name, form = select_kernel(layer, x_seq)
     if name == "cpp":
-        from snnkit.kernels.cpu.build import cpu_extension
+        from snnkit.kernels.cpu.build import recurrent_extension
         from snnkit.kernels.cpu.recurrent import cpp_recurrent
 
-        ext = cpu_extension()
+        ext = recurrent_extension()
         assert form is not None and ext is not None
         return cpp_recurrent(form, ext, x_seq, layer.weight, layer.bias)
     if name == "triton":

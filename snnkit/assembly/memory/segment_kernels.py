@@ -73,10 +73,10 @@ def run_recurrent(layer: Any, x_seg: Tensor, state: FlatState | None) -> tuple[T
         state = FlatState(*neuron.initial_state(first), torch.zeros_like(first))
     *neuron_state, s_prev = state
     if name == "cpp" and form is not None and len(neuron_state) == 1:
-        from snnkit.kernels.cpu.build import cpu_extension
+        from snnkit.kernels.cpu.build import recurrent_extension
         from snnkit.kernels.cpu.recurrent import cpp_recurrent_segment
 
-        ext = cpu_extension()
+        ext = recurrent_extension()
         assert ext is not None
         out, v_end = cpp_recurrent_segment(
             form, ext, x_seg, layer.weight, layer.bias, (neuron_state[0], s_prev), initial

@@ -48,6 +48,7 @@ def _forward(
     save: bool,
     record: bool,
     v_init: Tensor | None = None,
+    repeat: int = 0,
 ) -> list[Tensor]:
     return ext.neuron_forward(
         x,
@@ -61,6 +62,7 @@ def _forward(
         save,
         record,
         v_init,
+        repeat,
     )
 
 
@@ -75,13 +77,14 @@ class _FusedNeuron(torch.autograd.Function):
         ext: ModuleType,
         record: bool,
         initial: bool = False,
+        repeat: int = 0,
     ) -> tuple[Tensor, Tensor, Tensor]:
         a = _leak_value(form, w)
-        out, _, v, v_end = _forward(ext, form, x, a, False, record, v_init)
+        out, _, v, v_end = _forward(ext, form, x, a, False, record, v_init, repeat)
         # a v_init equal to v0 everywhere (``initial``) need not be kept: backward uses v0
         ctx.save_for_backward(x, None if initial else v_init)
         ctx.has_end = v_init is not None
-        ctx.form, ctx.ext, ctx.a = form, ext, a
+        ctx.form, ctx.ext, ctx.a, ctx.repeat = form, ext, a, repeat
         v = v if record else out.new_empty(0)
         v_end = v_end if v_init is not None else out.new_empty(0)
         ctx.mark_non_differentiable(v)
@@ -102,9 +105,13 @@ class _FusedNeuron(torch.autograd.Function):
         gpre = None
         if sur.kind == SurrogateKind.GENERIC:
             assert form.derivative is not None
-            h = _forward(ext, form, x, a, True, False, v_init)[1]
+            h = _forward(ext, form, x, a, True, False, v_init, ctx.repeat)[1]
             gpre = form.derivative(h - form.v_threshold).to(x.dtype).contiguous()
-        grad_out = torch.zeros_like(x) if grad_out is None else grad_out.to(x.dtype).contiguous()
+        if grad_out is None:
+            shape = (ctx.repeat, *x.shape) if ctx.repeat else x.shape
+            grad_out = x.new_zeros(shape)
+        else:
+            grad_out = grad_out.to(x.dtype).contiguous()
         if not ctx.has_end or grad_v_end is None or grad_v_end.numel() == 0:
             grad_v_end = None
         else:
@@ -128,13 +135,14 @@ class _FusedNeuron(torch.autograd.Function):
             form.v0,
             v_init,
             grad_v_end,
+            ctx.repeat,
         )
         grad_w = None
         if form.w is not None and ctx.needs_input_grad[1]:
             grad_w = (gk * (a * (1.0 - a))).to(form.w.dtype).reshape(form.w.shape)
         gx = gx if ctx.needs_input_grad[0] else None
         gv0 = gv0 if ctx.needs_input_grad[2] and v_init is not None else None
-        return gx, grad_w, gv0, None, None, None, None
+        return gx, grad_w, gv0, None, None, None, None, None
 
 
 def cpp_multi_step(
@@ -151,6 +159,26 @@ def cpp_multi_step(
     if w is not None and not (torch.is_grad_enabled() and w.requires_grad):
         form = form._replace(charge=form.charge.without_grad_k())  # no dL/dk to accumulate
     out, v, _ = _FusedNeuron.apply(x, w, None, form, ext, record, False)
+    return out, (v if record else None)
+
+
+def cpp_multi_step_repeated(
+    form: NeuronForm, ext: ModuleType, x_step: Tensor, steps: int, record: bool
+) -> tuple[Tensor, Tensor | None]:
+    """Spikes ``[steps, B, *]`` (and the V trace if ``record``) for the input ``x_step [B, *]``
+    fed at every step, without materialising the repeated input: the kernel reads the one step
+    at each t, and its backward returns ``Σ_t dL/dX(t)``, the gradient of the repetition."""
+    x = x_step.contiguous()
+    w = form.w
+    w_grad = w is not None and w.requires_grad
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or w_grad)
+    a = _leak_value(form, w)
+    if not needs_grad:
+        out, _, v, _ = _forward(ext, form, x.detach(), a, False, record, None, steps)
+        return out, (v if record else None)
+    if w is not None and not (torch.is_grad_enabled() and w.requires_grad):
+        form = form._replace(charge=form.charge.without_grad_k())
+    out, v, _ = _FusedNeuron.apply(x, w, None, form, ext, record, False, steps)
     return out, (v if record else None)
 
 

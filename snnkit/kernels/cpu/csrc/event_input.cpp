@@ -8,10 +8,7 @@
 // r = bits [16 (t%4), 16 (t%4) + 16) of word, Q = ceil(T/4). Spike iff r < thr(v) with
 // thr(v) = round(v * 65536 / 255) = (v * 131072 + 255) / 510 (integer division), so
 // P(spike) = thr/65536 = v/255 within 2^-17, v = 0 never fires and v = 255 always fires.
-#include <ATen/core/Tensor.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -20,7 +17,7 @@
 #include <vector>
 
 #include "constants.h"
-#include "entry_points.h"
+#include "kernels.h"
 #include "simd.h"
 
 namespace snnkit {
@@ -215,21 +212,6 @@ void event_forward_range(const uint8_t* __restrict x, const S* __restrict wt, S*
   }
 }
 
-template <typename S>
-void event_forward_typed(const uint8_t* x, const S* W, S* out, uint64_t* masks, int64_t B,
-                         int64_t D, int64_t C, int64_t T, uint64_t seed) {
-  const int64_t CP = (C + 15) / 16 * 16;
-  // W^T padded to [D, CP] so each event is one fixed-width vector add.
-  std::vector<S> wtv(static_cast<size_t>(D * CP), S(0));
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t d = 0; d < D; ++d) wtv[d * CP + c] = W[c * D + d];
-  const S* wt = wtv.data();
-  at::parallel_for(0, B, 1, [=](int64_t b0, int64_t b1) {
-    if (CP == 16) event_forward_range<16, S>(x, wt, out, masks, B, D, C, T, CP, seed, b0, b1);
-    else event_forward_range<0, S>(x, wt, out, masks, B, D, C, T, CP, seed, b0, b1);
-  });
-}
-
 // Samples [b0, b1) into gwt [D][CP] (zeroed by the caller), backward: the sample's dL/dout rows
 // packed to [T][CP], its pixels with any fired step in quads. A quad sums the rows of each step
 // into the bucket of the step's nibble n(t) (two sets of 16 buckets, even and odd steps, so that
@@ -298,8 +280,25 @@ void event_backward_range(const S* __restrict g, const uint64_t* __restrict mask
   }
 }
 
+}  // namespace
+
 template <typename S>
-void event_backward_typed(const S* g, const uint64_t* masks, S* gw, int64_t B, int64_t D,
+void event_forward_raw(const uint8_t* x, const S* W, S* out, uint64_t* masks, int64_t B,
+                         int64_t D, int64_t C, int64_t T, uint64_t seed) {
+  const int64_t CP = (C + 15) / 16 * 16;
+  // W^T padded to [D, CP] so each event is one fixed-width vector add.
+  std::vector<S> wtv(static_cast<size_t>(D * CP), S(0));
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t d = 0; d < D; ++d) wtv[d * CP + c] = W[c * D + d];
+  const S* wt = wtv.data();
+  at::parallel_for(0, B, 1, [=](int64_t b0, int64_t b1) {
+    if (CP == 16) event_forward_range<16, S>(x, wt, out, masks, B, D, C, T, CP, seed, b0, b1);
+    else event_forward_range<0, S>(x, wt, out, masks, B, D, C, T, CP, seed, b0, b1);
+  });
+}
+
+template <typename S>
+void event_backward_raw(const S* g, const uint64_t* masks, S* gw, int64_t B, int64_t D,
                           int64_t C, int64_t T) {
   const int64_t CP = (C + 15) / 16 * 16;
   // Samples in fixed groups (at most 32 of them), one partial dL/dW^T per group, summed in
@@ -323,69 +322,29 @@ void event_backward_typed(const S* g, const uint64_t* masks, S* gw, int64_t B, i
     for (int64_t d = 0; d < D; ++d) gw[c * D + d] = pp[d * CP + c];
 }
 
-}  // namespace
-
-std::vector<at::Tensor> event_forward(at::Tensor x, at::Tensor W, int64_t T, int64_t seed,
-                                      bool save) {
-  TORCH_CHECK(x.device().is_cpu() && W.device().is_cpu(), "snnkit event input: CPU tensors only");
-  TORCH_CHECK(x.scalar_type() == at::kByte && x.dim() == 2 && x.is_contiguous(),
-              "snnkit event input: x must be contiguous uint8 [B, D]");
-  TORCH_CHECK(W.dim() == 2 && W.size(1) == x.size(1) && W.is_contiguous(),
-              "snnkit event input: W must be contiguous [C, D]");
-  TORCH_CHECK(T >= 1, "snnkit event input: T must be >= 1");
-  const int64_t B = x.size(0), D = x.size(1), C = W.size(0);
+void event_spikes_raw(const uint8_t* x, float* out, int64_t B, int64_t D, int64_t T,
+                      uint64_t seed) {
   const int64_t NW = (T + 63) / 64;
-  auto out = at::empty({T, B, C}, W.options());
-  auto masks = save ? at::zeros({B, D, NW}, x.options().dtype(at::kLong)) : at::Tensor();
-  uint64_t* mp = save ? reinterpret_cast<uint64_t*>(masks.data_ptr<int64_t>()) : nullptr;
-  const uint64_t s = static_cast<uint64_t>(seed);
-  if (W.scalar_type() == at::kFloat)
-    event_forward_typed<float>(x.data_ptr<uint8_t>(), W.data_ptr<float>(), out.data_ptr<float>(),
-                               mp, B, D, C, T, s);
-  else if (W.scalar_type() == at::kDouble)
-    event_forward_typed<double>(x.data_ptr<uint8_t>(), W.data_ptr<double>(),
-                                out.data_ptr<double>(), mp, B, D, C, T, s);
-  else
-    TORCH_CHECK(false, "snnkit event input: W must be float32 or float64");
-  return {out, masks};
-}
-
-at::Tensor event_backward(at::Tensor g, at::Tensor masks, int64_t D) {
-  TORCH_CHECK(g.dim() == 3 && g.is_contiguous(), "snnkit event input: grad must be [T, B, C]");
-  const int64_t T = g.size(0), B = g.size(1), C = g.size(2);
-  TORCH_CHECK(masks.dim() == 3 && masks.size(0) == B && masks.size(1) == D &&
-                  masks.size(2) == (T + 63) / 64, "snnkit event input: mask shape mismatch");
-  auto gw = at::empty({C, D}, g.options());
-  const uint64_t* mp = reinterpret_cast<const uint64_t*>(masks.data_ptr<int64_t>());
-  if (g.scalar_type() == at::kFloat)
-    event_backward_typed<float>(g.data_ptr<float>(), mp, gw.data_ptr<float>(), B, D, C, T);
-  else if (g.scalar_type() == at::kDouble)
-    event_backward_typed<double>(g.data_ptr<double>(), mp, gw.data_ptr<double>(), B, D, C, T);
-  else
-    TORCH_CHECK(false, "snnkit event input: grad must be float32 or float64");
-  return gw;
-}
-
-at::Tensor event_spikes(at::Tensor x, int64_t T, int64_t seed) {
-  TORCH_CHECK(x.scalar_type() == at::kByte && x.dim() == 2 && x.is_contiguous(),
-              "snnkit event input: x must be contiguous uint8 [B, D]");
-  const int64_t B = x.size(0), D = x.size(1);
-  const int64_t NW = (T + 63) / 64;
-  auto out = at::zeros({T, B, D}, x.options().dtype(at::kFloat));
-  float* o = out.data_ptr<float>();
-  const uint8_t* xp = x.data_ptr<uint8_t>();
   std::vector<uint64_t> words(static_cast<size_t>(NW));
   for (int64_t b = 0; b < B; ++b)
     for (int64_t d = 0; d < D; ++d) {
-      const uint32_t v = xp[b * D + d];
+      const uint32_t v = x[b * D + d];
       if (v == 0) continue;
       uint64_t* w = words.data();
       const uint32_t thr = threshold16(v);
-      draw_bits<1>(static_cast<uint64_t>(seed), b, &d, 1, D, T, &thr, &w);
+      draw_bits<1>(seed, b, &d, 1, D, T, &thr, &w);
       for (int64_t t = 0; t < T; ++t)
-        if ((words[t >> 6] >> (t & 63)) & 1u) o[(t * B + b) * D + d] = 1.0f;
+        if ((words[t >> 6] >> (t & 63)) & 1u) out[(t * B + b) * D + d] = 1.0f;
     }
-  return out;
 }
+
+template void event_forward_raw<float>(const uint8_t*, const float*, float*, uint64_t*, int64_t,
+                                       int64_t, int64_t, int64_t, uint64_t);
+template void event_forward_raw<double>(const uint8_t*, const double*, double*, uint64_t*,
+                                        int64_t, int64_t, int64_t, int64_t, uint64_t);
+template void event_backward_raw<float>(const float*, const uint64_t*, float*, int64_t, int64_t,
+                                        int64_t, int64_t);
+template void event_backward_raw<double>(const double*, const uint64_t*, double*, int64_t,
+                                         int64_t, int64_t, int64_t);
 
 }  // namespace snnkit

@@ -1,8 +1,5 @@
 // Fused neuron loop, backward through time (see neuron_common.h and snnkit.kernels.cpu.neuron
 // for the equations).
-#include <ATen/core/Tensor.h>
-#include <ATen/ops/scalar_tensor.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -11,9 +8,8 @@
 
 #include "charge_grad.h"
 #include "constants.h"
-#include "entry_points.h"
+#include "kernels.h"
 #include "neuron_common.h"
-#include "pool.h"
 
 namespace snnkit {
 namespace {
@@ -87,25 +83,28 @@ __attribute__((noinline)) void surrogate_block(int64_t sur, S c1, S c2, const S*
     case kSurrogateStraightThrough:
       for (int64_t j = 0; j < n; ++j) g[j] = one;
       break;
-    default:
-      TORCH_CHECK(false, "snnkit: unknown surrogate kind ", sur);
+    default:  // the caller (bindings.cpp) checked the kind
+      break;
   }
 }
 
-template <int64_t CH, bool HARD, bool DETACH, typename S>
-void backward_range(const S* __restrict gout, const S* __restrict x, S* __restrict gx,
-                    const S* __restrict gpre, int64_t sur, S c1, S c2, S c3, int64_t T,
-                    int64_t N, S a, S rest, S vth, S vr, S v0, double* gk_blocks,
-                    BackwardState<S> st, int64_t begin, int64_t end) {
+// detach is a run-time flag (it only zeroes gS_r): half the instantiations (build time). xs: the
+// step stride of x (N, or 0 for one row repeated at every step; then gx[0:N) is the sum over t).
+template <int64_t CH, bool HARD, typename S>
+void backward_range(const S* __restrict gout, const S* __restrict x, int64_t xs,
+                    S* __restrict gx, const S* __restrict gpre, int64_t sur, S c1, S c2, S c3,
+                    bool detach, int64_t T, int64_t N, S a, S rest, S vth, S vr, S v0,
+                    double* gk_blocks, BackwardState<S> st, int64_t begin, int64_t end) {
   constexpr bool PLIF = charge_learns_k(CH);  // accumulates dL/dk
     std::vector<S> hbuf(static_cast<size_t>(T * BLK));
     S* hb = hbuf.data();
-    S gv[BLK], d[BLK], sg[BLK], v[BLK], vp[BLK], gkl[BLK];
+    S gv[BLK], d[BLK], sg[BLK], v[BLK], vp[BLK], gkl[BLK], gsum[BLK], gxb[BLK];
+    const bool summed = xs == 0;
     for (int64_t i0 = begin; i0 < end; i0 += BLK) {
       const int64_t n = std::min<int64_t>(BLK, end - i0);
       init_block(v, st.v_init, v0, i0, n);
       for (int64_t t = 0; t < T; ++t) {
-        const S* xt = x + t * N + i0;
+        const S* xt = x + t * xs + i0;
         S* ht = hb + t * BLK;
         for (int64_t j = 0; j < n; ++j) {
           const S h = charge<CH, S>(v[j], xt[j], a, rest);
@@ -117,6 +116,7 @@ void backward_range(const S* __restrict gout, const S* __restrict x, S* __restri
       for (int64_t j = 0; j < n; ++j) {
         gv[j] = st.gv_end != nullptr ? st.gv_end[i0 + j] : S(0);
         gkl[j] = S(0);
+        gsum[j] = S(0);
       }
       for (int64_t t = T - 1; t >= 0; --t) {
         const int64_t off = t * N + i0;
@@ -130,8 +130,8 @@ void backward_range(const S* __restrict gout, const S* __restrict x, S* __restri
           surrogate_block<S>(sur, c1, c2, d, sg, n);
         }
         const S* got = gout + off;
-        S* gxt = gx + off;
-        const S* xt = x + off;
+        S* gxt = summed ? gxb : gx + off;
+        const S* xt = x + t * xs + i0;
         if constexpr (PLIF) {  // V(t-1) from H(t-1), exactly as the forward pass reset it
           if (t > 0) {
             const S* hp = hb + (t - 1) * BLK;
@@ -151,10 +151,10 @@ void backward_range(const S* __restrict gout, const S* __restrict x, S* __restri
           S gh_r, gs_r;
           if constexpr (HARD) {
             gh_r = g_v * (S(1) - s);
-            gs_r = DETACH ? S(0) : g_v * vr - g_v * h;
+            gs_r = detach ? S(0) : g_v * vr - g_v * h;
           } else {
             gh_r = g_v;
-            gs_r = DETACH ? S(0) : -(g_v * vth);
+            gs_r = detach ? S(0) : -(g_v * vth);
           }
           const S gs = got[j] + gs_r;
           const S gh = gs * sg[j] + gh_r;
@@ -167,7 +167,10 @@ void backward_range(const S* __restrict gout, const S* __restrict x, S* __restri
           gxt[j] = gxx;
           gv[j] = gvp;
         }
+        if (summed)
+          for (int64_t j = 0; j < n; ++j) gsum[j] += gxb[j];
       }
+      if (summed) std::copy(gsum, gsum + n, gx + i0);
       if (st.gv_init != nullptr) std::copy(gv, gv + n, st.gv_init + i0);
       if constexpr (PLIF) {
         double gk = 0.0;
@@ -177,38 +180,32 @@ void backward_range(const S* __restrict gout, const S* __restrict x, S* __restri
     }
 }
 
-template <int64_t CH, bool HARD, bool DETACH, typename S>
-void backward_impl(const S* gout, const S* x, S* gx, const S* gpre, int64_t sur, S c1, S c2,
-                   S c3, int64_t T, int64_t N, S a, S rest, S vth, S vr, S v0,
-                   double* gk_blocks, BackwardState<S> st) {
+template <int64_t CH, bool HARD, typename S>
+void backward_impl(const NeuronConsts<S>& c, const NeuronBackwardArgs<S>& p, double* gk_blocks) {
+  const BackwardState<S> st{p.v_init, p.gv_end, p.gv_init};
+  const S *gout = p.gout, *x = p.x, *gpre = p.gpre;
+  S* gx = p.gx;
+  const int64_t xs = p.x_step, T = p.T, N = p.N, sur = p.sur;
+  const S c1 = p.c1, c2 = p.c2, c3 = p.c3, a = c.a, rest = c.rest, vth = c.vth, vr = c.vr,
+          v0 = c.v0;
+  const bool detach = p.detach;
   for_blocks(N, T, [=](int64_t begin, int64_t end) {
-    backward_range<CH, HARD, DETACH, S>(gout, x, gx, gpre, sur, c1, c2, c3, T, N, a, rest, vth,
-                                        vr, v0, gk_blocks, st, begin, end);
+    backward_range<CH, HARD, S>(gout, x, xs, gx, gpre, sur, c1, c2, c3, detach, T, N, a, rest,
+                                vth, vr, v0, gk_blocks, st, begin, end);
   });
 }
 
+}  // namespace
+
+// The caller (bindings.cpp) has checked that c.charge is a ChargeMode and p.sur a SurrogateKind.
 template <typename S>
-double backward_typed(const at::Tensor& gout, const at::Tensor& x, at::Tensor& gx,
-                      const at::Tensor& gpre, int64_t ch, bool hard, bool detach, int64_t sur,
-                      S c1, S c2, S c3, S a, S rest, S vth, S vr, S v0, const at::Tensor& v_init,
-                      const at::Tensor& gv_end, at::Tensor& gv_init) {
-  const int64_t T = x.size(0);
-  const int64_t N = x.numel() / T;
-  const int64_t nblocks = (N + BLK - 1) / BLK;
+double neuron_backward_raw(const NeuronConsts<S>& c, const NeuronBackwardArgs<S>& p) {
+  const int64_t nblocks = (p.N + BLK - 1) / BLK;
   std::vector<double> gk(static_cast<size_t>(nblocks), 0.0);
-  const S* go = gout.data_ptr<S>();
-  const S* xp = x.data_ptr<S>();
-  S* gp = gx.data_ptr<S>();
-  const S* pre = gpre.defined() ? gpre.data_ptr<S>() : nullptr;
-  const BackwardState<S> st{v_init.defined() ? v_init.data_ptr<S>() : nullptr,
-                            gv_end.defined() ? gv_end.data_ptr<S>() : nullptr,
-                            gv_init.defined() ? gv_init.data_ptr<S>() : nullptr};
-#define SNN_BWD(CH, HARD, DET) \
-  backward_impl<CH, HARD, DET, S>(go, xp, gp, pre, sur, c1, c2, c3, T, N, a, rest, vth, vr, v0, gk.data(), st);
-#define SNN_BWD_CH(CH)                                   \
-  if (hard) { if (detach) { SNN_BWD(CH, true, true) } else { SNN_BWD(CH, true, false) } } \
-  else { if (detach) { SNN_BWD(CH, false, true) } else { SNN_BWD(CH, false, false) } }
-  switch (ch) {
+#define SNN_BWD_CH(CH)                                     \
+  if (c.hard) backward_impl<CH, true, S>(c, p, gk.data()); \
+  else backward_impl<CH, false, S>(c, p, gk.data());
+  switch (c.charge) {
     case kChargeIf: SNN_BWD_CH(kChargeIf) break;
     case kChargeLif: SNN_BWD_CH(kChargeLif) break;
     case kChargeLifNodecay: SNN_BWD_CH(kChargeLifNodecay) break;
@@ -216,44 +213,17 @@ double backward_typed(const at::Tensor& gout, const at::Tensor& x, at::Tensor& g
     case kChargePlifNodecay: SNN_BWD_CH(kChargePlifNodecay) break;
     case kChargeMul: SNN_BWD_CH(kChargeMul) break;
     case kChargeMulNodecay: SNN_BWD_CH(kChargeMulNodecay) break;
-    default: TORCH_CHECK(false, "snnkit: unknown charge mode ", ch);
+    default: break;
   }
 #undef SNN_BWD_CH
-#undef SNN_BWD
   double total = 0.0;
   for (double v : gk) total += v;
   return total;
 }
 
-}  // namespace
-
-std::vector<at::Tensor> neuron_backward(at::Tensor gout, at::Tensor x,
-                                        c10::optional<at::Tensor> gpre, int64_t charge_mode,
-                                        bool hard, bool detach, int64_t sur, double c1, double c2,
-                                        double c3, double a, double rest, double vth, double vr,
-                                        double v0, c10::optional<at::Tensor> v_init,
-                                        c10::optional<at::Tensor> gv_end) {
-  check_seq(x, "x");
-  check_seq(gout, "grad_output");
-  TORCH_CHECK(gout.sizes() == x.sizes(), "snnkit cpp kernel: shape mismatch");
-  TORCH_CHECK(gout.scalar_type() == x.scalar_type(), "snnkit cpp kernel: dtype mismatch");
-  at::Tensor pre = gpre.has_value() ? *gpre : at::Tensor();
-  if (pre.defined()) check_seq(pre, "surrogate derivative");
-  const at::Tensor vi = v_init.has_value() ? *v_init : at::Tensor();
-  const at::Tensor ge = gv_end.has_value() ? *gv_end : at::Tensor();
-  if (vi.defined()) check_state(vi, x, "initial V");
-  if (ge.defined()) check_state(ge, x, "gradient of the last V");
-  auto gx = pooled_empty_like(x);
-  auto gv_init = vi.defined() ? at::empty_like(vi) : at::Tensor();
-  double gk;
-  if (x.scalar_type() == at::kFloat)
-    gk = backward_typed<float>(gout, x, gx, pre, charge_mode, hard, detach, sur, (float)c1,
-                               (float)c2, (float)c3, (float)a, (float)rest, (float)vth,
-                               (float)vr, (float)v0, vi, ge, gv_init);
-  else
-    gk = backward_typed<double>(gout, x, gx, pre, charge_mode, hard, detach, sur, c1, c2, c3, a,
-                                rest, vth, vr, v0, vi, ge, gv_init);
-  return {gx, at::scalar_tensor(gk, x.options().dtype(at::kDouble)), gv_init};
-}
+template double neuron_backward_raw<float>(const NeuronConsts<float>&,
+                                           const NeuronBackwardArgs<float>&);
+template double neuron_backward_raw<double>(const NeuronConsts<double>&,
+                                            const NeuronBackwardArgs<double>&);
 
 }  // namespace snnkit

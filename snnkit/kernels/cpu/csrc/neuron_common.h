@@ -12,7 +12,6 @@
 #pragma once
 
 #include <ATen/Parallel.h>
-#include <ATen/core/Tensor.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -74,23 +73,6 @@ void for_blocks(int64_t N, int64_t T, const F& body) {
 
 // The per-thread bodies take every scalar by value: inside a capturing lambda, stores through
 // S* could alias the captured S constants, which forces reloads and blocks vectorization.
-inline void check_seq(const at::Tensor& t, const char* what) {
-  TORCH_CHECK(t.device().is_cpu(), "snnkit cpp kernel: ", what, " must be on the CPU");
-  TORCH_CHECK(t.is_contiguous(), "snnkit cpp kernel: ", what, " must be contiguous");
-  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble,
-              "snnkit cpp kernel: ", what, " must be float32 or float64");
-  TORCH_CHECK(t.dim() >= 1 && t.size(0) >= 1, "snnkit cpp kernel: ", what, " must be [T, ...]");
-}
-
-// A state tensor: contiguous, on the CPU, the sequence's dtype, one value per element of a step.
-inline void check_state(const at::Tensor& st, const at::Tensor& x, const char* what) {
-  TORCH_CHECK(st.device().is_cpu() && st.is_contiguous(), "snnkit cpp kernel: ", what,
-              " must be a contiguous CPU tensor");
-  TORCH_CHECK(st.scalar_type() == x.scalar_type(), "snnkit cpp kernel: ", what,
-              " must have the input's dtype");
-  TORCH_CHECK(st.numel() * x.size(0) == x.numel(), "snnkit cpp kernel: ", what,
-              " must have one value per element of a step");
-}
 
 }  // namespace neuron_detail
 }  // namespace snnkit

@@ -1,15 +1,11 @@
 // Fused neuron loop, forward: H = charge(V, X); S = Θ(H − V_th); V = reset(H, S), per block of
 // elements over t (see neuron_common.h).
-#include <ATen/core/Tensor.h>
-
 #include <algorithm>
 #include <cstdint>
-#include <vector>
 
 #include "constants.h"
-#include "entry_points.h"
+#include "kernels.h"
 #include "neuron_common.h"
-#include "pool.h"
 
 namespace snnkit {
 namespace {
@@ -17,11 +13,12 @@ namespace {
 using namespace neuron_detail;
 
 // H and the reset V of a block are kept in local arrays and copied out only when asked for
-// (save: H for a generic surrogate's backward; rec: the V trace), so those options cost no
+// (hs: H for a generic surrogate's backward; vrec: the V trace), so those options cost no
 // extra instantiations (build time) and nothing when off. st.v_init: V(−1) per element (null:
-// the scalar v0); st.v_end: where V(T−1) goes (null: not kept).
+// the scalar v0); st.v_end: where V(T−1) goes (null: not kept). xs: the step stride of x (N, or
+// 0 for one input row repeated at every step).
 template <int64_t CH, bool HARD, typename S>
-void forward_range(const S* __restrict x, S* __restrict spk, S* __restrict hs,
+void forward_range(const S* __restrict x, int64_t xs, S* __restrict spk, S* __restrict hs,
                    S* __restrict vrec, int64_t T, int64_t N, S a, S rest, S vth, S vr, S v0,
                    ForwardState<S> st, int64_t begin, int64_t end) {
   S v[BLK], h[BLK];
@@ -30,12 +27,12 @@ void forward_range(const S* __restrict x, S* __restrict spk, S* __restrict hs,
     init_block(v, st.v_init, v0, i0, n);
     for (int64_t t = 0; t < T; ++t) {
       const int64_t off = t * N + i0;
-      const S* xt = x + off;
-      S* st = spk + off;
+      const S* xt = x + t * xs + i0;
+      S* sp = spk + off;
       for (int64_t j = 0; j < n; ++j) {
         const S hh = charge<CH, S>(v[j], xt[j], a, rest);
         const S s = (hh - vth) >= S(0) ? S(1) : S(0);
-        st[j] = s;
+        sp[j] = s;
         h[j] = hh;
         v[j] = reset_v<HARD, S>(hh, s, vth, vr);
       }
@@ -47,34 +44,27 @@ void forward_range(const S* __restrict x, S* __restrict spk, S* __restrict hs,
 }
 
 template <int64_t CH, bool HARD, typename S>
-void forward_impl(const S* x, S* spk, S* hs, S* vrec, int64_t T, int64_t N, S a, S rest, S vth,
-                  S vr, S v0, ForwardState<S> st) {
+void forward_impl(const NeuronConsts<S>& c, const NeuronForwardArgs<S>& p) {
+  const ForwardState<S> st{p.v_init, p.v_end};
+  const S* x = p.x;
+  const int64_t xs = p.x_step, T = p.T, N = p.N;
+  S *spk = p.spikes, *hs = p.h, *vrec = p.v_trace;
+  const S a = c.a, rest = c.rest, vth = c.vth, vr = c.vr, v0 = c.v0;
   for_blocks(N, T, [=](int64_t begin, int64_t end) {
-    forward_range<CH, HARD, S>(x, spk, hs, vrec, T, N, a, rest, vth, vr, v0, st, begin, end);
+    forward_range<CH, HARD, S>(x, xs, spk, hs, vrec, T, N, a, rest, vth, vr, v0, st, begin, end);
   });
 }
 
+}  // namespace
+
+// The caller (bindings.cpp) has checked that c.charge is a ChargeMode.
 template <typename S>
-std::vector<at::Tensor> forward_typed(const at::Tensor& x, int64_t ch, bool hard, S a, S rest,
-                                      S vth, S vr, S v0, bool save, bool rec,
-                                      const at::Tensor& v_init) {
-  const int64_t T = x.size(0);
-  const int64_t N = x.numel() / T;
-  auto spk = pooled_empty_like(x);
-  auto hs = save ? pooled_empty_like(x) : at::Tensor();
-  auto vrec = rec ? pooled_empty_like(x) : at::Tensor();
-  auto v_end = v_init.defined() ? at::empty_like(v_init) : at::Tensor();
-  const ForwardState<S> st{v_init.defined() ? v_init.data_ptr<S>() : nullptr,
-                           v_init.defined() ? v_end.data_ptr<S>() : nullptr};
-  const S* xp = x.data_ptr<S>();
-  S* sp = spk.data_ptr<S>();
-  S* hp = save ? hs.data_ptr<S>() : nullptr;
-  S* vp = rec ? vrec.data_ptr<S>() : nullptr;
-#define SNN_FWD(CH)                                                              \
-  if (hard) forward_impl<CH, true, S>(xp, sp, hp, vp, T, N, a, rest, vth, vr, v0, st); \
-  else forward_impl<CH, false, S>(xp, sp, hp, vp, T, N, a, rest, vth, vr, v0, st);
+void neuron_forward_raw(const NeuronConsts<S>& c, const NeuronForwardArgs<S>& p) {
+#define SNN_FWD(CH)                       \
+  if (c.hard) forward_impl<CH, true, S>(c, p); \
+  else forward_impl<CH, false, S>(c, p);
   // PLIF charges as the multiplying modes do (a = k): only its backward differs.
-  switch (ch) {
+  switch (c.charge) {
     case kChargeIf: SNN_FWD(kChargeIf) break;
     case kChargeLif: SNN_FWD(kChargeLif) break;
     case kChargeLifNodecay: SNN_FWD(kChargeLifNodecay) break;
@@ -82,24 +72,13 @@ std::vector<at::Tensor> forward_typed(const at::Tensor& x, int64_t ch, bool hard
     case kChargeMul: SNN_FWD(kChargeMul) break;
     case kChargePlifNodecay:
     case kChargeMulNodecay: SNN_FWD(kChargeMulNodecay) break;
-    default: TORCH_CHECK(false, "snnkit: unknown charge mode ", ch);
+    default: break;
   }
 #undef SNN_FWD
-  return {spk, hs, vrec, v_end};
 }
 
-}  // namespace
-
-std::vector<at::Tensor> neuron_forward(at::Tensor x, int64_t charge_mode, bool hard, double a,
-                                       double rest, double vth, double vr, double v0, bool save,
-                                       bool record, c10::optional<at::Tensor> v_init) {
-  check_seq(x, "x");
-  const at::Tensor vi = v_init.has_value() ? *v_init : at::Tensor();
-  if (vi.defined()) check_state(vi, x, "initial V");
-  if (x.scalar_type() == at::kFloat)
-    return forward_typed<float>(x, charge_mode, hard, (float)a, (float)rest, (float)vth,
-                                (float)vr, (float)v0, save, record, vi);
-  return forward_typed<double>(x, charge_mode, hard, a, rest, vth, vr, v0, save, record, vi);
-}
+template void neuron_forward_raw<float>(const NeuronConsts<float>&, const NeuronForwardArgs<float>&);
+template void neuron_forward_raw<double>(const NeuronConsts<double>&,
+                                         const NeuronForwardArgs<double>&);
 
 }  // namespace snnkit

@@ -1,8 +1,8 @@
-// A pool of large output buffers for the neuron kernels (neuron_*.cpp; one pool per file).
+// A pool of large output buffers for the core kernels (used by bindings.cpp only).
 #pragma once
 
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty_like.h>
+#include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
 #include <sys/mman.h>
 
@@ -110,12 +110,18 @@ void* pool_get(size_t bytes) {
   return found != nullptr ? found : map_buffer(bytes);
 }
 
-at::Tensor pooled_empty_like(const at::Tensor& like) {
-  const size_t bytes = static_cast<size_t>(like.numel()) * like.element_size();
-  if (bytes < POOL_MIN) return at::empty_like(like, at::MemoryFormat::Contiguous);
+// A contiguous tensor of `sizes` with `options`, its memory from the pool when large.
+at::Tensor pooled_empty(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  int64_t numel = 1;
+  for (int64_t s : sizes) numel *= s;
+  const size_t bytes = static_cast<size_t>(numel) * options.dtype().itemsize();
+  if (bytes < POOL_MIN) return at::empty(sizes, options);
   void* ptr = pool_get(bytes);
-  return at::from_blob(ptr, like.sizes(), [bytes](void* q) { pool_put(q, bytes); },
-                       like.options());
+  return at::from_blob(ptr, sizes, [bytes](void* q) { pool_put(q, bytes); }, options);
+}
+
+at::Tensor pooled_empty_like(const at::Tensor& like) {
+  return pooled_empty(like.sizes(), like.options());
 }
 
 }  // namespace

@@ -34,7 +34,7 @@
 
 #include "charge_grad.h"
 #include "constants.h"
-#include "entry_points.h"
+#include "recurrent.h"
 
 namespace snnkit {
 namespace {
