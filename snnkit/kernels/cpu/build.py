@@ -8,8 +8,9 @@ compiles only what it needs (:data:`PARTS`):
   ``event_input.cpp`` (the event-driven Poisson input layer), ``spike_pool.cpp`` (2×2 max
   pooling), raw kernels that parse only ``<ATen/Parallel.h>`` of torch's headers;
   ``bindings.cpp`` (tensor checks, allocation, and the operators' registration);
-- ``recurrent`` (the fused recurrent layer, built on first use of one): ``recurrent.cpp`` and
-  ``recurrent_bindings.cpp``.
+- ``recurrent`` (the fused recurrent layer, built on first use of one): ``recurrent.cpp`` (the
+  time loop with BLAS products, tensors, the operators) and ``recurrent_steps.cpp`` (the raw
+  element loops of a step).
 
 Each build registers its entry points as torch operators (``TORCH_LIBRARY`` under the build's
 name, so that builds for two ISAs load side by side) rather than as a pybind11 module, whose
@@ -42,6 +43,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -56,7 +58,7 @@ PARTS: dict[str, tuple[str, ...]] = {
         "neuron_forward.cpp",
         "spike_pool.cpp",
     ),
-    "recurrent": ("recurrent.cpp", "recurrent_bindings.cpp"),
+    "recurrent": ("recurrent.cpp", "recurrent_steps.cpp"),
 }
 """Each build's translation units, compiled separately (in parallel, longest first) and linked
 into one module."""
@@ -163,6 +165,23 @@ def _watch(folder: Path, done: threading.Event, start: float, total: int) -> Non
                     )
 
 
+@contextlib.contextmanager
+def _ninja_jobs() -> Iterator[None]:
+    """One compile job per usable CPU (torch's ``MAX_JOBS``, unless the user set it): ninja's
+    default of CPUs + 2 makes the longest file (``bindings.cpp``) share a core, about 5 s more
+    on two cores."""
+    if "MAX_JOBS" in os.environ:
+        yield
+        return
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere every CPU
+    cpus = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+    os.environ["MAX_JOBS"] = str(max(1, cpus))
+    try:
+        yield
+    finally:
+        os.environ.pop("MAX_JOBS", None)
+
+
 _WHAT = {"core": "CPU kernels", "recurrent": "recurrent CPU kernel"}
 
 
@@ -186,15 +205,16 @@ def _compile(isa: str, name: str, part: str) -> ModuleType:
         )
         watcher.start()
     try:
-        path = load(
-            name=name,
-            sources=[str(CSRC / s) for s in PARTS[part]],
-            extra_cflags=list(build_flags(isa)),
-            extra_ldflags=list(LDFLAGS),
-            extra_include_paths=[str(CSRC)],
-            is_python_module=False,
-            verbose=False,
-        )
+        with _ninja_jobs():
+            path = load(
+                name=name,
+                sources=[str(CSRC / s) for s in PARTS[part]],
+                extra_cflags=list(build_flags(isa)),
+                extra_ldflags=list(LDFLAGS),
+                extra_include_paths=[str(CSRC)],
+                is_python_module=False,
+                verbose=False,
+            )
     finally:
         done.set()
         if watcher is not None:

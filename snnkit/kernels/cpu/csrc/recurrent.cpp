@@ -7,8 +7,9 @@
 //
 // The float operations mirror snnkit.components.functional.recurrent_input and the neuron step
 // in the same order (the build disables FMA contraction), so spikes are bit-identical to the
-// reference loop. Charge modes are the ChargeMode constants of constants.h; the charge and reset
-// expressions are those of neuron.cpp (kept untouched there).
+// reference loop. Charge modes are the ChargeMode constants of constants.h. This file is the
+// torch side (the time loop, tensors, the operators' registration); the element loops of a step
+// are in recurrent_steps.cpp.
 //
 // Backward, t = T-1 ... 0, with gV the gradient reaching V(t) from step t+1 and
 // gR(t) = dL/dI(t+1) W_rec (one-to-one: dL/dI(t+1) * w) the gradient reaching S(t) through the
@@ -22,74 +23,38 @@
 // formed by the caller from dL/dI and the spikes. From a given state, gV starts at dL/dV(T-1)
 // (the gradient of the end V, from after the segment; that of S(T-1) arrives in grad_out) and
 // the returned gV is dL/dV(-1); the caller forms dL/dS(-1) = dL/dI(0) W_rec.
-#include <ATen/Parallel.h>
-#include <ATen/core/Tensor.h>  // the Tensor class and its methods; the ops below one by one
+#include <ATen/core/Tensor.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/matmul.h>
 #include <ATen/ops/zeros.h>
+#include <torch/library.h>
 
 #include <cstdint>
 #include <vector>
 
-#include "charge_grad.h"
 #include "constants.h"
-#include "recurrent.h"
+#include "recurrent_steps.h"
 
 namespace snnkit {
 namespace {
-
-template <int64_t CH, typename S>
-inline S charge(S v, S x, S a, S rest) {
-  if constexpr (CH == kChargeIf) return v + x;
-  else if constexpr (charge_divides(CH) && charge_decays_input(CH)) return v + (x - (v - rest)) / a;
-  else if constexpr (charge_divides(CH)) return v - (v - rest) / a + x;
-  else if constexpr (charge_decays_input(CH)) return v + (x - (v - rest)) * a;
-  else return v - (v - rest) * a + x;
-}
-
-template <bool HARD, typename S>
-inline S reset_v(S h, S s, S vth, S vr) {
-  if constexpr (HARD) return h * (S(1) - s) + vr * s;
-  else return h - vth * s;
-}
-
-constexpr int64_t GRAIN = 4096;
 
 struct Consts {
   double a, rest, vth, vr, v0;
 };
 
-// One forward step over the M*N elements of step t.
-template <int64_t CH, bool HARD, typename S>
-void forward_step(const S* __restrict x, const S* __restrict fed, const S* __restrict sprev,
-                  const S* __restrict w1, const S* __restrict b, S* __restrict v,
-                  S* __restrict spk, S* __restrict hs, S* __restrict is, int64_t M, int64_t N,
-                  S a, S rest, S vth, S vr) {
-  at::parallel_for(0, M * N, GRAIN, [=](int64_t begin, int64_t end) {
-    for (int64_t e = begin; e < end; ++e) {
-      const int64_t n = e % N;
-      S i = x[e] + (fed != nullptr ? fed[e] : sprev[e] * w1[n]);
-      if (b != nullptr) i = i + b[n];
-      const S h = charge<CH, S>(v[e], i, a, rest);
-      const S s = (h - vth) >= S(0) ? S(1) : S(0);
-      spk[e] = s;
-      if (hs != nullptr) hs[e] = h;
-      if (is != nullptr) is[e] = i;
-      v[e] = reset_v<HARD, S>(h, s, vth, vr);
-    }
-  });
-}
-
-template <int64_t CH, bool HARD, typename S>
-std::vector<at::Tensor> forward_typed(const at::Tensor& x, const at::Tensor& w,
-                                      const at::Tensor& b, const Consts& c, bool save,
-                                      const at::Tensor& v_init, const at::Tensor& s_init) {
+// The time loop with its tensor operations is compiled once per dtype; only the element loop of
+// a step (forward_step, backward_step) once per (charge, reset): build time.
+template <typename S>
+std::vector<at::Tensor> forward_typed(RecurrentForwardStep<S> step, bool learns_k, const at::Tensor& x,
+                                      const at::Tensor& w, const at::Tensor& b, const Consts& c,
+                                      bool save, const at::Tensor& v_init,
+                                      const at::Tensor& s_init) {
   const int64_t T = x.size(0), M = x.size(1), N = x.size(2);
   const bool all = w.dim() == 2;
   auto spk = at::empty_like(x);
   auto hs = save ? at::empty_like(x) : at::Tensor();
-  auto is = save && charge_learns_k(CH) ? at::empty_like(x) : at::Tensor();
+  auto is = save && learns_k ? at::empty_like(x) : at::Tensor();
   auto v = v_init.defined() ? v_init.clone() : at::full({M, N}, c.v0, x.options());
   auto zeros = s_init.defined() ? s_init : at::zeros({M, N}, x.options());
   const at::Tensor wt = all ? w.t() : w;
@@ -97,61 +62,21 @@ std::vector<at::Tensor> forward_typed(const at::Tensor& x, const at::Tensor& w,
     const at::Tensor sprev = t == 0 ? zeros : spk[t - 1];
     at::Tensor fed;
     if (all) fed = at::matmul(sprev, wt).contiguous();
-    forward_step<CH, HARD, S>(x[t].data_ptr<S>(), all ? fed.data_ptr<S>() : nullptr,
-                              sprev.data_ptr<S>(), all ? nullptr : w.data_ptr<S>(),
-                              b.defined() ? b.data_ptr<S>() : nullptr, v.data_ptr<S>(),
-                              spk[t].data_ptr<S>(), save ? hs[t].data_ptr<S>() : nullptr,
-                              is.defined() ? is[t].data_ptr<S>() : nullptr, M, N, S(c.a),
-                              S(c.rest), S(c.vth), S(c.vr));
+    step(x[t].data_ptr<S>(), all ? fed.data_ptr<S>() : nullptr, sprev.data_ptr<S>(),
+         all ? nullptr : w.data_ptr<S>(), b.defined() ? b.data_ptr<S>() : nullptr,
+         v.data_ptr<S>(), spk[t].data_ptr<S>(), save ? hs[t].data_ptr<S>() : nullptr,
+         is.defined() ? is[t].data_ptr<S>() : nullptr, M, N, S(c.a), S(c.rest), S(c.vth),
+         S(c.vr));
   }
   return {spk, hs, is, v_init.defined() ? v : at::Tensor()};
 }
 
-// One backward step over the M*N elements of step t; writes dL/dI(t), updates gV and gk.
-template <int64_t CH, bool HARD, typename S>
-void backward_step(const S* __restrict gout, const S* __restrict grec, const S* __restrict gin_next,
-                   const S* __restrict w1, const S* __restrict h, const S* __restrict spk,
-                   const S* __restrict gpre, const S* __restrict hprev, const S* __restrict sprv,
-                   const S* __restrict it, const S* __restrict vinit, S* __restrict gin,
-                   S* __restrict gv, double* __restrict gk, bool detach, int64_t M, int64_t N, S a,
-                   S rest, S vth, S vr, S v0) {
-  at::parallel_for(0, M * N, GRAIN, [=](int64_t begin, int64_t end) {
-    for (int64_t e = begin; e < end; ++e) {
-      const S hh = h[e], s = spk[e], g_v = gv[e];
-      S gh_r, gs_r;
-      if constexpr (HARD) {
-        gh_r = g_v * (S(1) - s);
-        gs_r = detach ? S(0) : g_v * vr - g_v * hh;
-      } else {
-        gh_r = g_v;
-        gs_r = detach ? S(0) : -(g_v * vth);
-      }
-      S gr = S(0);
-      if (grec != nullptr) gr = grec[e];
-      else if (gin_next != nullptr) gr = gin_next[e] * w1[e % N];
-      const S gs = gout[e] + gr + gs_r;
-      const S gh = gs * gpre[e] + gh_r;
-      S gxx, gvp;
-      charge_backward<CH>(gh, S(a), gxx, gvp);
-      if constexpr (charge_learns_k(CH)) {
-        const S vp = hprev != nullptr   ? reset_v<HARD, S>(hprev[e], sprv[e], vth, vr)
-                     : vinit != nullptr ? vinit[e]
-                                        : v0;
-        if constexpr (charge_decays_input(CH)) gk[e] += static_cast<double>(gh * (it[e] - (vp - rest)));
-        else gk[e] += static_cast<double>(-(gh * (vp - rest)));
-      }
-      gin[e] = gxx;
-      gv[e] = gvp;
-    }
-  });
-}
-
-template <int64_t CH, bool HARD, typename S>
-std::vector<at::Tensor> backward_typed(const at::Tensor& gout, const at::Tensor& hs,
-                                       const at::Tensor& spk, const at::Tensor& gpre,
-                                       const at::Tensor& is, const at::Tensor& w, bool detach,
-                                       const Consts& c, const at::Tensor& v_init,
-                                       const at::Tensor& gv_end) {
+template <typename S>
+std::vector<at::Tensor> backward_typed(RecurrentBackwardStep<S> step, const at::Tensor& gout,
+                                       const at::Tensor& hs, const at::Tensor& spk,
+                                       const at::Tensor& gpre, const at::Tensor& is,
+                                       const at::Tensor& w, bool detach, const Consts& c,
+                                       const at::Tensor& v_init, const at::Tensor& gv_end) {
   const int64_t T = hs.size(0), M = hs.size(1), N = hs.size(2);
   const bool all = w.dim() == 2;
   auto gin = at::empty_like(hs);
@@ -160,14 +85,14 @@ std::vector<at::Tensor> backward_typed(const at::Tensor& gout, const at::Tensor&
   for (int64_t t = T - 1; t >= 0; --t) {
     at::Tensor grec;
     if (all && t < T - 1) grec = at::matmul(gin[t + 1], w).contiguous();
-    backward_step<CH, HARD, S>(
-        gout[t].data_ptr<S>(), grec.defined() ? grec.data_ptr<S>() : nullptr,
-        (!all && t < T - 1) ? gin[t + 1].data_ptr<S>() : nullptr, all ? nullptr : w.data_ptr<S>(),
-        hs[t].data_ptr<S>(), spk[t].data_ptr<S>(), gpre[t].data_ptr<S>(),
-        t > 0 ? hs[t - 1].data_ptr<S>() : nullptr, t > 0 ? spk[t - 1].data_ptr<S>() : nullptr,
-        is.defined() ? is[t].data_ptr<S>() : nullptr,
-        v_init.defined() ? v_init.data_ptr<S>() : nullptr, gin[t].data_ptr<S>(), gv.data_ptr<S>(),
-        gk.data_ptr<double>(), detach, M, N, S(c.a), S(c.rest), S(c.vth), S(c.vr), S(c.v0));
+    step(gout[t].data_ptr<S>(), grec.defined() ? grec.data_ptr<S>() : nullptr,
+         (!all && t < T - 1) ? gin[t + 1].data_ptr<S>() : nullptr,
+         all ? nullptr : w.data_ptr<S>(), hs[t].data_ptr<S>(), spk[t].data_ptr<S>(),
+         gpre[t].data_ptr<S>(), t > 0 ? hs[t - 1].data_ptr<S>() : nullptr,
+         t > 0 ? spk[t - 1].data_ptr<S>() : nullptr, is.defined() ? is[t].data_ptr<S>() : nullptr,
+         v_init.defined() ? v_init.data_ptr<S>() : nullptr, gin[t].data_ptr<S>(),
+         gv.data_ptr<S>(), gk.data_ptr<double>(), detach, M, N, S(c.a), S(c.rest), S(c.vth),
+         S(c.vr), S(c.v0));
   }
   return {gin, gk.sum(), v_init.defined() ? gv : at::Tensor()};
 }
@@ -188,23 +113,16 @@ at::Tensor state_arg(const c10::optional<at::Tensor>& st, const at::Tensor& like
   return *st;
 }
 
-#define SNN_REC_DISPATCH(FN, ...)                                                          \
-  switch (charge_mode) {                                                                 \
-    case kChargeIf: SNN_REC_HARD(kChargeIf, FN, __VA_ARGS__)                             \
-    case kChargeLif: SNN_REC_HARD(kChargeLif, FN, __VA_ARGS__)                           \
-    case kChargeLifNodecay: SNN_REC_HARD(kChargeLifNodecay, FN, __VA_ARGS__)             \
-    case kChargePlif: SNN_REC_HARD(kChargePlif, FN, __VA_ARGS__)                         \
-    case kChargePlifNodecay: SNN_REC_HARD(kChargePlifNodecay, FN, __VA_ARGS__)           \
-    case kChargeMul: SNN_REC_HARD(kChargeMul, FN, __VA_ARGS__)                           \
-    case kChargeMulNodecay: SNN_REC_HARD(kChargeMulNodecay, FN, __VA_ARGS__)             \
-    default: TORCH_CHECK(false, "snnkit: unknown charge mode ", charge_mode);            \
-  }
-#define SNN_REC_HARD(CH, FN, ...)                                                          \
-  if (dbl) return hard ? FN<CH, true, double>(__VA_ARGS__) : FN<CH, false, double>(__VA_ARGS__); \
-  return hard ? FN<CH, true, float>(__VA_ARGS__) : FN<CH, false, float>(__VA_ARGS__);
+void check_charge(int64_t charge_mode) {
+  TORCH_CHECK(charge_mode >= kChargeIf && charge_mode <= kChargeMulNodecay,
+              "snnkit: unknown charge mode ", charge_mode);
+}
 
 }  // namespace
 
+// The operators. x: [T, M, N]; w: [N, N] (all-to-all) or [N] (one-to-one); b: [N] or None;
+// v_init, s_init: the state V(-1), S(-1) [M, N] (None: v0, 0). Returns [spikes, H (or
+// undefined), I (PLIF with save only), V(T-1) (with v_init only)].
 std::vector<at::Tensor> recurrent_forward(at::Tensor x, at::Tensor w, c10::optional<at::Tensor> b,
                                           int64_t charge_mode, bool hard, double a, double rest,
                                           double vth, double vr, double v0, bool save,
@@ -219,11 +137,19 @@ std::vector<at::Tensor> recurrent_forward(at::Tensor x, at::Tensor w, c10::optio
   if (bias.defined()) check(bias, x, "b_rec");
   const at::Tensor vi = state_arg(v_init, x, "initial V");
   const at::Tensor si = state_arg(s_init, x, "initial spikes");
-  const bool dbl = x.scalar_type() == at::kDouble;
+  check_charge(charge_mode);
+  const bool k = charge_learns_k(charge_mode);
   const Consts c{a, rest, vth, vr, v0};
-  SNN_REC_DISPATCH(forward_typed, x, w, bias, c, save, vi, si)
+  if (x.scalar_type() == at::kDouble)
+    return forward_typed<double>(recurrent_forward_step<double>(charge_mode, hard), k, x, w, bias, c,
+                                 save, vi, si);
+  return forward_typed<float>(recurrent_forward_step<float>(charge_mode, hard), k, x, w, bias, c, save,
+                              vi, si);
 }
 
+// gpre: g'(H - V_th) over all steps; gv_end: dL/dV(T-1) from after the sequence (None: 0; that
+// of S(T-1) is part of gout). Returns [dL/dI [T, M, N], dL/dk (PLIF; else 0) float64,
+// dL/dV(-1) (with v_init only)].
 std::vector<at::Tensor> recurrent_backward(at::Tensor gout, at::Tensor h, at::Tensor spk,
                                            at::Tensor gpre, c10::optional<at::Tensor> i,
                                            at::Tensor w, int64_t charge_mode, bool hard,
@@ -236,12 +162,18 @@ std::vector<at::Tensor> recurrent_backward(at::Tensor gout, at::Tensor h, at::Te
   at::Tensor is = i.has_value() ? *i : at::Tensor();
   TORCH_CHECK(!charge_learns_k(charge_mode) || is.defined(),
               "snnkit recurrent kernel: PLIF needs the saved input");
-  const bool dbl = h.scalar_type() == at::kDouble;
+  check_charge(charge_mode);
   const Consts c{a, rest, vth, vr, v0};
-  SNN_REC_DISPATCH(backward_typed, gout, h, spk, gpre, is, w, detach, c, vi, gve)
+  if (h.scalar_type() == at::kDouble)
+    return backward_typed<double>(recurrent_backward_step<double>(charge_mode, hard), gout, h,
+                                  spk, gpre, is, w, detach, c, vi, gve);
+  return backward_typed<float>(recurrent_backward_step<float>(charge_mode, hard), gout, h, spk,
+                               gpre, is, w, detach, c, vi, gve);
 }
 
-#undef SNN_REC_HARD
-#undef SNN_REC_DISPATCH
-
 }  // namespace snnkit
+
+TORCH_LIBRARY(TORCH_EXTENSION_NAME, m) {
+  m.def("recurrent_forward", &snnkit::recurrent_forward);
+  m.def("recurrent_backward", &snnkit::recurrent_backward);
+}
