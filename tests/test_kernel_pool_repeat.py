@@ -139,3 +139,21 @@ def test_repeated_step_by_hand() -> None:
             if tau > 0:
                 reach *= 1 - s[tau - 1]
     assert float(x.grad) == pytest.approx(total, rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 64, 1000, 4099])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bit_packing_kernel_matches_the_pytorch_packing(n: int, dtype: torch.dtype) -> None:
+    """The C++ pack/unpack give the bytes of bitpack.py's PyTorch path (bit j of byte i is
+    value 8i + j, the tail zero) and round-trip every {0, 1} tensor exactly."""
+    from snnkit.kernels import bitpack
+
+    torch.manual_seed(n)
+    x = (torch.rand(n) < 0.3).to(dtype)
+    packed = bitpack.pack_bits(x)
+    assert packed.dtype == torch.uint8 and packed.numel() == (n + 7) // 8
+    weights = 2 ** torch.arange(8)
+    padded = torch.cat([x, x.new_zeros((-n) % 8)]).view(-1, 8).long()
+    assert torch.equal(packed.long(), (padded * weights).sum(1))
+    shape = (n,) if n % 2 else (2, n // 2)
+    assert torch.equal(bitpack.unpack_bits(packed, torch.Size(shape), dtype), x.reshape(shape))

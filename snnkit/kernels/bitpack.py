@@ -3,6 +3,9 @@ that save their binary input packed for the weight gradient.
 
 Packing: ``packed[i] = Σ_{j<8} x[8i + j] · 2^j`` (uint8; the tail padded with zeros), so
 ``unpack_bits(pack_bits(x), x.shape, x.dtype) == x`` exactly for every x with values in {0, 1}.
+On the CPU, float32 and float64 tensors are packed and unpacked by the C++ kernel
+(``csrc/bitpack.cpp``: one pass each way); elsewhere, and without the kernels, by PyTorch ops
+(the same bytes).
 
 :func:`binary_linear` and :func:`binary_conv` compute the same forward and the same gradients
 as ``F.linear`` / ``F.conv{1,2}d`` (y = x W^T + b; dL/dx = dL/dy W, dL/dW = dL/dy^T x,
@@ -37,8 +40,20 @@ def _pack_slow(flat: Tensor) -> Tensor:
     return (flat.to(torch.uint8).view(-1, 8) * weights).sum(1, dtype=torch.uint8)
 
 
+def _cpu_kernels(t: Tensor, dtype: torch.dtype) -> Any:
+    """The C++ kernels when ``t`` is on the CPU and ``dtype`` is float32/float64, else None."""
+    if t.device.type != "cpu" or dtype not in (torch.float32, torch.float64):
+        return None
+    from snnkit.kernels.cpu.build import cpu_extension
+
+    return cpu_extension()
+
+
 def pack_bits(x: Tensor) -> Tensor:
     """``x`` with values in {0, 1} as a flat uint8 tensor of ⌈numel / 8⌉ bytes."""
+    ext = _cpu_kernels(x, x.dtype)
+    if ext is not None:
+        return ext.pack_bits(x.detach().reshape(-1).contiguous())
     flat = x.detach().reshape(-1).ne(0)
     pad = (-flat.numel()) % 8
     if pad:
@@ -51,6 +66,12 @@ def pack_bits(x: Tensor) -> Tensor:
 
 def unpack_bits(packed: Tensor, shape: torch.Size, dtype: torch.dtype) -> Tensor:
     """The tensor of ``shape`` and ``dtype`` that :func:`pack_bits` packed."""
+    ext = _cpu_kernels(packed, dtype)
+    if ext is not None:
+        numel = 1
+        for size in shape:
+            numel *= size
+        return ext.unpack_bits(packed, numel, dtype == torch.float64).reshape(shape)
     key = (dtype, packed.device)
     lut = _LUTS.get(key)
     if lut is None:  # row p: the 8 bits of p, least significant first

@@ -6,7 +6,8 @@ compiles only what it needs (:data:`PARTS`):
 - ``core`` (every fused neuron, the event-driven input layer, channels-last max pooling):
   ``neuron_forward.cpp`` and ``neuron_backward.cpp`` (the fused neuron loop),
   ``event_input.cpp`` (the event-driven Poisson input layer), ``spike_pool.cpp`` (2×2 max
-  pooling), raw kernels that parse only ``<ATen/Parallel.h>`` of torch's headers;
+  pooling), ``bitpack.cpp`` (1-bit storage of spikes), raw kernels that parse only
+  ``<ATen/Parallel.h>`` of torch's headers;
   ``bindings.cpp`` (tensor checks, allocation, and the operators' registration);
 - ``recurrent`` (the fused recurrent layer, built on first use of one): ``recurrent.cpp`` (the
   time loop with BLAS products, tensors, the operators) and ``recurrent_steps.cpp`` (the raw
@@ -57,6 +58,7 @@ PARTS: dict[str, tuple[str, ...]] = {
         "event_input.cpp",
         "neuron_forward.cpp",
         "spike_pool.cpp",
+        "bitpack.cpp",
     ),
     "recurrent": ("recurrent.cpp", "recurrent_steps.cpp"),
 }
@@ -81,6 +83,8 @@ OPERATORS = {
         "event_spikes",
         "maxpool2_forward",
         "maxpool2_backward",
+        "pack_bits",
+        "unpack_bits",
     ),
     "recurrent": ("recurrent_forward", "recurrent_backward"),
 }

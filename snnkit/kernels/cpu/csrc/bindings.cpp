@@ -250,6 +250,33 @@ at::Tensor maxpool2_backward(at::Tensor gy, at::Tensor idx, int64_t H, int64_t W
   return gx;
 }
 
+// x: any contiguous float32/float64 CPU tensor -> uint8 [ceil(numel/8)], bit j of byte i =
+// (x.flatten()[8i + j] != 0).
+at::Tensor pack_bits(at::Tensor x) {
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() &&
+                  (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble),
+              "snnkit pack_bits: x must be a contiguous float32/float64 CPU tensor");
+  const int64_t n = x.numel();
+  auto bits = at::empty({(n + 7) / 8}, x.options().dtype(at::kByte));
+  if (x.scalar_type() == at::kFloat)
+    pack_bits_raw<float>(x.data_ptr<float>(), bits.data_ptr<uint8_t>(), n);
+  else
+    pack_bits_raw<double>(x.data_ptr<double>(), bits.data_ptr<uint8_t>(), n);
+  return bits;
+}
+
+// bits from pack_bits -> the flat float tensor of numel values, dtype float32 (double_ false)
+// or float64.
+at::Tensor unpack_bits(at::Tensor bits, int64_t numel, bool double_) {
+  TORCH_CHECK(bits.device().is_cpu() && bits.is_contiguous() &&
+                  bits.scalar_type() == at::kByte && bits.numel() == (numel + 7) / 8,
+              "snnkit unpack_bits: bits must be ceil(numel/8) contiguous uint8 on the CPU");
+  auto x = pooled_empty({numel}, bits.options().dtype(double_ ? at::kDouble : at::kFloat));
+  if (double_) unpack_bits_raw<double>(bits.data_ptr<uint8_t>(), x.data_ptr<double>(), numel);
+  else unpack_bits_raw<float>(bits.data_ptr<uint8_t>(), x.data_ptr<float>(), numel);
+  return x;
+}
+
 }  // namespace snnkit
 
 TORCH_LIBRARY(TORCH_EXTENSION_NAME, m) {
@@ -260,4 +287,6 @@ TORCH_LIBRARY(TORCH_EXTENSION_NAME, m) {
   m.def("event_spikes", &snnkit::event_spikes);
   m.def("maxpool2_forward", &snnkit::maxpool2_forward);
   m.def("maxpool2_backward", &snnkit::maxpool2_backward);
+  m.def("pack_bits", &snnkit::pack_bits);
+  m.def("unpack_bits", &snnkit::unpack_bits);
 }

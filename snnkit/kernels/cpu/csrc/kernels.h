@@ -81,4 +81,10 @@ template <typename S>
 void maxpool2_backward_raw(const S* gy, const uint8_t* idx, S* gx, int64_t M, int64_t H,
                            int64_t W, int64_t C);
 
+// 1-bit storage (bitpack.cpp): bits[i] bit j = (x[8i + j] != 0), ceil(n/8) bytes; and back.
+template <typename S>
+void pack_bits_raw(const S* x, uint8_t* bits, int64_t n);
+template <typename S>
+void unpack_bits_raw(const uint8_t* bits, S* x, int64_t n);
+
 }  // namespace snnkit
