@@ -214,3 +214,54 @@ def test_recurrent_checkpoint_keeps_only_the_boundary_state() -> None:
             (fwd(x) ** 2).sum().backward()
         peaks[name] = meter.peak
     assert peaks["checkpoint"] < peaks["full"] / 3
+
+
+# -- batch norm + neuron: only the batch norm's input is kept ----------------------------------
+def _bn_net() -> nn.Sequential:
+    torch.manual_seed(3)
+    return nn.Sequential(
+        L.Linear(6, 8),
+        L.BatchNorm1d(8),
+        N.LIF(S.ATan(alpha=2.0), tau=2.0, detach_reset=True),
+        L.Linear(8, 4),
+        L.BatchNorm1d(4),
+        N.IF(S.Sigmoid(alpha=4.0), v_reset=None),
+    )
+
+
+@pytest.mark.parametrize("length", [12, 4, 1])
+def test_batchnorm_neuron_pair_has_the_two_layers_gradients(
+    length: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pair (BN input kept, BN recomputed in backward) gives the gradients, outputs and
+    running statistics of BN and the neuron run apart in the same segments (L = T: those of
+    full), and keeps less: one float per element instead of two."""
+    from snnkit.assembly.memory import runner
+    from snnkit.assembly.memory.meter import SavedTensorMeter
+
+    steps = 12
+    x = torch.randn(5, 6) * 4
+
+    def run(pairs: bool) -> tuple[list[Tensor], Tensor, list[Tensor], int, dict[str, str]]:
+        model = _bn_net().train()
+        if not pairs:
+            monkeypatch.setattr(runner, "norm_neuron_pairs", lambda m: {})
+        fwd = SegmentedForward(Ramp(steps), model, SegmentPlan("checkpoint", length))
+        with SavedTensorMeter() as meter:
+            out = fwd(x)
+            (out**2).sum().backward()
+        monkeypatch.undo()
+        grads = [p.grad.clone() for p in model.parameters()]
+        stats = [b.clone() for b in model.buffers()]
+        return grads, out.detach(), stats, meter.peak, dict(fwd.runner.kernels)
+
+    paired, apart = run(True), run(False)
+    assert torch.equal(paired[1], apart[1])  # same spikes
+    _assert_close(apart[0], paired[0])
+    for u, v in zip(apart[2], paired[2], strict=True):
+        assert torch.equal(u, v)  # running statistics updated once, as apart
+    assert paired[3] < apart[3]
+    assert set(paired[4].values()) == {"cpp"}
+    if length == steps:  # one segment: full's batch statistics, so full's gradients
+        model = _bn_net().train()
+        _assert_close(_grads(EncodedForward.dense(Ramp(steps), model), model, x), paired[0])

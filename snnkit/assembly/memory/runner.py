@@ -17,6 +17,9 @@ steps would:
   sample, shared by all steps) and RandomShift offsets are drawn on the first segment with the
   same calls as the multi-step layers make (so the same RNG state gives the same mask as the full
   pass) and kept in :attr:`SegmentRunner.draws`.
+- **Batch norm + neuron**: a batch norm directly followed by a neuron that runs fused keeps only
+  its input for both (:mod:`snnkit.assembly.memory.norm_neuron`; the backward recomputes the
+  normalisation).
 - **1-bit storage**: a Linear or Conv layer whose input comes from a spiking neuron (through
   Flatten or pooling by max only), and a 2-D max pooling right after a spiking neuron, save
   that input as bits (:mod:`snnkit.kernels.bitpack`).
@@ -35,7 +38,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from snnkit.assembly.memory.segment_kernels import run_neuron, run_recurrent, segment_kernel
+from snnkit.assembly.memory.norm_neuron import norm_neuron_pairs
+from snnkit.assembly.memory.segment_kernels import (
+    run_neuron,
+    run_norm_neuron_pair,
+    run_recurrent,
+    segment_kernel,
+)
 from snnkit.components.layers import Dropout, Dropout2d, Flatten, MaxPool2d, RandomShift, translate
 from snnkit.components.neurons import BaseNeuron, SpikingNeuron
 from snnkit.components.recurrent import Recurrent
@@ -166,6 +175,7 @@ class SegmentRunner:
         }
         layers = dict(model.named_modules())
         self.binary = {n: layers[n] for n in binary_input_layers(model)} if bits else {}
+        self.norm_pairs = norm_neuron_pairs(model)
         self.draws: dict[str, tuple[Tensor, ...]] = {}
 
     def new_sequence(self) -> None:
@@ -195,6 +205,11 @@ class SegmentRunner:
                 if neuron.step_mode == "m":
                     neuron.forward = _stepped(neuron, name, self.kernels)
                     saved.append(neuron)
+            for name, (_, bn, neuron) in self.norm_pairs.items():
+                if bn.training and not (bn._forward_hooks or bn._forward_pre_hooks):
+                    bn.forward = _passed_on
+                    neuron.forward = _normalized_stepped(bn, neuron, name, self.kernels)
+                    saved.append(bn)
             for name, module in self.random.items():
                 if module.training and getattr(module, "step_mode", "m") == "m":
                     module.forward = _drawn_once(module, name, self.draws)  # type: ignore[method-assign]
@@ -216,6 +231,21 @@ def _stepped(neuron: Any, name: str, kernels: dict[str, str]) -> Any:
 
     def forward(x_seq: Tensor) -> Tensor:
         out, neuron.state, kernels[name] = run(neuron, x_seq, neuron.state)
+        return out
+
+    return forward
+
+
+def _passed_on(x: Tensor) -> Tensor:
+    """A paired batch norm's forward: the neuron after it normalises (``_normalized_stepped``)."""
+    return x
+
+
+def _normalized_stepped(bn: Any, neuron: Any, name: str, kernels: dict[str, str]) -> Any:
+    """:func:`_stepped` for a neuron whose batch norm before it passes its input on."""
+
+    def forward(x_seq: Tensor) -> Tensor:
+        out, neuron.state, kernels[name] = run_norm_neuron_pair(bn, neuron, x_seq, neuron.state)
         return out
 
     return forward

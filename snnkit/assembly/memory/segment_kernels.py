@@ -90,3 +90,31 @@ def run_recurrent(layer: Any, x_seg: Tensor, state: FlatState | None) -> tuple[T
         out, step_state = layer.step(step_state, x)
         outs.append(out)
     return torch.stack(outs), FlatState(*step_state[0], step_state[1]), "reference"
+
+
+def run_norm_neuron_pair(
+    bn: Any, neuron: Any, x_seg: Tensor, state: Any
+) -> tuple[Tensor, Any, str]:
+    """:func:`run_neuron` of ``neuron`` on ``bn(x_seg)`` (a training batch norm), keeping only
+    ``x_seg`` for backward where the neuron runs fused
+    (:func:`~snnkit.assembly.memory.norm_neuron.run_norm_neuron`); else the two layers apart."""
+    name, form = select_kernel(neuron, x_seg)
+    hooked = bn._forward_hooks or bn._forward_pre_hooks
+    if name != "cpp" or form is None or not bn.training or hooked:
+        return run_neuron(neuron, type(bn).forward(bn, x_seg), state)
+    from snnkit.assembly.memory.norm_neuron import run_norm_neuron
+    from snnkit.kernels.cpu.build import cpu_extension
+    from snnkit.kernels.cpu.neuron import cpp_segment
+
+    ext = cpu_extension()
+    assert ext is not None
+    initial = state is None
+    if state is None:
+        state = neuron.initial_state(x_seg[0])
+
+    def run(y: Tensor, v: Tensor | None) -> tuple[Tensor, Tensor]:
+        v = neuron.initial_state(y[0])[0] if v is None else v
+        return cpp_segment(form, ext, y, v, initial)
+
+    out, v_end = run_norm_neuron(bn, x_seg, state[0], initial, run)
+    return out, type(state)(v_end), "cpp"

@@ -30,4 +30,18 @@ inline void charge_backward(S gh, S a, S& gxx, S& gvp) {
   }
 }
 
+// Backward of the reset V = reset(H, S): given gV = dL/dV(t), the gradients reaching H(t)
+// directly (gh_r) and through S(t) (gs_r; 0 with detach_reset):
+//   hard: gH_r = gV (1 - S); gS_r = gV V_reset - gV H      soft: gH_r = gV; gS_r = -gV V_th
+template <bool HARD, typename S>
+inline void reset_backward(S g_v, S h, S s, S vth, S vr, bool detach, S& gh_r, S& gs_r) {
+  if constexpr (HARD) {
+    gh_r = g_v * (S(1) - s);
+    gs_r = detach ? S(0) : g_v * vr - g_v * h;
+  } else {
+    gh_r = g_v;
+    gs_r = detach ? S(0) : -(g_v * vth);
+  }
+}
+
 }  // namespace snnkit

@@ -149,13 +149,7 @@ void backward_range(const S* __restrict gout, const S* __restrict x, int64_t xs,
           const S s = (h - vth) >= S(0) ? S(1) : S(0);
           const S g_v = gv[j];
           S gh_r, gs_r;
-          if constexpr (HARD) {
-            gh_r = g_v * (S(1) - s);
-            gs_r = detach ? S(0) : g_v * vr - g_v * h;
-          } else {
-            gh_r = g_v;
-            gs_r = detach ? S(0) : -(g_v * vth);
-          }
+          reset_backward<HARD, S>(g_v, h, s, vth, vr, detach, gh_r, gs_r);
           const S gs = got[j] + gs_r;
           const S gh = gs * sg[j] + gh_r;
           S gxx, gvp;

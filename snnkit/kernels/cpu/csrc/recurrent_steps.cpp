@@ -50,13 +50,7 @@ void backward_step(const S* __restrict gout, const S* __restrict grec, const S* 
     for (int64_t e = begin; e < end; ++e) {
       const S hh = h[e], s = spk[e], g_v = gv[e];
       S gh_r, gs_r;
-      if constexpr (HARD) {
-        gh_r = g_v * (S(1) - s);
-        gs_r = detach ? S(0) : g_v * vr - g_v * hh;
-      } else {
-        gh_r = g_v;
-        gs_r = detach ? S(0) : -(g_v * vth);
-      }
+      reset_backward<HARD, S>(g_v, hh, s, vth, vr, detach, gh_r, gs_r);
       S gr = S(0);
       if (grec != nullptr) gr = grec[e];
       else if (gin_next != nullptr) gr = gin_next[e] * w1[e % N];
