@@ -217,7 +217,18 @@ def test_recurrent_checkpoint_keeps_only_the_boundary_state() -> None:
 
 
 # -- batch norm + neuron: only the batch norm's input is kept ----------------------------------
-def _bn_net() -> nn.Sequential:
+class ImageRamp(nn.Module):
+    """Direct input scaled by a ramp over T steps: ``[B, C, H, W] -> [T, B, C, H, W]``."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.unsqueeze(0) * torch.linspace(0.5, 1.5, self.steps).view(-1, 1, 1, 1, 1)
+
+
+def _bn_mlp() -> nn.Sequential:
     torch.manual_seed(3)
     return nn.Sequential(
         L.Linear(6, 8),
@@ -229,24 +240,42 @@ def _bn_net() -> nn.Sequential:
     )
 
 
+def _bn_convnet() -> nn.Sequential:
+    """conv (2 -> 6 channels, not spikes: joins the pair) - BN - LIF - conv on spikes - BN -
+    LIF (a pair without its conv) - flatten - linear."""
+    torch.manual_seed(4)
+    return nn.Sequential(
+        L.Conv2d(2, 6, 3, padding=1),
+        L.BatchNorm2d(6),
+        N.LIF(S.ATan(alpha=2.0), tau=2.0, detach_reset=True),
+        L.Conv2d(6, 4, 3, padding=1, bias=False),
+        L.BatchNorm2d(4),
+        N.LIF(S.Sigmoid(alpha=4.0), tau=3.0),
+        L.Flatten(),
+        L.Linear(4 * 5 * 5, 3),
+    )
+
+
+@pytest.mark.parametrize("net", ["mlp", "conv"])
 @pytest.mark.parametrize("length", [12, 4, 1])
 def test_batchnorm_neuron_pair_has_the_two_layers_gradients(
-    length: int, monkeypatch: pytest.MonkeyPatch
+    net: str, length: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The pair (BN input kept, BN recomputed in backward) gives the gradients, outputs and
-    running statistics of BN and the neuron run apart in the same segments (L = T: those of
-    full), and keeps less: one float per element instead of two."""
+    """The pair (only the BN input kept, or the first conv's input; BN and that conv recomputed
+    in backward) gives the gradients, spikes and running statistics of the layers run apart in
+    the same segments (L = T: those of full), and keeps less."""
     from snnkit.assembly.memory import runner
     from snnkit.assembly.memory.meter import SavedTensorMeter
 
     steps = 12
-    x = torch.randn(5, 6) * 4
+    make, encoder = (_bn_mlp, Ramp) if net == "mlp" else (_bn_convnet, ImageRamp)
+    x = torch.randn(5, 6) * 4 if net == "mlp" else torch.randn(5, 2, 5, 5) * 2
 
     def run(pairs: bool) -> tuple[list[Tensor], Tensor, list[Tensor], int, dict[str, str]]:
-        model = _bn_net().train()
+        model = make().train()
         if not pairs:
-            monkeypatch.setattr(runner, "norm_neuron_pairs", lambda m: {})
-        fwd = SegmentedForward(Ramp(steps), model, SegmentPlan("checkpoint", length))
+            monkeypatch.setattr(runner, "norm_neuron_pairs", lambda m, binary=(): {})
+        fwd = SegmentedForward(encoder(steps), model, SegmentPlan("checkpoint", length))
         with SavedTensorMeter() as meter:
             out = fwd(x)
             (out**2).sum().backward()
@@ -263,5 +292,17 @@ def test_batchnorm_neuron_pair_has_the_two_layers_gradients(
     assert paired[3] < apart[3]
     assert set(paired[4].values()) == {"cpp"}
     if length == steps:  # one segment: full's batch statistics, so full's gradients
-        model = _bn_net().train()
-        _assert_close(_grads(EncodedForward.dense(Ramp(steps), model), model, x), paired[0])
+        model = make().train()
+        _assert_close(_grads(EncodedForward.dense(encoder(steps), model), model, x), paired[0])
+
+
+def test_batchnorm_pairs_take_the_first_conv_only() -> None:
+    from snnkit.assembly.memory.norm_neuron import norm_neuron_pairs
+    from snnkit.assembly.memory.runner import binary_input_layers
+
+    model = _bn_convnet()
+    pairs = norm_neuron_pairs(model, binary_input_layers(model))
+    assert {name: conv is not None for name, (_, _, _, conv) in pairs.items()} == {
+        "2": True,  # conv 0: 2 channels of direct input in, 6 out
+        "5": False,  # conv 3 takes spikes (kept as bits) and has fewer outputs than inputs
+    }

@@ -6,7 +6,8 @@ neuron's: two float32 values per element, most of a segment step's memory in a c
 as one (:func:`run_norm_neuron`), only ``x`` is kept; the backward recomputes
 ``y = BN(x)`` with the same operation and batch statistics (``F.batch_norm`` in training mode,
 on copies of the running statistics so that the same code path runs: the same ``y``, bit for
-bit), then runs the neuron's fused backward on it and batch norm's backward::
+bit), then runs the neuron's fused backward pass on it (no forward recompute of the neuron: the
+kernel's backward recomputes H itself) and batch norm's backward::
 
     forward:  y = BN_train(x) (running statistics updated once);  S, V_end = neuron(y; V_init)
     backward: y = BN_train(x) again;  (dL/dy, dL/dV_init) = neuron backward;
@@ -15,12 +16,17 @@ bit), then runs the neuron's fused backward on it and batch norm's backward::
 The gradients are those of the two layers run apart (tested equal). It costs one more batch
 norm forward per segment. Pairs are a training-mode ``BatchNorm1d/2d`` in step mode ``'m'``
 without hooks directly followed, in an ``nn.Sequential``, by a neuron the fused kernel runs with
-no learnable parameter of its own (:func:`norm_neuron_pairs`); others run as two layers.
+no learnable parameter of its own (:func:`norm_neuron_pairs`); others run as two layers. A
+convolution before the batch norm with fewer input than output channels whose input is not
+spikes (the first layer of a conv net on direct input: 3 channels in, 64 out) joins the pair:
+its input, which it keeps anyway for its weight gradient, is then all that is kept, and the
+backward recomputes the convolution too (cheap for so few input channels).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -29,15 +35,20 @@ from torch import Tensor, nn
 
 from snnkit.components.neuron_base import BaseNeuron
 
+Pair = tuple[str, Any, Any, Any]
+"""``(batch norm name, batch norm, neuron, convolution before the batch norm or None)``."""
 
-def norm_neuron_pairs(model: nn.Module) -> dict[str, tuple[str, Any, Any]]:
-    """``{neuron name: (batch norm name, batch norm, neuron)}`` for each batch norm directly
-    followed by a neuron among the children of an ``nn.Sequential`` ``model``."""
+
+def norm_neuron_pairs(model: nn.Module, binary: Iterable[str] = ()) -> dict[str, Pair]:
+    """``{neuron name: Pair}`` for each batch norm directly followed by a neuron among the
+    children of an ``nn.Sequential`` ``model``, with the convolution before the batch norm when
+    keeping its input costs less than keeping its output (fewer input than output channels; not
+    one of the layers in ``binary``, which keep their spike input as bits)."""
     if not isinstance(model, nn.Sequential):
         return {}
-    pairs = {}
+    pairs: dict[str, Pair] = {}
     children = list(model.named_children())
-    for (bn_name, bn), (name, neuron) in itertools.pairwise(children):
+    for i, ((bn_name, bn), (name, neuron)) in enumerate(itertools.pairwise(children)):
         if (
             isinstance(bn, nn.modules.batchnorm._BatchNorm)
             and getattr(bn, "step_mode", "s") == "m"
@@ -45,7 +56,17 @@ def norm_neuron_pairs(model: nn.Module) -> dict[str, tuple[str, Any, Any]]:
             and getattr(neuron, "step_mode", "s") == "m"
             and not any(True for _ in neuron.parameters())
         ):
-            pairs[name] = (bn_name, bn, neuron)
+            conv = None
+            if i > 0:
+                conv_name, before = children[i - 1]
+                if (
+                    isinstance(before, (nn.Conv1d, nn.Conv2d))
+                    and getattr(before, "step_mode", "s") == "m"
+                    and conv_name not in set(binary)
+                    and before.in_channels < before.out_channels
+                ):
+                    conv = before
+            pairs[name] = (bn_name, bn, neuron, conv)
     return pairs
 
 
@@ -64,49 +85,61 @@ class _NormNeuron(torch.autograd.Function):
     def forward(
         ctx: Any,
         x_seq: Tensor,
-        v_init: Tensor,
+        v_init: Tensor | None,
         weight: Tensor | None,
         bias: Tensor | None,
+        conv_weight: Tensor | None,
+        conv_bias: Tensor | None,
         bn: Any,
-        run: Any,
+        conv: Any,
+        segment: Any,
         initial: bool,
     ) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
-            y = type(bn).forward(bn, x_seq)  # the layer's own call: running statistics updated
-            out, v_end = run(y, v_init)
-        ctx.save_for_backward(x_seq, None if initial else v_init, weight, bias)
-        ctx.bn, ctx.run, ctx.initial = bn, run, initial
-        ctx.v_shape, ctx.v_like = v_init.shape, v_init.detach()[:0]
+            z = x_seq if conv is None else type(conv).forward(conv, x_seq)
+            y = type(bn).forward(bn, z)  # the layer's own call: running statistics updated
+            out, v_end = segment.forward(y, v_init)
+        ctx.save_for_backward(x_seq, v_init, weight, bias)
+        ctx.bn, ctx.conv, ctx.segment = bn, conv, segment
         return out, v_end
 
     @staticmethod
     def backward(ctx: Any, g_out: Tensor | None, g_vend: Tensor | None) -> tuple[Any, ...]:
         x_seq, v_init, weight, bias = ctx.saved_tensors
-        x = x_seq.detach().requires_grad_(ctx.needs_input_grad[0])
-        w = None if weight is None else weight.detach().requires_grad_(ctx.needs_input_grad[2])
-        b = None if bias is None else bias.detach().requires_grad_(ctx.needs_input_grad[3])
-        v0 = None if v_init is None else v_init.detach().requires_grad_(ctx.needs_input_grad[1])
+        need = ctx.needs_input_grad
+        conv = ctx.conv
+        x = x_seq.detach().requires_grad_(need[0] or conv is None)
+        w = None if weight is None else weight.detach().requires_grad_(need[2])
+        b = None if bias is None else bias.detach().requires_grad_(need[3])
         with torch.enable_grad():
-            y = _normalize(ctx.bn, x, w, b)
-            out, v_end = ctx.run(y, v0)
-        outputs, grads = [], []
-        for t, g in ((out, g_out), (v_end, g_vend)):
-            if g is not None and t.requires_grad:
-                outputs.append(t)
-                grads.append(g)
-        inputs = [t for t in (x, v0, w, b) if t is not None and t.requires_grad]
-        found = torch.autograd.grad(outputs, inputs, grads, allow_unused=True) if outputs else []
-        by_id = {id(t): g for t, g in zip(inputs, found, strict=True)}
+            z = x if conv is None else type(conv).forward(conv, x)  # the layer's parameters
+            y = _normalize(ctx.bn, z, w, b)
+        gy, gv0 = ctx.segment.backward(y.detach(), v_init, g_out, g_vend)
+        conv_w = None if conv is None or not need[4] else conv.weight
+        conv_b = None if conv is None or not need[5] else conv.bias
+        wanted = [x if need[0] else None, w, b, conv_w, conv_b]
+        inputs = [t for t in wanted if t is not None and t.requires_grad]
+        grads = torch.autograd.grad(y, inputs, gy, allow_unused=True) if inputs else ()
+        found = dict(zip(map(id, inputs), grads, strict=True))
 
         def grad_of(t: Tensor | None) -> Tensor | None:
-            return None if t is None else by_id.get(id(t))
+            return None if t is None else found.get(id(t))
 
-        return grad_of(x), grad_of(v0), grad_of(w), grad_of(b), None, None, None
+        gv0 = gv0 if need[1] and v_init is not None else None
+        gx = grad_of(wanted[0])
+        return gx, gv0, grad_of(w), grad_of(b), grad_of(conv_w), grad_of(conv_b), *(None,) * 4
 
 
 def run_norm_neuron(
-    bn: Any, x_seq: Tensor, v_init: Tensor, initial: bool, run: Any
+    bn: Any, conv: Any, x_seq: Tensor, v_init: Tensor | None, initial: bool, segment: Any
 ) -> tuple[Tensor, Tensor]:
-    """``run(BN(x_seq), v_init)`` — ``run(y, v)`` the neuron's fused segment, ``(spikes,
-    V_end)`` — keeping only ``x_seq`` (and ``v_init`` unless ``initial``) for backward."""
-    return _NormNeuron.apply(x_seq, v_init, bn.weight, bn.bias, bn, run, initial)
+    """``segment.forward(BN(conv(x_seq)), v_init) -> (spikes, V_end)`` (``conv`` None: no
+    convolution; ``v_init`` None: v0 everywhere, the neuron's start), keeping only ``x_seq``
+    (and ``v_init``) for the backward pass, which calls ``segment.backward(y, v_init or None, dL/dS,
+    dL/dV_end) -> (dL/dy, dL/dV_init)``, the neuron's fused backward, between the recomputed
+    normalisation (and convolution) and their backward."""
+    conv_w = None if conv is None else conv.weight
+    conv_b = None if conv is None else conv.bias
+    return _NormNeuron.apply(
+        x_seq, v_init, bn.weight, bn.bias, conv_w, conv_b, bn, conv, segment, initial
+    )

@@ -175,7 +175,7 @@ class SegmentRunner:
         }
         layers = dict(model.named_modules())
         self.binary = {n: layers[n] for n in binary_input_layers(model)} if bits else {}
-        self.norm_pairs = norm_neuron_pairs(model)
+        self.norm_pairs = norm_neuron_pairs(model, self.binary)
         self.draws: dict[str, tuple[Tensor, ...]] = {}
 
     def new_sequence(self) -> None:
@@ -205,11 +205,17 @@ class SegmentRunner:
                 if neuron.step_mode == "m":
                     neuron.forward = _stepped(neuron, name, self.kernels)
                     saved.append(neuron)
-            for name, (_, bn, neuron) in self.norm_pairs.items():
-                if bn.training and not (bn._forward_hooks or bn._forward_pre_hooks):
-                    bn.forward = _passed_on
-                    neuron.forward = _normalized_stepped(bn, neuron, name, self.kernels)
-                    saved.append(bn)
+            for name, (_, bn, neuron, conv) in self.norm_pairs.items():
+                if not bn.training or _hooked(bn):
+                    continue
+                if conv is not None and _hooked(conv):
+                    conv = None
+                bn.forward = _passed_on
+                saved.append(bn)
+                if conv is not None:
+                    conv.forward = _passed_on
+                    saved.append(conv)
+                neuron.forward = _normalized_stepped(bn, conv, neuron, name, self.kernels)
             for name, module in self.random.items():
                 if module.training and getattr(module, "step_mode", "m") == "m":
                     module.forward = _drawn_once(module, name, self.draws)  # type: ignore[method-assign]
@@ -236,16 +242,23 @@ def _stepped(neuron: Any, name: str, kernels: dict[str, str]) -> Any:
     return forward
 
 
+def _hooked(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks)
+
+
 def _passed_on(x: Tensor) -> Tensor:
-    """A paired batch norm's forward: the neuron after it normalises (``_normalized_stepped``)."""
+    """A paired batch norm's (and convolution's) forward: the neuron after them computes them
+    (``_normalized_stepped``)."""
     return x
 
 
-def _normalized_stepped(bn: Any, neuron: Any, name: str, kernels: dict[str, str]) -> Any:
-    """:func:`_stepped` for a neuron whose batch norm before it passes its input on."""
+def _normalized_stepped(bn: Any, conv: Any, neuron: Any, name: str, kernels: dict[str, str]) -> Any:
+    """:func:`_stepped` for a neuron whose batch norm (and convolution) pass their input on."""
 
     def forward(x_seq: Tensor) -> Tensor:
-        out, neuron.state, kernels[name] = run_norm_neuron_pair(bn, neuron, x_seq, neuron.state)
+        out, neuron.state, kernels[name] = run_norm_neuron_pair(
+            bn, conv, neuron, x_seq, neuron.state
+        )
         return out
 
     return forward

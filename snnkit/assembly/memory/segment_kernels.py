@@ -93,28 +93,53 @@ def run_recurrent(layer: Any, x_seg: Tensor, state: FlatState | None) -> tuple[T
 
 
 def run_norm_neuron_pair(
-    bn: Any, neuron: Any, x_seg: Tensor, state: Any
+    bn: Any, conv: Any, neuron: Any, x_seg: Tensor, state: Any
 ) -> tuple[Tensor, Any, str]:
-    """:func:`run_neuron` of ``neuron`` on ``bn(x_seg)`` (a training batch norm), keeping only
-    ``x_seg`` for backward where the neuron runs fused
-    (:func:`~snnkit.assembly.memory.norm_neuron.run_norm_neuron`); else the two layers apart."""
-    name, form = select_kernel(neuron, x_seg)
-    hooked = bn._forward_hooks or bn._forward_pre_hooks
-    if name != "cpp" or form is None or not bn.training or hooked:
-        return run_neuron(neuron, type(bn).forward(bn, x_seg), state)
+    """:func:`run_neuron` of ``neuron`` on ``bn(conv(x_seg))`` (a training batch norm; ``conv``
+    None: none), keeping only ``x_seg`` for backward where the neuron runs fused
+    (:func:`~snnkit.assembly.memory.norm_neuron.run_norm_neuron`); else the layers apart."""
+    name, form = select_kernel(neuron, x_seg)  # the same device and dtype as the neuron's input
+    if name != "cpp" or form is None:
+        z = x_seg if conv is None else type(conv).forward(conv, x_seg)
+        return run_neuron(neuron, type(bn).forward(bn, z), state)
     from snnkit.assembly.memory.norm_neuron import run_norm_neuron
-    from snnkit.kernels.cpu.build import cpu_extension
-    from snnkit.kernels.cpu.neuron import cpp_segment
 
-    ext = cpu_extension()
-    assert ext is not None
-    initial = state is None
-    if state is None:
-        state = neuron.initial_state(x_seg[0])
+    kind = type(neuron.initial_state(x_seg[0][:0]))
+    v_init = None if state is None else state[0]  # None: v0, shaped once the input is known
+    segment = _FusedSegment(form, state is None)
+    out, v_end = run_norm_neuron(bn, conv, x_seg, v_init, state is None, segment)
+    return out, kind(v_end), "cpp"
 
-    def run(y: Tensor, v: Tensor | None) -> tuple[Tensor, Tensor]:
-        v = neuron.initial_state(y[0])[0] if v is None else v
-        return cpp_segment(form, ext, y, v, initial)
 
-    out, v_end = run_norm_neuron(bn, x_seg, state[0], initial, run)
-    return out, type(state)(v_end), "cpp"
+class _FusedSegment:
+    """The fused CPU kernel of a neuron over one segment, forward and backward apart (for
+    :func:`~snnkit.assembly.memory.norm_neuron.run_norm_neuron`)."""
+
+    def __init__(self, form: Any, initial: bool) -> None:
+        from snnkit.kernels.cpu.build import cpu_extension
+
+        ext = cpu_extension()
+        assert ext is not None and form.w is None and form.leak is not None
+        self.form, self.initial, self.ext = form, initial, ext
+
+    def forward(self, y: Tensor, v_init: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``(spikes, V(T−1))`` from ``v_init`` (None: v0 everywhere)."""
+        from snnkit.kernels.cpu.neuron import cpp_segment
+
+        if v_init is None:
+            v_init = y.new_full(y.shape[1:], self.form.v0)
+        return cpp_segment(self.form, self.ext, y, v_init, self.initial)
+
+    def backward(
+        self, y: Tensor, v_init: Tensor | None, g_out: Tensor | None, g_vend: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """``(dL/dy, dL/dV(−1))``; ``v_init`` None: v0 everywhere."""
+        from snnkit.kernels.cpu.neuron import fused_backward
+
+        y = y.contiguous()
+        if v_init is None:
+            v_init = y.new_full(y.shape[1:], self.form.v0)
+        v0 = v_init.to(y.dtype).contiguous()
+        g_end = None if g_vend is None else g_vend.reshape(v0.shape)
+        gy, _, gv0 = fused_backward(self.form, self.ext, y, v0, self.form.leak, g_out, g_end)
+        return gy, gv0.view_as(v_init)

@@ -66,6 +66,56 @@ def _forward(
     )
 
 
+def fused_backward(
+    form: NeuronForm,
+    ext: ModuleType,
+    x: Tensor,
+    v_init: Tensor | None,
+    a: float,
+    grad_out: Tensor | None,
+    grad_v_end: Tensor | None,
+    repeat: int = 0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The fused backward pass through time (module docstring) of the neuron run on ``x`` from
+    ``v_init`` (None: v0): ``(dL/dX, Σ dL/dk as a float64 scalar, dL/dV(−1))`` for the gradients
+    ``grad_out`` of the spikes (None: 0) and ``grad_v_end`` of V(T−1) (None: 0); dL/dV(−1) is
+    undefined (an empty tensor from the kernel) without ``v_init``."""
+    sur = form.surrogate
+    gpre = None
+    if sur.kind == SurrogateKind.GENERIC:
+        assert form.derivative is not None
+        h = _forward(ext, form, x, a, True, False, v_init, repeat)[1]
+        gpre = form.derivative(h - form.v_threshold).to(x.dtype).contiguous()
+    if grad_out is None:
+        grad_out = x.new_zeros((repeat, *x.shape) if repeat else x.shape)
+    else:
+        grad_out = grad_out.to(x.dtype).contiguous()
+    if grad_v_end is not None:
+        grad_v_end = grad_v_end.to(x.dtype).contiguous()
+    c1, c2, c3 = sur.constants
+    gx, gk, gv0 = ext.neuron_backward(
+        grad_out,
+        x,
+        gpre,
+        int(form.charge),
+        form.hard,
+        form.detach_reset,
+        int(sur.kind),
+        c1,
+        c2,
+        c3,
+        a,
+        form.rest,
+        form.v_threshold,
+        form.v_reset,
+        form.v0,
+        v_init,
+        grad_v_end,
+        repeat,
+    )
+    return gx, gk, gv0
+
+
 class _FusedNeuron(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -101,48 +151,19 @@ class _FusedNeuron(torch.autograd.Function):
     ) -> tuple[Any, ...]:
         x, v_init = ctx.saved_tensors
         form: NeuronForm = ctx.form
-        sur, ext, a = form.surrogate, ctx.ext, ctx.a
-        gpre = None
-        if sur.kind == SurrogateKind.GENERIC:
-            assert form.derivative is not None
-            h = _forward(ext, form, x, a, True, False, v_init, ctx.repeat)[1]
-            gpre = form.derivative(h - form.v_threshold).to(x.dtype).contiguous()
-        if grad_out is None:
-            shape = (ctx.repeat, *x.shape) if ctx.repeat else x.shape
-            grad_out = x.new_zeros(shape)
-        else:
-            grad_out = grad_out.to(x.dtype).contiguous()
+        a = ctx.a
         if not ctx.has_end or grad_v_end is None or grad_v_end.numel() == 0:
             grad_v_end = None
-        else:
-            grad_v_end = grad_v_end.to(x.dtype).contiguous()
-        c1, c2, c3 = sur.constants
-        gx, gk, gv0 = ext.neuron_backward(
-            grad_out,
-            x,
-            gpre,
-            int(form.charge),
-            form.hard,
-            form.detach_reset,
-            int(sur.kind),
-            c1,
-            c2,
-            c3,
-            a,
-            form.rest,
-            form.v_threshold,
-            form.v_reset,
-            form.v0,
-            v_init,
-            grad_v_end,
-            ctx.repeat,
-        )
+        gx, gk, gv0 = fused_backward(form, ctx.ext, x, v_init, a, grad_out, grad_v_end, ctx.repeat)
         grad_w = None
         if form.w is not None and ctx.needs_input_grad[1]:
             grad_w = (gk * (a * (1.0 - a))).to(form.w.dtype).reshape(form.w.shape)
-        gx = gx if ctx.needs_input_grad[0] else None
-        gv0 = gv0 if ctx.needs_input_grad[2] and v_init is not None else None
-        return gx, grad_w, gv0, None, None, None, None, None
+        return (
+            gx if ctx.needs_input_grad[0] else None,
+            grad_w,
+            gv0 if ctx.needs_input_grad[2] and v_init is not None else None,
+            *(None,) * 5,
+        )
 
 
 def cpp_multi_step(
