@@ -73,11 +73,15 @@ def test_maxpool_layer_uses_the_kernel_only_where_it_fits(monkeypatch: pytest.Mo
     assert calls == [1] and torch.equal(
         out, F.max_pool2d(seq.flatten(0, 1), 2).unflatten(0, (3, 2))
     )
+    step = seq[0]  # [B, C, H, W] channels-last, single-step mode
+    single = layers.MaxPool2d(2, step_mode="s")(step)
+    assert calls == [1, 1] and torch.equal(single, F.max_pool2d(step, 2))
     layers.MaxPool2d(2)(seq.contiguous())  # NCHW: torch's pooling
+    layers.MaxPool2d(2)(step)  # multi-step mode expects [T, B, C, H, W]: torch's path decides
     layers.MaxPool2d(3)(seq)  # another kernel size
     layers.MaxPool2d(2, padding=1)(seq)
     layers.MaxPool2d(2, ceil_mode=True)(seq)
-    assert calls == [1]
+    assert calls == [1, 1]
 
 
 def _expanded(step: torch.Tensor, steps: int) -> torch.Tensor:

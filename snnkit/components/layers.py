@@ -255,12 +255,13 @@ class MaxPool2d(StepModeMixin, nn.MaxPool2d):
         self.step_mode = check_step_mode(step_mode)
 
     def forward(self, x: Tensor) -> Tensor:
-        flat = x.flatten(0, 1) if self.step_mode == "m" and x.dim() == 5 else x
-        if pool_kernel.fits(self, flat):
+        multi = self.step_mode == "m"
+        flat = x.flatten(0, 1) if multi and x.dim() == 5 else x
+        if (x.dim() == (5 if multi else 4)) and pool_kernel.fits(self, flat):
             ext = cpu_extension()
             if ext is not None:
                 y = pool_kernel.maxpool2(ext, flat)
-                return y.unflatten(0, x.shape[:2]) if flat is not x else y
+                return y.unflatten(0, x.shape[:2]) if multi else y
         return super().forward(x)
 
 
