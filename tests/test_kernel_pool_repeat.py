@@ -25,22 +25,27 @@ def _cl(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=CL)
 
 
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("hw", [(8, 6), (7, 5), (2, 2)])
-def test_maxpool_matches_torch_values_and_gradients(dtype: torch.dtype, hw: tuple) -> None:
+def test_maxpool_matches_torch_values_and_gradients(
+    dtype: torch.dtype, hw: tuple, layout: str
+) -> None:
     torch.manual_seed(0)
     h, w = hw
-    x = _cl(torch.randn(3, 5, h, w, dtype=dtype)).requires_grad_()
+    fmt = _cl if layout == "channels_last" else (lambda t: t.contiguous())
+    x = fmt(torch.randn(3, 5, h, w, dtype=dtype)).requires_grad_()
     ref_in = x.detach().clone().requires_grad_()
     y = pool.maxpool2(EXT, x)
     ref = F.max_pool2d(ref_in, 2)
-    assert y.is_contiguous(memory_format=CL)
+    assert y.is_contiguous(
+        memory_format=CL if layout == "channels_last" else torch.contiguous_format
+    )
     assert torch.equal(y, ref)
-    g = _cl(torch.randn_like(ref))
+    g = fmt(torch.randn_like(ref))
     y.backward(g)
     ref.backward(g)
     assert torch.equal(x.grad, ref_in.grad)
-    assert x.grad.is_contiguous(memory_format=CL)
     if h % 2:  # the odd last row is covered by no window: gradient 0
         assert not x.grad[:, :, -1].any()
 
@@ -76,12 +81,14 @@ def test_maxpool_layer_uses_the_kernel_only_where_it_fits(monkeypatch: pytest.Mo
     step = seq[0]  # [B, C, H, W] channels-last, single-step mode
     single = layers.MaxPool2d(2, step_mode="s")(step)
     assert calls == [1, 1] and torch.equal(single, F.max_pool2d(step, 2))
-    layers.MaxPool2d(2)(seq.contiguous())  # NCHW: torch's pooling
+    layers.MaxPool2d(2)(seq.contiguous())  # NCHW: planes of one channel
+    assert calls == [1, 1, 1]
+    layers.MaxPool2d(2)(seq.permute(0, 1, 2, 4, 3))  # neither layout: torch's pooling
     layers.MaxPool2d(2)(step)  # multi-step mode expects [T, B, C, H, W]: torch's path decides
     layers.MaxPool2d(3)(seq)  # another kernel size
     layers.MaxPool2d(2, padding=1)(seq)
     layers.MaxPool2d(2, ceil_mode=True)(seq)
-    assert calls == [1, 1]
+    assert calls == [1, 1, 1]
 
 
 def _expanded(step: torch.Tensor, steps: int) -> torch.Tensor:

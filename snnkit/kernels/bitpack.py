@@ -200,5 +200,13 @@ def _pair(value: Any) -> list[int]:
 
 def binary_maxpool(x: Tensor, pool: torch.nn.Module) -> Tensor:
     """``pool(x)`` for an ``nn.MaxPool2d`` (no ``return_indices``), saving x as bits (x must
-    hold only 0 and 1)."""
+    hold only 0 and 1); a 2×2 pool on the CPU runs the C++ pooling kernel instead
+    (:mod:`snnkit.kernels.pool`), which saves one byte per output (2 bits per input) and needs no
+    recomputation in backward."""
+    from snnkit.kernels import pool as pool_kernel
+
+    if isinstance(pool, torch.nn.MaxPool2d) and pool_kernel.fits(pool, x):
+        ext = _cpu_kernels(x, x.dtype)
+        if ext is not None:
+            return pool_kernel.maxpool2(ext, x)
     return _BinaryMaxPool.apply(x, pool)
