@@ -168,3 +168,19 @@ def test_bit_packing_kernel_matches_the_pytorch_packing(n: int, dtype: torch.dty
     assert torch.equal(packed.long(), (padded * weights).sum(1))
     shape = (n,) if n % 2 else (2, n // 2)
     assert torch.equal(bitpack.unpack_bits(packed, torch.Size(shape), dtype), x.reshape(shape))
+
+
+def test_direct_input_without_a_neuron_after_the_prefix() -> None:
+    """A model of per-sample layers only (no neuron): the prefix's output repeated over T, as
+    the dense path computes it."""
+    from snnkit.assembly.direct_input import direct_input_module
+    from snnkit.assembly.forward import EncodedForward
+    from snnkit.components.encoders import DirectEncoder
+
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(layers.Flatten(), layers.Linear(12, 3))
+    fast = direct_input_module(DirectEncoder(time_steps=3), model)
+    assert fast is not None
+    x = torch.rand(4, 2, 6)
+    dense = EncodedForward.dense(DirectEncoder(time_steps=3), model)
+    torch.testing.assert_close(fast(x), dense(x))

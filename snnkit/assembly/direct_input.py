@@ -124,12 +124,13 @@ class DirectInput(nn.Module):
                 out = flat.unflatten(0, out.shape[:2])
             else:
                 out = module(out)
-        first, *rest = self.rest
-        if _plain_neuron(first):  # the fused kernel reads the one step T times
-            out, v_seq = kernels.multi_step_repeated(first, out, T)
-            first._v_seq = v_seq
+        rest = self.rest
+        if rest and _plain_neuron(rest[0]):  # the fused kernel reads the one step T times
+            out, v_seq = kernels.multi_step_repeated(rest[0], out, T)
+            rest[0]._v_seq = v_seq
+            rest = rest[1:]
         else:
-            out = first(kernels.repeat_steps(out, T))
+            out = kernels.repeat_steps(out, T)
         for module in rest:
             out = module(out)
         reset_net(self.model)
