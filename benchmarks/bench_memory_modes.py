@@ -172,14 +172,22 @@ def profile_modes(modes: dict[str, tuple[Any, nn.Module]], x: torch.Tensor, rows
 def snnkit_modes(
     model: nn.Module, enc: nn.Module, steps: int, wanted: list[str], segment: int | None
 ) -> dict[str, tuple[Any, nn.Module]]:
-    length = segment or default_segment(steps)
-    every = {
-        "full": EncodedForward.dense(enc, model),
-        "checkpoint": SegmentedForward(enc, model, SegmentPlan("checkpoint", length)),
-        "online": SegmentedForward(enc, model, SegmentPlan("online", 1)),
-    }
-    label = {"checkpoint": f"checkpoint L={length}"}
-    return {label.get(m, m): (every[m], model) for m in wanted}
+    """``wanted`` modes by name; ``checkpoint:L`` is checkpoint with segments of L steps (plain
+    ``checkpoint``: ``segment``, default ⌈√T⌉), so several lengths run in the same rounds."""
+    out: dict[str, tuple[Any, nn.Module]] = {}
+    for m in wanted:
+        name, _, length_text = m.partition(":")
+        if name == "full":
+            out[m] = (EncodedForward.dense(enc, model), model)
+        elif name == "online":
+            out[m] = (SegmentedForward(enc, model, SegmentPlan("online", 1)), model)
+        elif name == "checkpoint":
+            length = int(length_text) if length_text else segment or default_segment(steps)
+            plan = SegmentPlan("checkpoint", length)
+            out[f"checkpoint L={length}"] = (SegmentedForward(enc, model, plan), model)
+        else:
+            raise SystemExit(f"unknown mode {m!r}: full, checkpoint[:L] or online")
+    return out
 
 
 def sj_modes(width: int, steps: int, x: torch.Tensor) -> dict[str, tuple[Any, nn.Module]]:
@@ -242,8 +250,20 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--width", type=int, default=64, help="VGG channels of the first block")
     ap.add_argument("--rsnn-neuron", choices=["alif", "lif"], default="alif")
-    ap.add_argument("--modes", nargs="+", default=["full", "checkpoint", "online"])
+    ap.add_argument(
+        "--modes",
+        nargs="+",
+        default=["full", "checkpoint", "online"],
+        help="full, checkpoint (checkpoint:L for segments of L steps), online",
+    )
     ap.add_argument("--segment", type=int, default=None, help="checkpoint segment (default √T)")
+    ap.add_argument(
+        "--recompute-macs",
+        type=int,
+        default=None,
+        help="checkpoint: join convolutions on spikes with C_in·k_h·k_w up to this to their "
+        "batch norm + neuron pair (default: snnkit's RECOMPUTE_MACS, 1152)",
+    )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--no-sj", action="store_true", help="skip SpikingJelly even if importable")
@@ -252,6 +272,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.recompute_macs is not None:
+        from snnkit.assembly.memory import norm_neuron
+
+        norm_neuron.RECOMPUTE_MACS = args.recompute_macs
     dev = torch.device(args.device)
     steps_list = args.steps or {"vgg": [16], "rsnn": [784], "mlp": [4, 16, 64]}[args.net]
     batch = args.batch or {"vgg": 32, "rsnn": 128, "mlp": 32}[args.net]

@@ -256,7 +256,26 @@ def _bn_convnet() -> nn.Sequential:
     )
 
 
-@pytest.mark.parametrize("net", ["mlp", "conv"])
+def _bn_convnet_same() -> nn.Sequential:
+    """:func:`_bn_convnet` with a reflect-padded first convolution (its pair's backward runs
+    through autograd: the direct convolution backward pads with zeros only) and a batch norm
+    without affine parameters."""
+    torch.manual_seed(4)
+    first = L.Conv2d(2, 6, 3, padding=1)
+    first.padding_mode = "reflect"
+    return nn.Sequential(
+        first,
+        L.BatchNorm2d(6),
+        N.LIF(S.ATan(alpha=2.0), tau=2.0, detach_reset=True),
+        L.Conv2d(6, 4, 3, padding=1, bias=False),
+        L.BatchNorm2d(4, affine=False),
+        N.LIF(S.Sigmoid(alpha=4.0), tau=3.0),
+        L.Flatten(),
+        L.Linear(4 * 5 * 5, 3),
+    )
+
+
+@pytest.mark.parametrize("net", ["mlp", "conv", "conv_same"])
 @pytest.mark.parametrize("length", [12, 4, 1])
 def test_batchnorm_neuron_pair_has_the_two_layers_gradients(
     net: str, length: int, monkeypatch: pytest.MonkeyPatch
@@ -268,7 +287,11 @@ def test_batchnorm_neuron_pair_has_the_two_layers_gradients(
     from snnkit.assembly.memory.meter import SavedTensorMeter
 
     steps = 12
-    make, encoder = (_bn_mlp, Ramp) if net == "mlp" else (_bn_convnet, ImageRamp)
+    make, encoder = {
+        "mlp": (_bn_mlp, Ramp),
+        "conv": (_bn_convnet, ImageRamp),
+        "conv_same": (_bn_convnet_same, ImageRamp),
+    }[net]
     x = torch.randn(5, 6) * 4 if net == "mlp" else torch.randn(5, 2, 5, 5) * 2
 
     def run(pairs: bool) -> tuple[list[Tensor], Tensor, list[Tensor], int, dict[str, str]]:
@@ -296,13 +319,69 @@ def test_batchnorm_neuron_pair_has_the_two_layers_gradients(
         _assert_close(_grads(EncodedForward.dense(encoder(steps), model), model, x), paired[0])
 
 
-def test_batchnorm_pairs_take_the_first_conv_only() -> None:
-    from snnkit.assembly.memory.norm_neuron import norm_neuron_pairs
+def test_batchnorm_pairs_take_the_convolutions_cheap_to_recompute() -> None:
+    from snnkit.assembly.memory.norm_neuron import RECOMPUTE_MACS, norm_neuron_pairs
     from snnkit.assembly.memory.runner import binary_input_layers
 
     model = _bn_convnet()
     pairs = norm_neuron_pairs(model, binary_input_layers(model))
     assert {name: conv is not None for name, (_, _, _, conv) in pairs.items()} == {
         "2": True,  # conv 0: 2 channels of direct input in, 6 out
-        "5": False,  # conv 3 takes spikes (kept as bits) and has fewer outputs than inputs
+        "5": True,  # conv 3 takes spikes: 6 · 3 · 3 = 54 multiply-adds per value it would keep
     }
+    wide = RECOMPUTE_MACS // 9 + 1  # one channel more than the limit allows at 3×3
+    model = nn.Sequential(
+        L.Conv2d(2, wide, 3, padding=1),
+        L.BatchNorm2d(wide),
+        N.LIF(),
+        L.Conv2d(wide, wide, 3, padding=1),  # spikes in, but too costly to recompute
+        L.BatchNorm2d(wide),
+        N.LIF(),
+        L.Conv2d(wide, 4, 1),  # spikes in, 1×1: cheap
+        L.BatchNorm2d(4),
+        N.LIF(),
+        L.Conv2d(4, 2, 3, padding=1),  # not spikes (after a ReLU) and fewer outputs: apart
+        L.BatchNorm2d(2),
+        N.LIF(),
+    )
+    model.insert(9, nn.ReLU())
+    pairs = norm_neuron_pairs(model, binary_input_layers(model))
+    assert {name: conv is not None for name, (_, _, _, conv) in pairs.items()} == {
+        "2": True,
+        "5": False,
+        "8": True,
+        "12": False,
+    }
+
+
+def test_spike_convolution_in_its_pair_keeps_bits() -> None:
+    """A convolution on spikes joined to its pair keeps its input as bits and no float32
+    output: the pair conv - BN - LIF saves n/8 bytes of input and the start V (none here), with
+    the gradients of the layers run apart."""
+    from snnkit.assembly.memory.meter import SavedTensorMeter
+    from snnkit.assembly.memory.runner import SegmentRunner
+    from snnkit.components.functional import reset_net
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        N.IF(),  # spikes from the input
+        L.Conv2d(4, 8, 3, padding=1, bias=False),
+        L.BatchNorm2d(8),
+        N.LIF(),
+    ).train()
+    runner = SegmentRunner(model)
+    seq = (torch.rand(6, 3, 4, 5, 5) * 2).requires_grad_()
+    params = list(model.parameters())
+    with SavedTensorMeter([*params, seq]) as meter:
+        out, _ = runner.run(seq, {})
+    assert runner.kernels == {"0": "cpp", "3": "cpp"}
+    # The IF keeps its input, the sequence itself (not counted); the conv - BN - LIF only bits.
+    assert meter.saved == seq.numel() // 8
+    g = torch.randn_like(out)
+    out.backward(g)
+    paired = [seq.grad.clone(), *(p.grad.clone() for p in params)]
+    seq.grad = None
+    model.zero_grad()
+    reset_net(model)
+    model(seq).backward(g)  # the layers as full runs them
+    _assert_close([seq.grad, *(p.grad for p in params)], paired)

@@ -19,7 +19,8 @@ steps would:
   pass) and kept in :attr:`SegmentRunner.draws`.
 - **Batch norm + neuron**: a batch norm directly followed by a neuron that runs fused keeps only
   its input for both (:mod:`snnkit.assembly.memory.norm_neuron`; the backward recomputes the
-  normalisation).
+  normalisation), or the input of the convolution before it where recomputing that is cheap
+  (as bits when it is spikes).
 - **1-bit storage**: a Linear or Conv layer whose input comes from a spiking neuron (through
   Flatten or pooling by max only), and a 2-D max pooling right after a spiking neuron, save
   that input as bits (:mod:`snnkit.kernels.bitpack`).
@@ -205,6 +206,7 @@ class SegmentRunner:
                 if neuron.step_mode == "m":
                     neuron.forward = _stepped(neuron, name, self.kernels)
                     saved.append(neuron)
+            joined: set[int] = set()
             for name, (_, bn, neuron, conv) in self.norm_pairs.items():
                 if not bn.training or _hooked(bn):
                     continue
@@ -212,16 +214,19 @@ class SegmentRunner:
                     conv = None
                 bn.forward = _passed_on
                 saved.append(bn)
+                bits = False
                 if conv is not None:
                     conv.forward = _passed_on
                     saved.append(conv)
-                neuron.forward = _normalized_stepped(bn, conv, neuron, name, self.kernels)
+                    joined.add(id(conv))
+                    bits = any(conv is m for m in self.binary.values())
+                neuron.forward = _normalized_stepped(bn, conv, neuron, name, self.kernels, bits)
             for name, module in self.random.items():
                 if module.training and getattr(module, "step_mode", "m") == "m":
                     module.forward = _drawn_once(module, name, self.draws)  # type: ignore[method-assign]
                     saved.append(module)
             for module in self.binary.values():
-                if getattr(module, "step_mode", "m") == "m":
+                if getattr(module, "step_mode", "m") == "m" and id(module) not in joined:
                     module.forward = _bit_stored(module)
                     saved.append(module)
             yield
@@ -252,12 +257,15 @@ def _passed_on(x: Tensor) -> Tensor:
     return x
 
 
-def _normalized_stepped(bn: Any, conv: Any, neuron: Any, name: str, kernels: dict[str, str]) -> Any:
-    """:func:`_stepped` for a neuron whose batch norm (and convolution) pass their input on."""
+def _normalized_stepped(
+    bn: Any, conv: Any, neuron: Any, name: str, kernels: dict[str, str], bits: bool
+) -> Any:
+    """:func:`_stepped` for a neuron whose batch norm (and convolution, on spikes when
+    ``bits``) pass their input on."""
 
     def forward(x_seq: Tensor) -> Tensor:
         out, neuron.state, kernels[name] = run_norm_neuron_pair(
-            bn, conv, neuron, x_seq, neuron.state
+            bn, conv, neuron, x_seq, neuron.state, bits
         )
         return out
 

@@ -93,21 +93,30 @@ def run_recurrent(layer: Any, x_seg: Tensor, state: FlatState | None) -> tuple[T
 
 
 def run_norm_neuron_pair(
-    bn: Any, conv: Any, neuron: Any, x_seg: Tensor, state: Any
+    bn: Any, conv: Any, neuron: Any, x_seg: Tensor, state: Any, bits: bool = False
 ) -> tuple[Tensor, Any, str]:
     """:func:`run_neuron` of ``neuron`` on ``bn(conv(x_seg))`` (a training batch norm; ``conv``
-    None: none), keeping only ``x_seg`` for backward where the neuron runs fused
-    (:func:`~snnkit.assembly.memory.norm_neuron.run_norm_neuron`); else the layers apart."""
+    None: none), keeping only ``x_seg`` (as bits when ``bits``: spikes into ``conv``) for
+    backward where the neuron runs fused
+    (:func:`~snnkit.assembly.memory.norm_neuron.run_norm_neuron`); else the layers apart (the
+    convolution then keeping spikes as bits too)."""
     name, form = select_kernel(neuron, x_seg)  # the same device and dtype as the neuron's input
     if name != "cpp" or form is None:
-        z = x_seg if conv is None else type(conv).forward(conv, x_seg)
+        if conv is None:
+            z = x_seg
+        elif bits:
+            from snnkit.kernels.bitpack import binary_conv
+
+            z = binary_conv(x_seg.flatten(0, 1), conv).unflatten(0, x_seg.shape[:2])
+        else:
+            z = type(conv).forward(conv, x_seg)
         return run_neuron(neuron, type(bn).forward(bn, z), state)
     from snnkit.assembly.memory.norm_neuron import run_norm_neuron
 
     kind = type(neuron.initial_state(x_seg[0][:0]))
     v_init = None if state is None else state[0]  # None: v0, shaped once the input is known
     segment = _FusedSegment(form, state is None)
-    out, v_end = run_norm_neuron(bn, conv, x_seg, v_init, state is None, segment)
+    out, v_end = run_norm_neuron(bn, conv, x_seg, v_init, segment, bits)
     return out, kind(v_end), "cpp"
 
 
