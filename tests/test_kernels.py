@@ -451,8 +451,9 @@ def test_reference_only_is_local_to_its_context() -> None:
 
 
 def test_recipe_checks_compile_nothing(monkeypatch) -> None:
-    """Assembling a recipe (its encoder and shape checks run two samples) needs no C++ build,
-    so a CUDA run or `snnkit validate` never waits for one."""
+    """Assembling a recipe (its encoder and shape checks run two samples, the memory estimate
+    a few) needs no C++ build, so a CUDA run or `snnkit validate` never waits for one: with
+    the kernels not compiled yet the estimate runs the reference loops."""
     from snnkit.assembly.assemble import assemble
     from snnkit.plugins.loader import build_registry
     from snnkit.recipes.loader import load_recipe
@@ -461,6 +462,7 @@ def test_recipe_checks_compile_nothing(monkeypatch) -> None:
         raise AssertionError("the recipe checks asked for the C++ kernels")
 
     monkeypatch.setattr(build, "cpu_extension", refuse)
+    monkeypatch.setattr(build, "kernels_ready", lambda isa=None: False)  # none compiled yet
     recipe = load_recipe(
         {
             "time_steps": 6,

@@ -19,6 +19,7 @@ to the model's output ``[T, B, C]`` (encoder then time loop, or the fast input r
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import weakref
@@ -33,6 +34,7 @@ from snnkit.assembly.fast_input import build_forward
 from snnkit.assembly.losses import attach_penalties, build_loss, loss_label
 from snnkit.assembly.memory.choose import memory_forward, resolve_mode
 from snnkit.assembly.memory.estimate import MemoryEstimate, profile
+from snnkit.components import layers
 from snnkit.components.blocks import JoinShapeError
 from snnkit.components.functional import reset_net, set_step_mode
 from snnkit.errors import (
@@ -184,7 +186,8 @@ def _assemble(
     with reference_only():  # two samples on the CPU: no kernel needs compiling for that
         probe = check_encoder(encoder, recipe, train_data)
         check_shapes(model, recipe, train_data, loss, probe)
-        estimate = estimate_memory(model, recipe, train_data, probe)
+    fast = fast_input and recipe.train.fast_input
+    estimate = estimate_memory(model, recipe, train_data, probe, encoder, fast_input=fast)
     available = _available_bytes(dev)
     memory = resolve_mode(recipe, estimate, available)
     check_estimate(recipe, estimate, memory, available)
@@ -204,7 +207,7 @@ def _assemble(
     forward = memory_forward(recipe, memory, encoder, model)
     if forward is None:
         memory = "full"
-        forward = build_forward(encoder, model, fast_input=fast_input and recipe.train.fast_input)
+        forward = build_forward(encoder, model, fast_input=fast)
     return Experiment(
         recipe,
         registry,
@@ -444,22 +447,56 @@ def check_memory(recipe: Recipe, per_sample: int, device: torch.device) -> None:
 
 
 def estimate_memory(
-    model: nn.Module, recipe: Recipe, data: Any, probe: torch.Tensor | None
+    model: nn.Module,
+    recipe: Recipe,
+    data: Any,
+    probe: torch.Tensor | None,
+    encoder: nn.Module | None = None,
+    *,
+    fast_input: bool = False,
 ) -> MemoryEstimate:
     """The memory estimate of :mod:`snnkit.assembly.memory.estimate` for the recipe's T and
     the larger of its train and eval batch, measured on two steps of two samples (the probe
-    step repeated; zeros of the sample shape without one)."""
+    step repeated; zeros of the sample shape without one); ``full`` on two samples over all T
+    steps through the forward module ``full`` trains with (:func:`build_forward` of
+    ``encoder`` and ``model``, ``fast_input`` as the run asks) when an encoder and a probe are
+    given. The kernels run as in training where they are compiled already
+    (:func:`~snnkit.kernels.cpu.build.kernels_ready`), else the reference loops (which keep
+    more: the estimate is then high)."""
+    from snnkit.kernels.cpu.build import kernels_ready
+
     step = probe if probe is not None else torch.zeros((1, 2, *tuple(data.input_shape)))
     batch = max(recipe.train.batch_size, recipe.train.eval_batch_size or 0)
-    return profile(
-        model,
-        torch.cat([step, step]),
-        time_steps=recipe.time_steps,
-        batch=batch,
-        optimizer=str(recipe.optimizer["name"]),
-        segment=recipe.train.segment_steps,
-        tbptt=recipe.train.tbptt,
-    )
+    ready = kernels_ready()
+    with contextlib.nullcontext() if ready else reference_only():
+        full, layouts = None, _conv_layouts(model)
+        if encoder is not None and probe is not None:
+            forward = build_forward(encoder, model, fast_input=fast_input and ready)
+            full = (forward, first_inputs(data, 2))
+        try:
+            return profile(
+                model,
+                torch.cat([step, step]),
+                time_steps=recipe.time_steps,
+                batch=batch,
+                optimizer=str(recipe.optimizer["name"]),
+                segment=recipe.train.segment_steps,
+                tbptt=recipe.train.tbptt,
+                full=full,
+            )
+        finally:
+            _restore_conv_layouts(layouts)
+
+
+def _conv_layouts(model: nn.Module) -> list[tuple[Any, bool]]:
+    """Each snnkit convolution of ``model`` with its channels-last switch."""
+    return [(m, m.channels_last) for m in model.modules() if isinstance(m, layers.Conv2d)]
+
+
+def _restore_conv_layouts(layouts: list[tuple[Any, bool]]) -> None:
+    for conv, on in layouts:
+        if conv.channels_last != on:
+            conv.use_channels_last(on)
 
 
 def check_estimate(recipe: Recipe, estimate: MemoryEstimate, mode: str, available: int) -> None:

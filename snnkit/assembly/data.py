@@ -59,6 +59,14 @@ def first_inputs(data: Any, count: int) -> torch.Tensor:
     return torch.stack([torch.as_tensor(data[i][0]) for i in range(count)])
 
 
+def first_targets(data: Any, count: int) -> torch.Tensor:
+    """The first ``count`` targets as one batch (stacked if streamed), as :func:`first_inputs`."""
+    targets = getattr(data, "targets", None)
+    if isinstance(targets, torch.Tensor) and not getattr(data, "streamed", False):
+        return targets[:count]
+    return torch.stack([torch.as_tensor(data[i][1]) for i in range(count)])
+
+
 def in_memory(data: Any) -> bool:
     """Whether ``data`` can be held as two tensors (an InMemoryDataset not declared streamed)."""
     return isinstance(getattr(data, "inputs", None), torch.Tensor) and not getattr(

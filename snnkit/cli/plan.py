@@ -48,7 +48,9 @@ def plan(
     from snnkit.recipes.loader import load_recipe
 
     with _reported():
-        exp = assemble(load_recipe(recipe, overrides), get_registry(), device=device)
+        loaded = load_recipe(recipe, overrides)
+        _build_kernels()  # the estimate then runs the kernels training runs
+        exp = assemble(loaded, get_registry(), device=device, fast_input=True)
     report = plan_report(exp, timing=timing)
     if as_json:
         typer.echo(json.dumps(report, indent=1))
@@ -61,6 +63,11 @@ def plan(
         typer.echo(
             f"{row['name']:<14}{row['kind']:<18}{format_size(row['step_bytes']):>16}"
             f"{format_size(row['state_bytes']):>12}"
+        )
+    if report["full_step_bytes"] is not None:
+        typer.echo(
+            "(per layer as the layers run one by one; full as training runs it keeps "
+            f"{format_size(report['full_step_bytes'])} per step)"
         )
     typer.echo(f"parameters + gradients + optimizer state: {format_size(report['fixed_bytes'])}")
     typer.echo(f"{'mode':<12}{'activations':>14}{'total':>14}{'time/batch':>12}  gradient")
@@ -82,24 +89,20 @@ GRADIENTS = {
 }
 
 
-def plan_report(exp: Any, *, timing: bool = True) -> dict[str, Any]:
-    """The plan as plain data: per-layer rows, per-mode activations / totals / seconds."""
-    from snnkit.assembly.memory.estimate import profile
+def _build_kernels() -> None:
+    """Compile the CPU kernels now if they are not (announced; nothing with SNNKIT_NO_CPP)."""
+    from snnkit.kernels.cpu.build import PARTS, load_part
 
+    for part in PARTS:
+        load_part(part)
+
+
+def plan_report(exp: Any, *, timing: bool = True) -> dict[str, Any]:
+    """The plan as plain data: per-layer rows, per-mode activations / totals / seconds, from
+    the estimate the assembly chose the mode and checked the free memory with."""
     r = exp.recipe
     batch = max(r.train.batch_size, r.train.eval_batch_size or 0)
-    x = exp.train_data.inputs[:2].to(exp.device)
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        seq = exp.encoder(x)[:2].float()
-    est = profile(
-        exp.model,
-        seq,
-        time_steps=r.time_steps,
-        batch=batch,
-        optimizer=str(r.optimizer["name"]),
-        segment=r.train.segment_steps,
-        tbptt=r.train.tbptt,
-    )
+    est = exp.estimate
     modes = ["full", "checkpoint", "online"] + (["tbptt"] if r.train.tbptt else [])
     seconds = _time_modes(exp, modes) if timing else {}
     return {
@@ -110,6 +113,7 @@ def plan_report(exp: Any, *, timing: bool = True) -> dict[str, Any]:
             | {"step_bytes": row.step_bytes * batch, "state_bytes": row.state_bytes * batch}
             for row in est.layers
         ],
+        "full_step_bytes": (None if est.full_step_bytes is None else est.full_step_bytes * batch),
         "fixed_bytes": est.fixed_bytes,
         "modes": {
             m: {
@@ -127,13 +131,14 @@ def plan_report(exp: Any, *, timing: bool = True) -> dict[str, Any]:
 def _time_modes(exp: Any, modes: list[str]) -> dict[str, float]:
     """Seconds per batch of each mode: the second of two training steps at a batch of at
     most 8, scaled to the recipe's batch."""
-    from snnkit.assembly.forward import EncodedForward
+    from snnkit.assembly.data import first_inputs, first_targets
+    from snnkit.assembly.fast_input import build_forward
     from snnkit.assembly.memory.segmented import SegmentedForward, segment_plan
 
     r = exp.recipe
     small = min(r.train.batch_size, 8, len(exp.train_data))
-    x = exp.train_data.inputs[:small].to(exp.device)
-    y = exp.train_data.targets[:small].to(exp.device)
+    x = first_inputs(exp.train_data, small).to(exp.device)
+    y = first_targets(exp.train_data, small).to(exp.device)
     out: dict[str, float] = {}
     state = {k: v.detach().clone() for k, v in exp.model.state_dict().items()}
     exp.model.train()
@@ -146,7 +151,7 @@ def _time_modes(exp: Any, modes: list[str]) -> dict[str, float]:
                 r.train.segment_steps,
             )
             fwd = (
-                EncodedForward.dense(exp.encoder, exp.model)
+                build_forward(exp.encoder, exp.model, fast_input=r.train.fast_input)
                 if seg is None
                 else SegmentedForward(exp.encoder, exp.model, seg)
             )

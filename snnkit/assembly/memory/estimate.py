@@ -16,7 +16,9 @@ with ``i`` the stored input per step and sample (1 bit per value when it is spik
 neuron state and ``a_seg · L + r`` the peak of the bytes a recomputed segment of L steps saves
 through its forward and backward pass (a neuron on the step-by-step path builds one step's
 graph while the layers before it still hold theirs): a line through the peaks measured on one
-step and on all ``T_p`` steps of the probe. The rest of a batch's memory is the parameters,
+step and on all ``T_p`` steps of the probe. Where the forward module ``full`` trains with is given,
+``full`` is measured through it instead, over all T steps of a few samples (a fast path keeps
+less than Σ a_l; :func:`profile`). The rest of a batch's memory is the parameters,
 their gradients and the optimizer's state (:data:`OPTIMIZER_SLOTS` tensors per parameter).
 """
 
@@ -69,6 +71,9 @@ class MemoryEstimate:
     tbptt: int | None = None
     backward_extra_bytes: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
+    full_step_bytes: float | None = None
+    """``full``'s bytes per step and sample measured through its own forward module (which may
+    keep less than the layers one by one, :attr:`layers`); None: the layers' sum."""
 
     @property
     def state_bytes(self) -> float:
@@ -78,7 +83,10 @@ class MemoryEstimate:
         """Saved activation bytes of one batch in ``mode`` (full, checkpoint, tbptt, online)."""
         t, b = self.time_steps, self.batch
         if mode == "full":
-            return sum(r.step_bytes for r in self.layers) * t * b
+            per_step = self.full_step_bytes
+            if per_step is None:
+                per_step = sum(r.step_bytes for r in self.layers)
+            return per_step * t * b
         stored = self.input_bytes * t * b
         if mode == "checkpoint":
             length = min(self.segment, t)
@@ -151,9 +159,18 @@ def profile(
     optimizer: str = "adam",
     segment: int | None = None,
     tbptt: int | None = None,
+    full: tuple[nn.Module, Tensor] | None = None,
 ) -> MemoryEstimate:
     """Measure ``model`` on the probe ``seq [T_p, B_p, *]`` (a graph is built; RNG, buffers and
-    neuron state are left as they were) and scale to ``time_steps`` and ``batch``."""
+    neuron state are left as they were) and scale to ``time_steps`` and ``batch``.
+
+    ``full``: ``(forward, x)``, the forward module ``full`` trains with (``x [B, *] -> [T, B,
+    C]``) and a few samples ``x [B_f, *]`` of its input. ``full`` is then measured through it
+    over all ``time_steps`` and scaled to ``batch`` only, so that what that module keeps less
+    than the layers one by one (a per-sample prefix run once, a fused neuron on a repeated
+    step) is counted as it will run; the per-layer rows stay those of the layers one by one
+    (the probe's plain pass, scaled from ``T_p`` to ``time_steps``), and so does ``full``
+    without it."""
     steps, samples = seq.shape[0], seq.shape[1]
     per = float(steps * samples)
     params = list(model.parameters())
@@ -176,6 +193,13 @@ def profile(
                     hook.remove()
                 reset_net(model)
             del out
+            full_bytes = None
+            if full is not None:  # no hooks: a fast path takes a hooked layer for a user's
+                with SavedTensorMeter(params) as whole:
+                    out = full[0](full[1])
+                reset_net(model)
+                del out
+                full_bytes = whole.saved / (time_steps * full[1].shape[0])
             runner = SegmentRunner(model)
             one, _ = _segment_peak(runner, seq[:1], params)
             peak, states = _segment_peak(runner, seq, params)
@@ -219,6 +243,7 @@ def profile(
         optimizer_slots=OPTIMIZER_SLOTS.get(optimizer, 2),
         segment=segment or default_segment(time_steps),
         tbptt=tbptt,
+        full_step_bytes=full_bytes,
     )
 
 

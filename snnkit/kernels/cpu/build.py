@@ -143,6 +143,17 @@ def is_built(isa: str | None = None, part: str = "core") -> bool:
     return (build_dir(name) / f"{name}.so").is_file()
 
 
+def kernels_ready(isa: str | None = None) -> bool:
+    """True when running the kernels compiles nothing: every build of :data:`PARTS` is
+    compiled, or ``SNNKIT_NO_CPP`` asks for none."""
+    if cpp_disabled():
+        return True
+    try:
+        return all(is_built(isa, part) for part in PARTS)
+    except Exception:  # noqa: BLE001 - an ISA this CPU cannot run: loading says so, not this
+        return False
+
+
 def _estimate_seconds(part: str) -> int:
     jobs = max(1, min(len(PARTS[part]), os.cpu_count() or 1))
     return int(round(COMPILE_CPU_SECONDS[part] / jobs / 5.0) * 5) or 5
