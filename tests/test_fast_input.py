@@ -134,6 +134,27 @@ def test_fast_input_runs_event_layer_then_rest(ext) -> None:
     assert resets == [1]
 
 
+def test_event_layer_spikes_count_as_saved_activations(ext) -> None:
+    """The spike bitmask the event layer keeps for its weight gradient (one bit per input
+    value and step, in int64 words) is a saved tensor, so the memory meter and the memory
+    estimate built on it count it."""
+    model = _model()
+    fast = fast_input_module(encoders.PoissonEncoder(time_steps=16), model)
+    x = _images(4, 12, seed=3).view(4, 3, 4)
+    saved: list[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fast(x)
+    masks = [t for t in saved if t.dtype == torch.int64]
+    assert [tuple(t.shape) for t in masks] == [(4, 12, 1)]  # 16 steps fit one word
+    out.sum().backward()
+    assert model[1].weight.grad is not None
+
+
 def test_fast_input_falls_back_for_float_input(ext) -> None:
     enc = encoders.PoissonEncoder(time_steps=8)
     model = _model(double=False)

@@ -75,16 +75,19 @@ class _EventLinear(torch.autograd.Function):
         out, masks = ext.event_forward(x, weight.detach().contiguous(), time_steps, seed, save)
         if bias is not None:
             out += bias.detach().to(out.dtype)
-        ctx.masks, ctx.d, ctx.ext = masks, x.shape[1], ext
+        ctx.has_masks, ctx.d, ctx.ext = masks is not None, x.shape[1], ext
+        if masks is not None:  # saved, not an attribute: the saved-tensor hooks count it
+            ctx.save_for_backward(masks)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
         grad_w = grad_b = None
         if ctx.needs_input_grad[1]:
-            if ctx.masks is None:
+            if not ctx.has_masks:
                 raise RuntimeError("snnkit event input: no spikes were saved for backward")
-            grad_w = ctx.ext.event_backward(grad.contiguous(), ctx.masks, ctx.d)
+            (masks,) = ctx.saved_tensors
+            grad_w = ctx.ext.event_backward(grad.contiguous(), masks, ctx.d)
         if ctx.needs_input_grad[2]:
             grad_b = grad.sum((0, 1))
         return None, grad_w, grad_b, None, None, None, None
