@@ -134,13 +134,19 @@ def one_batch(fwd: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, x: 
     return meter.peak, rss.peak, sec
 
 
-def run_modes(modes: dict[str, tuple[Any, nn.Module]], x: torch.Tensor, repeats: int) -> None:
-    """Warm each mode up, then ``repeats`` rounds of all modes in turn; print one row each."""
+def run_modes(
+    modes: dict[str, tuple[Any, nn.Module]], x: torch.Tensor, repeats: int, inner: int = 1
+) -> None:
+    """Warm each mode up, then ``repeats`` rounds of all modes in turn, each mode ``inner``
+    batches in a row of which the last counts (as in training, where one mode runs batch
+    after batch and finds the memory its previous batch freed); print one row each."""
     results: dict[str, list[tuple[int, int, float]]] = {name: [] for name in modes}
     for fwd, model in modes.values():
         one_batch(fwd, model, x)
     for _ in range(repeats):
         for name, (fwd, model) in modes.items():
+            for _ in range(inner - 1):
+                one_batch(fwd, model, x)
             results[name].append(one_batch(fwd, model, x))
     base = None
     print(f"{'mode':<26}{'act. MiB':>10}{'vs full':>9}{'RSS MiB':>9}{'s/batch':>9}{'vs full':>9}")
@@ -265,6 +271,9 @@ def main() -> None:
         "batch norm + neuron pair (default: snnkit's RECOMPUTE_MACS, 1152)",
     )
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--inner", type=int, default=2, help="batches of one mode in a row per round (last counts)"
+    )
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--no-sj", action="store_true", help="skip SpikingJelly even if importable")
     ap.add_argument("--profile", type=int, default=0, help="print the top N ops of each mode")
@@ -308,7 +317,7 @@ def main() -> None:
         if args.profile:
             profile_modes(modes, x, args.profile)
         else:
-            run_modes(modes, x, args.repeats)
+            run_modes(modes, x, args.repeats, args.inner)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
     print(f"process peak RSS: {peak:.0f} MiB (all modes above)")
 

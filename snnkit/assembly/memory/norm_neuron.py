@@ -95,8 +95,7 @@ def _joins(conv: nn.Module, spikes_in: bool) -> bool:
 def _normalize(bn: Any, x_seq: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
     """``BN(x)`` in training mode over ``[T*B, ...]`` without touching the running statistics
     (copies of them take the same code path as the layer's own call)."""
-    rm = None if bn.running_mean is None else bn.running_mean.clone()
-    rv = None if bn.running_var is None else bn.running_var.clone()
+    rm, rv = _statistics_copies(bn)
     momentum = 0.0 if bn.momentum is None else bn.momentum
     y = F.batch_norm(x_seq.flatten(0, 1), rm, rv, weight, bias, True, momentum, bn.eps)
     return y.unflatten(0, x_seq.shape[:2])
