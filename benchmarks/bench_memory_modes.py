@@ -42,6 +42,7 @@ from torch import nn
 from snnkit.assembly.assemble import make_builder
 from snnkit.assembly.forward import EncodedForward
 from snnkit.assembly.memory.meter import SavedTensorMeter
+from snnkit.assembly.memory.norm_neuron import RECOMPUTE_MACS
 from snnkit.assembly.memory.segmented import SegmentedForward, SegmentPlan, default_segment
 from snnkit.components import layers as L
 from snnkit.components import neurons as N
@@ -176,7 +177,12 @@ def profile_modes(modes: dict[str, tuple[Any, nn.Module]], x: torch.Tensor, rows
 
 
 def snnkit_modes(
-    model: nn.Module, enc: nn.Module, steps: int, wanted: list[str], segment: int | None
+    model: nn.Module,
+    enc: nn.Module,
+    steps: int,
+    wanted: list[str],
+    segment: int | None,
+    recompute_macs: int = RECOMPUTE_MACS,
 ) -> dict[str, tuple[Any, nn.Module]]:
     """``wanted`` modes by name; ``checkpoint:L`` is checkpoint with segments of L steps (plain
     ``checkpoint``: ``segment``, default ⌈√T⌉), so several lengths run in the same rounds."""
@@ -186,10 +192,11 @@ def snnkit_modes(
         if name == "full":
             out[m] = (EncodedForward.dense(enc, model), model)
         elif name == "online":
-            out[m] = (SegmentedForward(enc, model, SegmentPlan("online", 1)), model)
+            plan = SegmentPlan("online", 1, recompute_macs)
+            out[m] = (SegmentedForward(enc, model, plan), model)
         elif name == "checkpoint":
             length = int(length_text) if length_text else segment or default_segment(steps)
-            plan = SegmentPlan("checkpoint", length)
+            plan = SegmentPlan("checkpoint", length, recompute_macs)
             out[f"checkpoint L={length}"] = (SegmentedForward(enc, model, plan), model)
         else:
             raise SystemExit(f"unknown mode {m!r}: full, checkpoint[:L] or online")
@@ -266,9 +273,9 @@ def main() -> None:
     ap.add_argument(
         "--recompute-macs",
         type=int,
-        default=None,
-        help="checkpoint: join convolutions on spikes with C_in·k_h·k_w up to this to their "
-        "batch norm + neuron pair (default: snnkit's RECOMPUTE_MACS, 1152)",
+        default=RECOMPUTE_MACS,
+        help="train.recompute_macs: convolutions on spikes with C_in·k_h·k_w up to this are "
+        "recomputed in backward from their input bits (default %(default)s)",
     )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument(
@@ -281,10 +288,6 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.recompute_macs is not None:
-        from snnkit.assembly.memory import norm_neuron
-
-        norm_neuron.RECOMPUTE_MACS = args.recompute_macs
     dev = torch.device(args.device)
     steps_list = args.steps or {"vgg": [16], "rsnn": [784], "mlp": [4, 16, 64]}[args.net]
     batch = args.batch or {"vgg": 32, "rsnn": 128, "mlp": 32}[args.net]
@@ -308,7 +311,7 @@ def main() -> None:
         else:
             x, enc = torch.rand(batch, 1, device=dev) * 2, Repeat(steps)
         print(f"T = {steps}")
-        modes = snnkit_modes(model, enc, steps, args.modes, args.segment)
+        modes = snnkit_modes(model, enc, steps, args.modes, args.segment, args.recompute_macs)
         if args.net == "vgg" and not args.no_sj:
             sj = sj_modes(args.width, steps, x)
             if not sj:

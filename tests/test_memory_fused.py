@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from snnkit.assembly.forward import EncodedForward
 from snnkit.assembly.memory.runner import fallback_warnings
-from snnkit.assembly.memory.segmented import SegmentedForward, SegmentPlan
+from snnkit.assembly.memory.segmented import SegmentedForward, SegmentPlan, segment_plan
 from snnkit.components import layers as L
 from snnkit.components import neurons as N
 from snnkit.components import surrogates as S
@@ -297,7 +297,7 @@ def test_batchnorm_neuron_pair_has_the_two_layers_gradients(
     def run(pairs: bool) -> tuple[list[Tensor], Tensor, list[Tensor], int, dict[str, str]]:
         model = make().train()
         if not pairs:
-            monkeypatch.setattr(runner, "norm_neuron_pairs", lambda m, binary=(): {})
+            monkeypatch.setattr(runner, "norm_neuron_pairs", lambda *args: {})
         fwd = SegmentedForward(encoder(steps), model, SegmentPlan("checkpoint", length))
         with SavedTensorMeter() as meter:
             out = fwd(x)
@@ -351,6 +351,27 @@ def test_batchnorm_pairs_take_the_convolutions_cheap_to_recompute() -> None:
         "5": False,
         "8": True,
         "12": False,
+    }
+
+
+def test_recompute_macs_sets_which_convolutions_join() -> None:
+    """``train.recompute_macs`` reaches the runner of the built forward module: 0 joins no
+    convolution on spikes, 54 (= 6 · 3 · 3) joins the one of :func:`_bn_convnet`; the first
+    convolution (direct input) joins by its own rule either way. Its default is the module's."""
+    from snnkit.assembly.memory.norm_neuron import RECOMPUTE_MACS
+    from snnkit.recipes.loader import TrainSettings
+
+    assert TrainSettings().recompute_macs == RECOMPUTE_MACS
+    joined = {}
+    for limit in (0, 53, 54):
+        plan = segment_plan("checkpoint", 12, None, 4, limit)
+        assert plan is not None
+        fwd = SegmentedForward(ImageRamp(12), _bn_convnet().train(), plan)
+        joined[limit] = {n: c is not None for n, (_, _, _, c) in fwd.runner.norm_pairs.items()}
+    assert joined == {
+        0: {"2": True, "5": False},
+        53: {"2": True, "5": False},
+        54: {"2": True, "5": True},
     }
 
 

@@ -112,6 +112,7 @@ def test_parse_size_refuses(bad: object) -> None:
         ("train.tbptt=0", "train.tbptt must be > 0"),
         ("train.segment_steps=9", "train.segment_steps must be <= time_steps (4)"),
         ("train.memory_budget=8 parsecs", "got '8 parsecs'"),
+        ("train.recompute_macs=-1", "train.recompute_macs must be >= 0"),
     ],
 )
 def test_recipe_refuses(override: str, message: str) -> None:

@@ -483,6 +483,7 @@ def estimate_memory(
                 segment=recipe.train.segment_steps,
                 tbptt=recipe.train.tbptt,
                 full=full,
+                recompute_macs=recipe.train.recompute_macs,
             )
         finally:
             _restore_conv_layouts(layouts)

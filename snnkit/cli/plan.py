@@ -149,6 +149,7 @@ def _time_modes(exp: Any, modes: list[str]) -> dict[str, float]:
                 r.time_steps,
                 r.train.tbptt,
                 r.train.segment_steps,
+                r.train.recompute_macs,
             )
             fwd = (
                 build_forward(exp.encoder, exp.model, fast_input=r.train.fast_input)

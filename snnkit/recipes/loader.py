@@ -62,6 +62,7 @@ INT_FIELDS = (
     "log_every",
     "tbptt",
     "segment_steps",
+    "recompute_macs",
 )
 #: ``train.memory``: how backpropagation through time keeps its activations (README: Memory).
 MEMORY_MODES = ("full", "checkpoint", "online", "auto")
@@ -80,6 +81,10 @@ HELP = {
     "train.cuda_graphs": "replay each CUDA training step as one CUDA graph (true/false)",
     "train.tbptt": "truncated BPTT: gradients flow back at most this many steps; null = all",
     "train.segment_steps": "checkpoint segment length in steps; null = about sqrt(time_steps)",
+    "train.recompute_macs": (
+        "memory modes: recompute a convolution on spikes with C_in*k_h*k_w up to this from its "
+        "1-bit input instead of keeping its output, e.g. 1152; 0 = none"
+    ),
     "costs.enabled": "count rates, SOPs, MACs and energy on every test pass (true/false)",
     "costs.fold_bn": "count BatchNorm as folded into the previous layer: 0 MACs (true/false)",
     "costs.energy.ac_pj": "picojoules per accumulate (SOP), e.g. 0.9",
@@ -112,6 +117,7 @@ class TrainSettings(BaseModel):
     memory: str = "full"
     tbptt: int | None = Field(None, gt=0)
     segment_steps: int | None = Field(None, gt=0)
+    recompute_macs: int = Field(1152, ge=0)
     memory_budget: str | int | None = None
 
     _ints = field_validator(

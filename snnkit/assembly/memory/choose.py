@@ -59,6 +59,7 @@ def memory_forward(
         recipe.time_steps,
         recipe.train.tbptt,
         recipe.train.segment_steps,
+        recipe.train.recompute_macs,
     )
     if plan is None:
         return None

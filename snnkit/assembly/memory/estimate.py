@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from snnkit.assembly.memory.meter import SavedTensorMeter
+from snnkit.assembly.memory.norm_neuron import RECOMPUTE_MACS
 from snnkit.assembly.memory.runner import SegmentRunner
 from snnkit.assembly.memory.segmented import default_segment
 from snnkit.components.functional import reset_net
@@ -160,6 +161,7 @@ def profile(
     segment: int | None = None,
     tbptt: int | None = None,
     full: tuple[nn.Module, Tensor] | None = None,
+    recompute_macs: int = RECOMPUTE_MACS,
 ) -> MemoryEstimate:
     """Measure ``model`` on the probe ``seq [T_p, B_p, *]`` (a graph is built; RNG, buffers and
     neuron state are left as they were) and scale to ``time_steps`` and ``batch``.
@@ -170,7 +172,7 @@ def profile(
     than the layers one by one (a per-sample prefix run once, a fused neuron on a repeated
     step) is counted as it will run; the per-layer rows stay those of the layers one by one
     (the probe's plain pass, scaled from ``T_p`` to ``time_steps``), and so does ``full``
-    without it."""
+    without it. ``recompute_macs``: ``train.recompute_macs`` of the segmented modes."""
     steps, samples = seq.shape[0], seq.shape[1]
     per = float(steps * samples)
     params = list(model.parameters())
@@ -200,7 +202,7 @@ def profile(
                 reset_net(model)
                 del out
                 full_bytes = whole.saved / (time_steps * full[1].shape[0])
-            runner = SegmentRunner(model)
+            runner = SegmentRunner(model, recompute_macs=recompute_macs)
             one, _ = _segment_peak(runner, seq[:1], params)
             peak, states = _segment_peak(runner, seq, params)
             state_bytes = {

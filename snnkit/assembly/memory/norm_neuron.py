@@ -25,8 +25,9 @@ convolution before the batch norm with fewer input than output channels whose in
 spikes (the first layer of a conv net on direct input: 3 channels in, 64 out) joins the pair:
 its input, which it keeps anyway for its weight gradient, is then all that is kept, and the
 backward recomputes the convolution too (cheap for so few input channels). A convolution whose
-input is spikes joins when recomputing it costs at most :data:`RECOMPUTE_MACS` multiply-adds per
-float32 value it saves (``C_in · k_h · k_w ≤ 1152``: 3×3 kernels on up to 128 channels); its
+input is spikes joins when recomputing it costs at most ``train.recompute_macs`` multiply-adds
+per float32 value it saves (default :data:`RECOMPUTE_MACS`, ``C_in · k_h · k_w ≤ 1152``: 3×3
+kernels on up to 128 channels); its
 input is then kept as bits (:mod:`snnkit.kernels.bitpack`), as it would be apart, and its
 float32 output is not kept at all. In a VGG-11 at width 64 these are the second and third
 convolutions: a quarter of the network's multiply-adds, recomputed once, for 57 % of the
@@ -48,19 +49,22 @@ from snnkit.components.neuron_base import BaseNeuron
 from snnkit.kernels.bitpack import pack_bits, unpack_bits
 
 #: The most multiply-adds per float32 value saved at which a convolution on spikes joins its
-#: batch norm + neuron pair (recomputed in backward from its 1-bit input): ``C_in · k_h · k_w``.
+#: batch norm + neuron pair (recomputed in backward from its 1-bit input): ``C_in · k_h · k_w``;
+#: the default of ``train.recompute_macs``.
 RECOMPUTE_MACS = 1152
 
 Pair = tuple[str, Any, Any, Any]
 """``(batch norm name, batch norm, neuron, convolution before the batch norm or None)``."""
 
 
-def norm_neuron_pairs(model: nn.Module, binary: Iterable[str] = ()) -> dict[str, Pair]:
+def norm_neuron_pairs(
+    model: nn.Module, binary: Iterable[str] = (), recompute_macs: int = RECOMPUTE_MACS
+) -> dict[str, Pair]:
     """``{neuron name: Pair}`` for each batch norm directly followed by a neuron among the
     children of an ``nn.Sequential`` ``model``, with the convolution before the batch norm when
     keeping its input costs less than keeping its output: fewer input than output channels when
-    its input is not spikes, ``C_in · k_h · k_w ≤`` :data:`RECOMPUTE_MACS` when it is (one of
-    the layers in ``binary``, whose input is then kept as bits)."""
+    its input is not spikes, ``C_in · k_h · k_w ≤ recompute_macs`` when it is (one of the layers
+    in ``binary``, whose input is then kept as bits)."""
     if not isinstance(model, nn.Sequential):
         return {}
     binary = set(binary)
@@ -77,19 +81,19 @@ def norm_neuron_pairs(model: nn.Module, binary: Iterable[str] = ()) -> dict[str,
             conv = None
             if i > 0:
                 conv_name, before = children[i - 1]
-                if _joins(before, conv_name in binary):
+                if _joins(before, conv_name in binary, recompute_macs):
                     conv = before
             pairs[name] = (bn_name, bn, neuron, conv)
     return pairs
 
 
-def _joins(conv: nn.Module, spikes_in: bool) -> bool:
+def _joins(conv: nn.Module, spikes_in: bool, recompute_macs: int) -> bool:
     """Whether ``conv`` is recomputed in its pair's backward rather than keeping its output."""
     if not isinstance(conv, (nn.Conv1d, nn.Conv2d)) or getattr(conv, "step_mode", "s") != "m":
         return False
     if not spikes_in:
         return conv.in_channels < conv.out_channels
-    return conv.in_channels * math.prod(conv.kernel_size) <= RECOMPUTE_MACS
+    return conv.in_channels * math.prod(conv.kernel_size) <= recompute_macs
 
 
 def _normalize(bn: Any, x_seq: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from snnkit.assembly.memory.norm_neuron import norm_neuron_pairs
+from snnkit.assembly.memory.norm_neuron import RECOMPUTE_MACS, norm_neuron_pairs
 from snnkit.assembly.memory.segment_kernels import (
     run_neuron,
     run_norm_neuron_pair,
@@ -165,7 +165,9 @@ class SegmentRunner:
     that ran its last segment (``cpp``: fused from the state; ``reference``: step by step).
     """
 
-    def __init__(self, model: nn.Module, *, bits: bool = True) -> None:
+    def __init__(
+        self, model: nn.Module, *, bits: bool = True, recompute_macs: int = RECOMPUTE_MACS
+    ) -> None:
         self.model = model
         self.neurons = _stateful_layers(model)
         self.kernels: dict[str, str] = {}
@@ -176,7 +178,7 @@ class SegmentRunner:
         }
         layers = dict(model.named_modules())
         self.binary = {n: layers[n] for n in binary_input_layers(model)} if bits else {}
-        self.norm_pairs = norm_neuron_pairs(model, self.binary)
+        self.norm_pairs = norm_neuron_pairs(model, self.binary, recompute_macs)
         self.draws: dict[str, tuple[Tensor, ...]] = {}
 
     def new_sequence(self) -> None:

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from snnkit.assembly.forward import EncodedForward
+from snnkit.assembly.memory.norm_neuron import RECOMPUTE_MACS
 from snnkit.assembly.memory.runner import SegmentRunner, States
 from snnkit.components.functional import reset_net
 from snnkit.kernels.bitpack import pack_bits, unpack_bits
@@ -45,10 +46,13 @@ from snnkit.kernels.bitpack import pack_bits, unpack_bits
 @dataclass(frozen=True)
 class SegmentPlan:
     """How T steps are cut: ``mode`` (checkpoint, tbptt or online), ``length`` steps per
-    segment, ``exact`` (gradients carried across segment boundaries)."""
+    segment, ``exact`` (gradients carried across segment boundaries); ``recompute_macs``: which
+    convolutions on spikes are recomputed in backward (``train.recompute_macs``,
+    :mod:`~snnkit.assembly.memory.norm_neuron`)."""
 
     mode: str
     length: int
+    recompute_macs: int = RECOMPUTE_MACS
 
     @property
     def exact(self) -> bool:
@@ -65,16 +69,20 @@ def default_segment(steps: int) -> int:
 
 
 def segment_plan(
-    memory: str, steps: int, tbptt: int | None, segment_steps: int | None
+    memory: str,
+    steps: int,
+    tbptt: int | None,
+    segment_steps: int | None,
+    recompute_macs: int = RECOMPUTE_MACS,
 ) -> SegmentPlan | None:
     """The plan for a resolved ``train.memory`` (not ``auto``) and ``train.tbptt``; None for
     ``full`` without truncation (the ordinary forward module)."""
     if memory == "online":
-        return SegmentPlan("online", 1)
+        return SegmentPlan("online", 1, recompute_macs)
     if tbptt is not None and tbptt < steps:
-        return SegmentPlan("tbptt", tbptt)
+        return SegmentPlan("tbptt", tbptt, recompute_macs)
     if memory == "checkpoint":
-        return SegmentPlan("checkpoint", segment_steps or default_segment(steps))
+        return SegmentPlan("checkpoint", segment_steps or default_segment(steps), recompute_macs)
     return None
 
 
@@ -308,7 +316,7 @@ class SegmentedForward(nn.Module):
         super().__init__()
         self.encoder, self.model, self.plan = encoder, model, plan
         self.dense = EncodedForward.dense(encoder, model)
-        self.runner = SegmentRunner(model)
+        self.runner = SegmentRunner(model, recompute_macs=plan.recompute_macs)
         self._anchor = torch.empty(0, requires_grad=True)
 
     def forward(self, x: Tensor) -> Tensor:
