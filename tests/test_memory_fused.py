@@ -257,9 +257,9 @@ def _bn_convnet() -> nn.Sequential:
 
 
 def _bn_convnet_same() -> nn.Sequential:
-    """:func:`_bn_convnet` with a reflect-padded first convolution (its pair's backward runs
-    through autograd: the direct convolution backward pads with zeros only) and a batch norm
-    without affine parameters."""
+    """:func:`_bn_convnet` with a reflect-padded first convolution (it stays apart from its
+    pair: the pair's convolution backward pads with zeros only) and a batch norm without
+    affine parameters."""
     torch.manual_seed(4)
     first = L.Conv2d(2, 6, 3, padding=1)
     first.padding_mode = "reflect"

@@ -27,9 +27,9 @@ its input, which it keeps anyway for its weight gradient, is then all that is ke
 backward recomputes the convolution too (cheap for so few input channels). A convolution whose
 input is spikes joins when recomputing it costs at most ``train.recompute_macs`` multiply-adds
 per float32 value it saves (default :data:`RECOMPUTE_MACS`, ``C_in · k_h · k_w ≤ 1152``: 3×3
-kernels on up to 128 channels); its
-input is then kept as bits (:mod:`snnkit.kernels.bitpack`), as it would be apart, and its
-float32 output is not kept at all. In a VGG-11 at width 64 these are the second and third
+kernels on up to 128 channels); its input is then kept as bits (:mod:`snnkit.kernels.bitpack`),
+as it would be apart, and its float32 output is not kept at all. Only convolutions padded with
+zeros by a number join (the backward calls the convolution operator itself). In a VGG-11 at width 64 these are the second and third
 convolutions: a quarter of the network's multiply-adds, recomputed once, for 57 % of the
 float32 values a segment step would keep.
 """
@@ -39,10 +39,9 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from snnkit.components.neuron_base import BaseNeuron
@@ -88,21 +87,13 @@ def norm_neuron_pairs(
 
 
 def _joins(conv: nn.Module, spikes_in: bool, recompute_macs: int) -> bool:
-    """Whether ``conv`` is recomputed in its pair's backward rather than keeping its output."""
-    if not isinstance(conv, (nn.Conv1d, nn.Conv2d)) or getattr(conv, "step_mode", "s") != "m":
+    """Whether ``conv`` is recomputed in its pair's backward rather than keeping its output
+    (only a convolution :func:`_conv_backward` runs: numeric padding with zeros)."""
+    if not _direct_conv(conv) or getattr(conv, "step_mode", "s") != "m":
         return False
     if not spikes_in:
         return conv.in_channels < conv.out_channels
     return conv.in_channels * math.prod(conv.kernel_size) <= recompute_macs
-
-
-def _normalize(bn: Any, x_seq: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
-    """``BN(x)`` in training mode over ``[T*B, ...]`` without touching the running statistics
-    (copies of them take the same code path as the layer's own call)."""
-    rm, rv = _statistics_copies(bn)
-    momentum = 0.0 if bn.momentum is None else bn.momentum
-    y = F.batch_norm(x_seq.flatten(0, 1), rm, rv, weight, bias, True, momentum, bn.eps)
-    return y.unflatten(0, x_seq.shape[:2])
 
 
 class _NormNeuron(torch.autograd.Function):
@@ -136,8 +127,6 @@ class _NormNeuron(torch.autograd.Function):
         need = ctx.needs_input_grad
         conv = ctx.conv
         x_seq = kept if ctx.input_form is None else unpack_bits(kept, *ctx.input_form)
-        if conv is not None and not _direct_conv(conv):
-            return _backward_autograd(ctx, x_seq, v_init, weight, bias, g_out, g_vend)
         bn = ctx.bn
         with torch.no_grad():
             z = x_seq if conv is None else type(conv).forward(conv, x_seq)
@@ -194,7 +183,7 @@ def _layout(t: Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def _direct_conv(conv: Any) -> bool:
+def _direct_conv(conv: nn.Module) -> TypeGuard[nn.Conv1d | nn.Conv2d]:
     """Whether :func:`_conv_backward` runs ``conv``'s backward (numeric padding, zeros)."""
     return (
         isinstance(conv, (nn.Conv1d, nn.Conv2d))
@@ -226,48 +215,6 @@ def _conv_backward(
         [want_x, want_w, want_b and conv.bias is not None],
     )
     return gx, gw, gb
-
-
-def _backward_autograd(
-    ctx: Any,
-    x_seq: Tensor,
-    v_init: Tensor | None,
-    weight: Tensor | None,
-    bias: Tensor | None,
-    g_out: Tensor | None,
-    g_vend: Tensor | None,
-) -> tuple[Any, ...]:
-    """The backward pass through autograd (a convolution :func:`_conv_backward` does not
-    run: string padding, another padding mode)."""
-    need = ctx.needs_input_grad
-    conv = ctx.conv
-    x = x_seq.detach().requires_grad_(need[0])
-    w = None if weight is None else weight.detach().requires_grad_(need[2])
-    b = None if bias is None else bias.detach().requires_grad_(need[3])
-    with torch.enable_grad():
-        z = type(conv).forward(conv, x)  # the layer's parameters
-        y = _normalize(ctx.bn, z, w, b)
-    gy, gv0 = ctx.segment.backward(y.detach(), v_init, g_out, g_vend)
-    conv_w = conv.weight if need[4] else None
-    conv_b = conv.bias if need[5] else None
-    wanted = [x if need[0] else None, w, b, conv_w, conv_b]
-    inputs = [t for t in wanted if t is not None and t.requires_grad]
-    grads = torch.autograd.grad(y, inputs, gy, allow_unused=True) if inputs else ()
-    found = dict(zip(map(id, inputs), grads, strict=True))
-
-    def grad_of(t: Tensor | None) -> Tensor | None:
-        return None if t is None else found.get(id(t))
-
-    gv0 = gv0 if need[1] and v_init is not None else None
-    return (
-        grad_of(wanted[0]),
-        gv0,
-        grad_of(w),
-        grad_of(b),
-        grad_of(conv_w),
-        grad_of(conv_b),
-        *(None,) * 4,
-    )
 
 
 def run_norm_neuron(
