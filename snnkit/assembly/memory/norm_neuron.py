@@ -29,9 +29,9 @@ input is spikes joins when recomputing it costs at most ``train.recompute_macs``
 per float32 value it saves (default :data:`RECOMPUTE_MACS`, ``C_in · k_h · k_w ≤ 1152``: 3×3
 kernels on up to 128 channels); its input is then kept as bits (:mod:`snnkit.kernels.bitpack`),
 as it would be apart, and its float32 output is not kept at all. Only convolutions padded with
-zeros by a number join (the backward calls the convolution operator itself). In a VGG-11 at width 64 these are the second and third
-convolutions: a quarter of the network's multiply-adds, recomputed once, for 57 % of the
-float32 values a segment step would keep.
+zeros by a number join (the backward calls the convolution operator itself). In a VGG-11 at
+width 64 these are the second and third convolutions: a quarter of the network's
+multiply-adds, recomputed once, for 57 % of the float32 values a segment step would keep.
 """
 
 from __future__ import annotations
